@@ -1,0 +1,50 @@
+"""Activities that record bursts in Postgres."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio import activity
+
+from activities.errors import missing
+from db import queries
+from workflows.payloads import MarkBurstFailedInput, PersistBurstInput, PersistBurstResult
+
+
+class BurstActivities:
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self._sessionmaker = sessionmaker
+
+    @activity.defn(name="persist_burst")
+    async def persist_burst(self, input: PersistBurstInput) -> PersistBurstResult:
+        """Store the burst under its key and point its messages at it; safe to repeat."""
+        async with self._sessionmaker() as session, session.begin():
+            epoch = await queries.context_epoch(session, input.conversation_id)
+            burst_id = await queries.insert_burst(
+                session,
+                burst_key=input.burst_key,
+                conversation_id=input.conversation_id,
+                message_ids=input.message_ids,
+                reason=input.reason,
+                context_epoch=epoch,
+                first_message_at=input.first_message_at,
+                last_message_at=input.last_message_at,
+                flushed_at=input.flushed_at,
+            )
+            count = await queries.assign_messages(
+                session,
+                burst_id=burst_id,
+                conversation_id=input.conversation_id,
+                message_ids=input.message_ids,
+            )
+        return PersistBurstResult(burst_id=burst_id, message_count=count)
+
+    @activity.defn(name="mark_burst_failed")
+    async def mark_burst_failed(self, input: MarkBurstFailedInput) -> None:
+        async with self._sessionmaker() as session, session.begin():
+            row = await queries.load_burst(session, input.burst_key)
+            if row is None:
+                raise missing(f"burst {input.burst_key}")
+            await queries.set_burst_status(
+                session, row.id, "failed", only_from=("persisted", "replied"),
+                error_type=input.error_type, error=input.error[:2000],
+            )

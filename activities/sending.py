@@ -1,0 +1,55 @@
+"""The send activity, hosted by the process that owns the account's channel connection."""
+
+from __future__ import annotations
+
+from sqlalchemy import func
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio import activity
+
+from activities.errors import missing
+from channels.base import ChannelSender, SendTarget
+from channels.chunking import split_message
+from db import queries
+from workflows.ids import delivery_random_id
+from workflows.payloads import SendReplyInput, SendReplyResult
+
+
+class SendActivities:
+    def __init__(
+        self, sessionmaker: async_sessionmaker[AsyncSession], sender: ChannelSender
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._sender = sender
+
+    @activity.defn(name="send_reply")
+    async def send_reply(self, input: SendReplyInput) -> SendReplyResult:
+        """Send each chunk not yet delivered. Each chunk's ``random_id`` is fixed by the burst
+        key, so a send that reached the channel before a crash is de-duplicated there."""
+        async with self._sessionmaker() as session:
+            burst = await queries.load_burst(session, input.burst_key)
+            if burst is None:
+                raise missing(f"burst {input.burst_key}")
+            reply = await queries.load_reply(session, burst.id)
+            if reply is None:
+                raise missing(f"reply of burst {input.burst_key}")
+            done = await queries.delivered_chunks(session, reply.id)
+        chunks = split_message(reply.text, self._sender.max_chars)
+        newly_sent = 0
+        for index, chunk in enumerate(chunks):
+            if index in done:
+                continue
+            random_id = delivery_random_id(input.burst_key, index)
+            reply_to = max(burst.message_ids) if index == 0 else None
+            target = SendTarget(burst.chat_id, burst.topic_id, reply_to)
+            channel_id = await self._sender.send(target, chunk, random_id=random_id)
+            async with self._sessionmaker() as session, session.begin():
+                await queries.insert_delivery(
+                    session, reply_id=reply.id, chunk_index=index, random_id=random_id,
+                    channel_message_id=channel_id,
+                )
+            newly_sent += 1
+        async with self._sessionmaker() as session, session.begin():
+            await queries.set_burst_status(
+                session, burst.id, "sent", only_from=("persisted", "replied"), sent_at=func.now()
+            )
+        return SendReplyResult(chunks=len(chunks), newly_sent=newly_sent)

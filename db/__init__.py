@@ -1,0 +1,1 @@
+"""Postgres access: tables, engine, query functions and migrations. Queries never commit."""

@@ -1,0 +1,241 @@
+"""Query functions. Each takes a session and never commits: the caller owns the transaction.
+
+Upserts and existence checks are pushed into SQL so that every write is idempotent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.tables import account, burst, conversation, delivery, message, reply
+
+
+@dataclass(frozen=True)
+class RecordedMessage:
+    id: int
+    created: bool
+    burst_id: int | None
+
+
+async def upsert_account(session: AsyncSession, *, key: str, kind: str, display_name: str) -> int:
+    stmt = (
+        insert(account)
+        .values(key=key, kind=kind, display_name=display_name)
+        .on_conflict_do_update(index_elements=[account.c.key], set_={"display_name": display_name})
+        .returning(account.c.id)
+    )
+    return (await session.execute(stmt)).scalar_one()
+
+
+async def load_account(session: AsyncSession, account_id: int) -> Any:
+    return (await session.execute(select(account).where(account.c.id == account_id))).one()
+
+
+async def ensure_conversation(
+    session: AsyncSession, *, account_id: int, chat_id: int, topic_id: int | None,
+    owner_user_id: int | None,
+) -> int:
+    stmt = (
+        insert(conversation)
+        .values(
+            account_id=account_id, chat_id=chat_id, topic_id=topic_id, owner_user_id=owner_user_id
+        )
+        .on_conflict_do_update(
+            constraint="uq_conversation_chat", set_={"updated_at": func.now()}
+        )
+        .returning(conversation.c.id)
+    )
+    return (await session.execute(stmt)).scalar_one()
+
+
+async def record_message(
+    session: AsyncSession, *, account_id: int, conversation_id: int, chat_id: int,
+    message_id: int, sender_id: int, text: str, kind: str, sent_at: datetime,
+) -> RecordedMessage:
+    """Insert a message once; a repeat returns the stored row and whether it was answered."""
+    stmt = (
+        insert(message)
+        .values(
+            account_id=account_id, conversation_id=conversation_id, chat_id=chat_id,
+            message_id=message_id, sender_id=sender_id, text=text, kind=kind, sent_at=sent_at,
+        )
+        .on_conflict_do_nothing(constraint="uq_message_channel_id")
+        .returning(message.c.id)
+    )
+    new_id = (await session.execute(stmt)).scalar_one_or_none()
+    if new_id is not None:
+        await session.execute(
+            update(conversation)
+            .where(conversation.c.id == conversation_id)
+            .values(last_message_at=sent_at, updated_at=func.now())
+        )
+        return RecordedMessage(new_id, created=True, burst_id=None)
+    row = (
+        await session.execute(
+            select(message.c.id, message.c.burst_id).where(
+                message.c.account_id == account_id,
+                message.c.chat_id == chat_id,
+                message.c.message_id == message_id,
+            )
+        )
+    ).one()
+    return RecordedMessage(row.id, created=False, burst_id=row.burst_id)
+
+
+async def next_message_id(session: AsyncSession, *, account_id: int, chat_id: int) -> int:
+    stmt = select(func.coalesce(func.max(message.c.message_id), 0) + 1).where(
+        message.c.account_id == account_id, message.c.chat_id == chat_id
+    )
+    return int((await session.execute(stmt)).scalar_one())
+
+
+async def insert_burst(
+    session: AsyncSession, *, burst_key: str, conversation_id: int, message_ids: Sequence[int],
+    reason: str, context_epoch: int, first_message_at: datetime, last_message_at: datetime,
+    flushed_at: datetime,
+) -> int:
+    stmt = (
+        insert(burst)
+        .values(
+            burst_key=burst_key, conversation_id=conversation_id, message_ids=list(message_ids),
+            reason=reason, context_epoch=context_epoch, first_message_at=first_message_at,
+            last_message_at=last_message_at, flushed_at=flushed_at,
+        )
+        .on_conflict_do_nothing(index_elements=[burst.c.burst_key])
+        .returning(burst.c.id)
+    )
+    new_id = (await session.execute(stmt)).scalar_one_or_none()
+    if new_id is not None:
+        return new_id
+    return (
+        await session.execute(select(burst.c.id).where(burst.c.burst_key == burst_key))
+    ).scalar_one()
+
+
+async def assign_messages(
+    session: AsyncSession, *, burst_id: int, conversation_id: int, message_ids: Sequence[int]
+) -> int:
+    """Point the burst's messages at it; returns how many live messages it holds."""
+    await session.execute(
+        update(message)
+        .where(
+            message.c.conversation_id == conversation_id,
+            message.c.message_id.in_(list(message_ids)),
+            message.c.burst_id.is_(None),
+        )
+        .values(burst_id=burst_id)
+    )
+    stmt = select(func.count()).where(message.c.burst_id == burst_id, message.c.deleted_at.is_(None))
+    return int((await session.execute(stmt)).scalar_one())
+
+
+async def context_epoch(session: AsyncSession, conversation_id: int) -> int:
+    stmt = select(conversation.c.context_epoch).where(conversation.c.id == conversation_id)
+    return int((await session.execute(stmt)).scalar_one())
+
+
+async def load_burst(session: AsyncSession, burst_key: str) -> Any:
+    """The burst joined with its conversation, or ``None``."""
+    stmt = (
+        select(
+            burst,
+            conversation.c.account_id,
+            conversation.c.chat_id,
+            conversation.c.topic_id,
+        )
+        .join(conversation, conversation.c.id == burst.c.conversation_id)
+        .where(burst.c.burst_key == burst_key)
+    )
+    return (await session.execute(stmt)).one_or_none()
+
+
+async def burst_texts(session: AsyncSession, burst_id: int) -> list[str]:
+    stmt = (
+        select(message.c.text)
+        .where(message.c.burst_id == burst_id, message.c.deleted_at.is_(None))
+        .order_by(message.c.message_id)
+    )
+    return list((await session.execute(stmt)).scalars())
+
+
+async def recent_turns(
+    session: AsyncSession, *, conversation_id: int, epoch: int, before_burst_id: int, limit: int
+) -> list[tuple[str, str]]:
+    """The last ``limit`` answered bursts of this context as (user text, reply text) pairs."""
+    if limit == 0:
+        return []
+    earlier = (
+        select(burst.c.id, reply.c.text.label("reply_text"))
+        .join(reply, reply.c.burst_id == burst.c.id)
+        .where(
+            burst.c.conversation_id == conversation_id,
+            burst.c.context_epoch == epoch,
+            burst.c.id < before_burst_id,
+        )
+        .order_by(burst.c.id.desc())
+        .limit(limit)
+        .subquery()
+    )
+    user_text = func.string_agg(message.c.text, "\n").within_group(message.c.message_id)
+    stmt = (
+        select(earlier.c.id, user_text, earlier.c.reply_text)
+        .join(message, and_(message.c.burst_id == earlier.c.id, message.c.deleted_at.is_(None)))
+        .group_by(earlier.c.id, earlier.c.reply_text)
+        .order_by(earlier.c.id)
+    )
+    return [(row[1], row[2]) for row in await session.execute(stmt)]
+
+
+async def load_reply(session: AsyncSession, burst_id: int) -> Any:
+    return (
+        await session.execute(select(reply).where(reply.c.burst_id == burst_id))
+    ).one_or_none()
+
+
+async def insert_reply(session: AsyncSession, **values: Any) -> int | None:
+    """Store the reply; ``None`` when a reply for this burst was stored first by another attempt."""
+    stmt = (
+        insert(reply)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=[reply.c.burst_id])
+        .returning(reply.c.id)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def delivered_chunks(session: AsyncSession, reply_id: int) -> set[int]:
+    stmt = select(delivery.c.chunk_index).where(delivery.c.reply_id == reply_id)
+    return set((await session.execute(stmt)).scalars())
+
+
+async def insert_delivery(
+    session: AsyncSession, *, reply_id: int, chunk_index: int, random_id: int,
+    channel_message_id: int | None,
+) -> None:
+    stmt = (
+        insert(delivery)
+        .values(
+            reply_id=reply_id, chunk_index=chunk_index, random_id=random_id,
+            channel_message_id=channel_message_id,
+        )
+        .on_conflict_do_nothing()
+    )
+    await session.execute(stmt)
+
+
+async def set_burst_status(
+    session: AsyncSession, burst_id: int, status: str, *, only_from: Sequence[str], **values: Any
+) -> None:
+    """Move a burst forward; a retried step never moves it back (e.g. from sent to replied)."""
+    await session.execute(
+        update(burst)
+        .where(burst.c.id == burst_id, burst.c.status.in_(list(only_from)))
+        .values(status=status, **values)
+    )

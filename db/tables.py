@@ -1,0 +1,150 @@
+"""Lull's tables. Tables only: no methods, no queries (those live in ``db/queries.py``)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+
+# Stable constraint names, so migrations can refer to them.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+ACCOUNT_KINDS = ("telegram_bot", "telegram_user", "console", "replay")
+BURST_STATUSES = ("persisted", "replied", "sent", "failed")
+
+
+def _created_at() -> Column:
+    return Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+account = Table(
+    "account",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("key", Text, nullable=False, unique=True),
+    Column("kind", Text, nullable=False),
+    Column("display_name", Text, nullable=False),
+    Column("start_text", Text, nullable=False, server_default="Hi! Write to me any time."),
+    Column("help_text", Text, nullable=False, server_default="Just write; I answer when you pause."),
+    Column("error_text", Text, nullable=False, server_default="Sorry, something went wrong."),
+    Column("system_prompt", Text),
+    Column("model", Text),
+    Column("active", Boolean, nullable=False, server_default="true"),
+    _created_at(),
+    CheckConstraint(f"kind in {ACCOUNT_KINDS}", name="kind"),
+)
+
+conversation = Table(
+    "conversation",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("account_id", BigInteger, ForeignKey("account.id"), nullable=False),
+    Column("chat_id", BigInteger, nullable=False),
+    Column("topic_id", BigInteger),
+    Column("owner_user_id", BigInteger),
+    # Bumped by /refresh: prompts only use history from the current epoch.
+    Column("context_epoch", Integer, nullable=False, server_default="0"),
+    Column("last_message_at", DateTime(timezone=True)),
+    _created_at(),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # A missing topic is a topic too: NULLS NOT DISTINCT keeps one row per (account, chat).
+    UniqueConstraint(
+        "account_id", "chat_id", "topic_id", name="uq_conversation_chat",
+        postgresql_nulls_not_distinct=True,
+    ),
+)
+
+burst = Table(
+    "burst",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("burst_key", Text, nullable=False, unique=True),
+    Column("conversation_id", BigInteger, ForeignKey("conversation.id"), nullable=False),
+    Column("message_ids", ARRAY(BigInteger), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("status", Text, nullable=False, server_default="persisted"),
+    Column("error_type", Text),
+    Column("error", Text),
+    Column("context_epoch", Integer, nullable=False, server_default="0"),
+    Column("first_message_at", DateTime(timezone=True), nullable=False),
+    Column("last_message_at", DateTime(timezone=True), nullable=False),
+    Column("flushed_at", DateTime(timezone=True), nullable=False),
+    Column("replied_at", DateTime(timezone=True)),
+    Column("sent_at", DateTime(timezone=True)),
+    _created_at(),
+    CheckConstraint(f"status in {BURST_STATUSES}", name="status"),
+)
+
+message = Table(
+    "message",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("account_id", BigInteger, ForeignKey("account.id"), nullable=False),
+    Column("chat_id", BigInteger, nullable=False),
+    # The channel's own id: Telegram orders a chat's messages by it.
+    Column("message_id", BigInteger, nullable=False),
+    Column("conversation_id", BigInteger, ForeignKey("conversation.id"), nullable=False),
+    Column("sender_id", BigInteger, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("kind", Text, nullable=False, server_default="text"),
+    Column("sent_at", DateTime(timezone=True), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("edited_at", DateTime(timezone=True)),
+    Column("deleted_at", DateTime(timezone=True)),
+    Column("burst_id", BigInteger, ForeignKey("burst.id")),
+    UniqueConstraint("account_id", "chat_id", "message_id", name="uq_message_channel_id"),
+)
+
+reply = Table(
+    "reply",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("burst_id", BigInteger, ForeignKey("burst.id"), nullable=False, unique=True),
+    Column("text", Text, nullable=False),
+    Column("model", Text, nullable=False),
+    Column("prompt_tokens", Integer, nullable=False, server_default="0"),
+    Column("completion_tokens", Integer, nullable=False, server_default="0"),
+    Column("cost", Numeric(14, 8), nullable=False, server_default="0"),
+    _created_at(),
+)
+
+delivery = Table(
+    "delivery",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("reply_id", BigInteger, ForeignKey("reply.id"), nullable=False),
+    Column("chunk_index", Integer, nullable=False),
+    # Derived from the burst key and chunk index; Telegram de-duplicates sends by it.
+    Column("random_id", BigInteger, nullable=False, unique=True),
+    Column("channel_message_id", BigInteger),
+    Column("sent_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    UniqueConstraint("reply_id", "chunk_index", name="uq_delivery_chunk"),
+)
+
+# Prompt history walks a conversation's bursts newest first; a burst finds its messages.
+Index("ix_burst_conversation", burst.c.conversation_id, burst.c.id)
+Index("ix_message_burst", message.c.burst_id)
+Index("ix_message_conversation", message.c.conversation_id, message.c.message_id)

@@ -1,0 +1,1 @@
+"""Alembic migrations. Shipped as a package so an installed `lull migrate` finds them."""

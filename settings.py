@@ -1,0 +1,98 @@
+"""Lull's settings: one pydantic-settings model, every variable prefixed ``LULL_``.
+
+Settings are read once, in entrypoints (``cli.py``), and handed to whatever needs them.
+Workflows never read them: the values they need travel in the workflow input.
+Operators and scripts depend on these names; rename nothing without a deprecation path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "LULL_"
+
+
+class SettingsError(Exception):
+    """A setting has a bad value; the message names the variable and the problem."""
+
+
+class Settings(BaseSettings):
+    """Every knob of Lull. ``None`` for a server address means "start the embedded one"."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+
+    # Servers. Unset means the embedded defaults of `make run`.
+    database_url: str | None = None
+    temporal_address: str | None = None
+    temporal_namespace: str = "default"
+    task_queue: str = Field(default="lull", min_length=1)
+    data_dir: Path = Path(".lull")
+    temporal_port: int = Field(default=7233, ge=1, le=65535)
+    temporal_ui_port: int = Field(default=8233, ge=1, le=65535)
+
+    # Debounce. Passed to each conversation workflow in its input.
+    debounce_seconds: float = Field(default=5.0, gt=0, le=3600)
+    max_burst_messages: int = Field(default=10, ge=1, le=1000)
+    idle_close_seconds: float = Field(default=900.0, gt=0)
+
+    # LLM. The provider defaults to `echo` unless an endpoint or key is configured.
+    llm_provider: Literal["echo", "openai"] | None = None
+    llm_base_url: str | None = None
+    llm_api_key: SecretStr | None = None
+    llm_model: str = "gpt-4o-mini"
+    llm_system_prompt: str = (
+        "You are a helpful assistant chatting on Telegram. The user may split one thought "
+        "over several short messages; answer them together, briefly."
+    )
+    llm_timeout_seconds: float = Field(default=60.0, gt=0)
+    llm_history_messages: int = Field(default=20, ge=0, le=500)
+    llm_price_prompt_per_1k: float = Field(default=0.0, ge=0)
+    llm_price_completion_per_1k: float = Field(default=0.0, ge=0)
+
+    # Telegram, used by the listener (`lull ingest`).
+    tg_api_id: int | None = None
+    tg_api_hash: SecretStr | None = None
+    tg_bot_token: SecretStr | None = None
+
+    # Keys the chat-id hash shown in the Temporal UI, so small ids cannot be brute-forced back.
+    chat_hash_key: SecretStr = SecretStr("lull-default-chat-hash-key")
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @model_validator(mode="after")
+    def _pick_llm_provider(self) -> Settings:
+        if self.llm_provider is None:
+            configured = self.llm_base_url is not None or self.llm_api_key is not None
+            self.llm_provider = "openai" if configured else "echo"
+        if self.llm_provider == "openai" and self.llm_base_url is None and self.llm_api_key is None:
+            raise ValueError("LULL_LLM_PROVIDER=openai needs LULL_LLM_BASE_URL or LULL_LLM_API_KEY")
+        return self
+
+    @property
+    def llm_label(self) -> str:
+        """What the banner says about the active provider; never includes the key."""
+        if self.llm_provider == "echo":
+            return "echo (offline; set LULL_LLM_BASE_URL / LULL_LLM_API_KEY for a real model)"
+        return f"openai-compatible {self.llm_model} at {self.llm_base_url or 'api.openai.com'}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment, turning a validation error into one clear line."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for err in exc.errors():
+        field = ".".join(str(part) for part in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        name = f"{ENV_PREFIX}{field.upper()}" if field else "settings"
+        problems.append(f"{name}: {msg}" if field else msg)
+    return "bad setting: " + "; ".join(problems)

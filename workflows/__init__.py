@@ -1,0 +1,1 @@
+"""Deterministic workflow code: no IO, no clocks, no settings. Only stdlib and temporalio."""

@@ -1,0 +1,229 @@
+"""ConversationWorkflow: one per (account, chat, topic). Buffers messages, waits for the
+lull, then persists the burst, asks the LLM once and sends the reply, in that order.
+
+The debounce loop follows the "updatable timer" sample, with one twist: the armed timer is
+only replaced when the deadline moves *earlier*. A message that pushes the deadline later
+lets the old timer fire and the loop re-arms for the remainder, which keeps a message's
+cost to the signal and one workflow task instead of a cancelled and a new timer as well.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.bursts import BurstActivities
+    from activities.replies import ReplyActivities
+    from activities.sending import SendActivities
+    from workflows.ids import burst_key
+    from workflows.payloads import (
+        BufferedMessage,
+        CarriedState,
+        ConversationInput,
+        ConversationState,
+        GenerateReplyInput,
+        MarkBurstFailedInput,
+        MessageReceived,
+        PersistBurstInput,
+        SendReplyInput,
+    )
+    from workflows.policy import decide_flush, take_burst
+
+# Message ids remembered for de-duplication (listener retries, catch-up replays).
+SEEN_IDS_KEPT = 1000
+
+DB_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+)
+# LLM and channel outages are waited out; permanent errors are raised as non-retryable.
+OUTSIDE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=60),
+)
+
+
+@workflow.defn
+class ConversationWorkflow:
+    @workflow.init
+    def __init__(self, input: ConversationInput) -> None:
+        # Initialised here, not in run(): the signal of signal-with-start runs before run().
+        carried = input.carried or CarriedState()
+        self._conv = input.conversation
+        self._config = input.config
+        self._send_task_queue = input.send_task_queue
+        self._buffer: list[BufferedMessage] = list(carried.buffer)
+        self._seen: dict[int, None] = dict.fromkeys(carried.seen_ids)
+        self._bursts_flushed = carried.bursts_flushed
+        self._last_burst_key = carried.last_burst_key
+        self._phase = "collecting" if self._buffer else "idle"
+
+    @workflow.signal
+    def message_received(self, msg: MessageReceived) -> None:
+        if msg.message_id in self._seen:
+            return
+        if msg.chars <= 0:
+            # The ingest seam rejects empty messages; this guards against other senders.
+            workflow.logger.warning("ignored empty message %s", msg.message_id)
+            return
+        self._remember(msg.message_id)
+        self._buffer.append(
+            BufferedMessage(msg.message_id, msg.sender_id, msg.chars, workflow.now())
+        )
+
+    @workflow.query
+    def state(self) -> ConversationState:
+        decision = decide_flush(self._config, self._buffer)
+        return ConversationState(
+            phase=self._phase,
+            buffered=len(self._buffer),
+            first_message_at=self._buffer[0].received_at if self._buffer else None,
+            last_message_at=self._buffer[-1].received_at if self._buffer else None,
+            deadline=decision.due_at if decision else None,
+            deadline_rule=decision.rule if decision else None,
+            bursts_flushed=self._bursts_flushed,
+            last_burst_key=self._last_burst_key,
+        )
+
+    @workflow.run
+    async def run(self, input: ConversationInput) -> None:
+        while True:
+            decision = decide_flush(self._config, self._buffer)
+            if decision is None:
+                if workflow.info().is_continue_as_new_suggested():
+                    await self._continue_as_new(input)
+                self._phase = "idle"
+                if not await self._wait_for_message():
+                    # Completing is safe against a racing signal: the server rejects the
+                    # completion if a signal landed meanwhile, and we run again with it.
+                    await workflow.wait_condition(workflow.all_handlers_finished)
+                    return
+                continue
+            now = workflow.now()
+            if decision.due_at > now:
+                self._phase = "collecting"
+                self._show_details(decision.due_at, decision.rule)
+                await self._sleep_until(decision.due_at, decision.rule)
+                continue
+            await self._flush(decision.reason)
+
+    async def _wait_for_message(self) -> bool:
+        try:
+            await workflow.wait_condition(
+                lambda: bool(self._buffer),
+                timeout=timedelta(seconds=self._config.idle_close_seconds),
+                timeout_summary="idle close",
+            )
+        except asyncio.TimeoutError:
+            return bool(self._buffer)
+        return True
+
+    async def _sleep_until(self, due_at: datetime, rule: str) -> None:
+        def moved_earlier() -> bool:
+            current = decide_flush(self._config, self._buffer)
+            return current is not None and current.due_at < due_at
+
+        try:
+            await workflow.wait_condition(
+                moved_earlier, timeout=due_at - workflow.now(), timeout_summary=rule
+            )
+        except asyncio.TimeoutError:
+            pass
+
+    async def _flush(self, reason: str) -> None:
+        batch = take_burst(self._config, self._buffer)
+        # Later arrivals stay buffered and become the next burst.
+        self._buffer = self._buffer[len(batch) :]
+        message_ids = sorted(m.message_id for m in batch)
+        key = burst_key(workflow.info().workflow_id, message_ids)
+        self._last_burst_key = key
+        self._bursts_flushed += 1
+        try:
+            await self._answer(key, batch, message_ids, reason)
+        except ActivityError as err:
+            workflow.logger.error("burst %s failed: %s", key, err.cause or err)
+            await self._mark_failed(key, err)
+
+    async def _answer(
+        self, key: str, batch: list[BufferedMessage], message_ids: list[int], reason: str
+    ) -> None:
+        self._set_phase("persisting", f"persisting burst of {len(batch)} messages")
+        persisted = await workflow.execute_activity_method(
+            BurstActivities.persist_burst,
+            PersistBurstInput(
+                conversation_id=self._conv.conversation_id,
+                burst_key=key,
+                message_ids=message_ids,
+                reason=reason,
+                first_message_at=min(m.received_at for m in batch),
+                last_message_at=max(m.received_at for m in batch),
+                flushed_at=workflow.now(),
+            ),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=DB_RETRY,
+            summary=f"persist {len(batch)} messages",
+        )
+        if persisted.message_count == 0:
+            return
+        self._set_phase("generating", "generating reply")
+        generated = await workflow.execute_activity_method(
+            ReplyActivities.generate_reply,
+            GenerateReplyInput(burst_key=key),
+            start_to_close_timeout=timedelta(minutes=3),
+            retry_policy=OUTSIDE_RETRY,
+            summary="generate reply",
+        )
+        self._set_phase("sending", f"sending reply ({generated.chars} chars)")
+        await workflow.execute_activity_method(
+            SendActivities.send_reply,
+            SendReplyInput(burst_key=key),
+            task_queue=self._send_task_queue,
+            start_to_close_timeout=timedelta(seconds=60),
+            retry_policy=OUTSIDE_RETRY,
+            summary="send reply",
+        )
+
+    async def _mark_failed(self, key: str, err: ActivityError) -> None:
+        cause = err.cause
+        error_type = getattr(cause, "type", None) or type(cause or err).__name__
+        await workflow.execute_activity_method(
+            BurstActivities.mark_burst_failed,
+            MarkBurstFailedInput(burst_key=key, error_type=error_type, error=str(cause or err)),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=DB_RETRY,
+            summary="mark burst failed",
+        )
+
+    async def _continue_as_new(self, input: ConversationInput) -> None:
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        carried = CarriedState(
+            buffer=self._buffer,
+            seen_ids=list(self._seen),
+            bursts_flushed=self._bursts_flushed,
+            last_burst_key=self._last_burst_key,
+        )
+        workflow.continue_as_new(
+            ConversationInput(input.conversation, input.config, input.send_task_queue, carried)
+        )
+
+    def _remember(self, message_id: int) -> None:
+        self._seen[message_id] = None
+        while len(self._seen) > SEEN_IDS_KEPT:
+            del self._seen[next(iter(self._seen))]
+
+    def _set_phase(self, phase: str, details: str) -> None:
+        self._phase = phase
+        workflow.set_current_details(details)
+
+    def _show_details(self, due_at: datetime, rule: str) -> None:
+        when = due_at.strftime("%H:%M:%S")
+        workflow.set_current_details(
+            f"collecting {len(self._buffer)} messages, flush at {when} UTC ({rule})"
+        )

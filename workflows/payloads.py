@@ -1,0 +1,128 @@
+"""Everything that crosses Temporal: ids and small fields, never transcripts or secrets.
+
+Message text stays in Postgres; signals carry the message id and its length only, so
+histories (which ops read in the UI) hold no user content.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class ConversationRef:
+    """Which conversation a workflow serves. ``chat_ref`` is a keyed hash, safe to show."""
+
+    account_key: str
+    account_id: int
+    chat_id: int
+    topic_id: int | None
+    conversation_id: int
+    chat_ref: str
+
+
+@dataclass(frozen=True)
+class DebounceConfig:
+    """The settings a conversation workflow needs, fixed for the life of a run."""
+
+    debounce_seconds: float
+    max_burst_messages: int
+    idle_close_seconds: float
+
+
+@dataclass(frozen=True)
+class BufferedMessage:
+    message_id: int
+    sender_id: int
+    chars: int
+    received_at: datetime
+
+
+@dataclass
+class CarriedState:
+    """What survives continue-as-new: the open buffer and recently seen message ids."""
+
+    buffer: list[BufferedMessage] = field(default_factory=list)
+    seen_ids: list[int] = field(default_factory=list)
+    bursts_flushed: int = 0
+    last_burst_key: str | None = None
+
+
+@dataclass(frozen=True)
+class ConversationInput:
+    conversation: ConversationRef
+    config: DebounceConfig
+    # The task queue of the process that owns this account's channel; `send_reply` runs there.
+    send_task_queue: str
+    carried: CarriedState | None = None
+
+
+@dataclass(frozen=True)
+class MessageReceived:
+    message_id: int
+    sender_id: int
+    chars: int
+
+
+@dataclass(frozen=True)
+class ConversationState:
+    """Answer of the ``state`` query."""
+
+    phase: str
+    buffered: int
+    first_message_at: datetime | None
+    last_message_at: datetime | None
+    deadline: datetime | None
+    deadline_rule: str | None
+    bursts_flushed: int
+    last_burst_key: str | None
+
+
+@dataclass(frozen=True)
+class PersistBurstInput:
+    conversation_id: int
+    burst_key: str
+    message_ids: list[int]
+    reason: str
+    first_message_at: datetime
+    last_message_at: datetime
+    flushed_at: datetime
+
+
+@dataclass(frozen=True)
+class PersistBurstResult:
+    burst_id: int
+    # How many of the burst's messages are still present (not deleted) in Postgres.
+    message_count: int
+
+
+@dataclass(frozen=True)
+class GenerateReplyInput:
+    burst_key: str
+
+
+@dataclass(frozen=True)
+class GenerateReplyResult:
+    reply_id: int
+    chars: int
+    # True when a stored reply was returned without calling the LLM.
+    reused: bool
+
+
+@dataclass(frozen=True)
+class SendReplyInput:
+    burst_key: str
+
+
+@dataclass(frozen=True)
+class SendReplyResult:
+    chunks: int
+    newly_sent: int
+
+
+@dataclass(frozen=True)
+class MarkBurstFailedInput:
+    burst_key: str
+    error_type: str
+    error: str
