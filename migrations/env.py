@@ -22,7 +22,9 @@ def _url() -> str:
 
     configured = load_settings().database_url
     if not configured:
-        raise SystemExit("LULL_DATABASE_URL is not set; use `lull migrate` for the embedded database")
+        raise SystemExit(
+            "LULL_DATABASE_URL is not set; use `lull migrate` for the embedded database"
+        )
     return configured
 
 

@@ -1,0 +1,36 @@
+# The two commands of the README. Each creates .venv and installs what it needs.
+PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3.13 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test lint install install-dev bench clean
+
+run: $(VENV)/.stamp-run
+	$(BIN)/lull run
+
+test: $(VENV)/.stamp-dev
+	$(BIN)/pytest
+
+lint: $(VENV)/.stamp-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+
+install: $(VENV)/.stamp-run
+install-dev: $(VENV)/.stamp-dev
+
+$(VENV)/bin/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Lull needs Python 3.11 or newer; set PYTHON=...")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.stamp-run: pyproject.toml | $(VENV)/bin/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.stamp-dev: pyproject.toml | $(VENV)/bin/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@ $(VENV)/.stamp-run
+
+clean:
+	rm -rf $(VENV) .lull build *.egg-info

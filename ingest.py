@@ -1,0 +1,158 @@
+"""The ingest seam: every channel's incoming events become workflow signals here, and the
+process that owns a channel hosts that account's `send_reply` activity.
+
+Order per message: record it in Postgres (the durable "accepted" point), then
+signal-with-start its conversation. A message already answered is not signalled again,
+so channel retries and catch-up replays cannot produce a second reply.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.sending import SendActivities
+from channels.base import ChannelSender
+from db import queries
+from workflows.conversation import ConversationWorkflow
+from workflows.ids import conversation_workflow_id
+from workflows.payloads import ConversationInput, ConversationRef, DebounceConfig, MessageReceived
+
+log = logging.getLogger("lull.ingest")
+
+
+class RejectedMessageError(ValueError):
+    """An incoming message that cannot be buffered (e.g. empty); the text says why."""
+
+
+@dataclass(frozen=True)
+class Account:
+    id: int
+    key: str
+
+
+@dataclass(frozen=True)
+class IncomingMessage:
+    chat_id: int
+    sender_id: int
+    message_id: int
+    text: str
+    sent_at: datetime
+    topic_id: int | None = None
+    kind: str = "text"
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    workflow_id: str
+    # False when the message was already answered (a re-delivery) and so not signalled.
+    signalled: bool
+
+
+def send_task_queue(task_queue: str, account_key: str) -> str:
+    """Each account's sends run on its own queue, polled only by the process owning it."""
+    return f"{task_queue}/send/{account_key}"
+
+
+def chat_ref(key: bytes, account_key: str, chat_id: int, topic_id: int | None) -> str:
+    """A keyed hash of the chat, shown in the UI instead of the chat id."""
+    material = f"{account_key}\x00{chat_id}\x00{topic_id}".encode()
+    return hmac.new(key, material, hashlib.sha256).hexdigest()[:16]
+
+
+async def register_account(
+    sessionmaker: async_sessionmaker[AsyncSession], *, key: str, kind: str, display_name: str
+) -> Account:
+    async with sessionmaker() as session, session.begin():
+        account_id = await queries.upsert_account(
+            session, key=key, kind=kind, display_name=display_name
+        )
+    return Account(account_id, key)
+
+
+class Ingestor:
+    """Turns one account's incoming events into conversation signals."""
+
+    def __init__(
+        self,
+        client: Client,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        account: Account,
+        *,
+        config: DebounceConfig,
+        task_queue: str,
+        chat_hash_key: bytes,
+    ) -> None:
+        self._client = client
+        self._sessionmaker = sessionmaker
+        self._account = account
+        self._config = config
+        self._task_queue = task_queue
+        self._hash_key = chat_hash_key
+
+    @property
+    def account(self) -> Account:
+        return self._account
+
+    async def message(self, msg: IncomingMessage) -> IngestResult:
+        text = msg.text.strip()
+        if not text:
+            raise RejectedMessageError(
+                f"message {msg.message_id} in chat {msg.chat_id} is empty; not buffered"
+            )
+        async with self._sessionmaker() as session, session.begin():
+            conversation_id = await queries.ensure_conversation(
+                session, account_id=self._account.id, chat_id=msg.chat_id,
+                topic_id=msg.topic_id, owner_user_id=msg.sender_id,
+            )
+            recorded = await queries.record_message(
+                session, account_id=self._account.id, conversation_id=conversation_id,
+                chat_id=msg.chat_id, message_id=msg.message_id, sender_id=msg.sender_id,
+                text=text, kind=msg.kind, sent_at=msg.sent_at,
+            )
+        workflow_id = conversation_workflow_id(self._account.key, msg.chat_id, msg.topic_id)
+        if recorded.burst_id is not None:
+            log.info("message %s of %s already answered; not re-signalled", msg.message_id, workflow_id)
+            return IngestResult(workflow_id, signalled=False)
+        ref = ConversationRef(
+            account_key=self._account.key,
+            account_id=self._account.id,
+            chat_id=msg.chat_id,
+            topic_id=msg.topic_id,
+            conversation_id=conversation_id,
+            chat_ref=chat_ref(self._hash_key, self._account.key, msg.chat_id, msg.topic_id),
+        )
+        await self._client.start_workflow(
+            ConversationWorkflow.run,
+            ConversationInput(ref, self._config, send_task_queue(self._task_queue, ref.account_key)),
+            id=workflow_id,
+            task_queue=self._task_queue,
+            start_signal="message_received",
+            start_signal_args=[MessageReceived(msg.message_id, msg.sender_id, len(text))],
+            static_summary=f"conversation of {ref.account_key}, chat {ref.chat_ref}",
+        )
+        return IngestResult(workflow_id, signalled=True)
+
+
+def build_send_worker(
+    client: Client,
+    *,
+    task_queue: str,
+    account: Account,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    sender: ChannelSender,
+) -> Worker:
+    """The worker that runs `send_reply` for one account, in the process owning its channel."""
+    sends = SendActivities(sessionmaker, sender)
+    return Worker(
+        client,
+        task_queue=send_task_queue(task_queue, account.key),
+        activities=[sends.send_reply],
+    )

@@ -1,0 +1,100 @@
+"""Process wiring shared by the CLI commands: servers, migrations, clients and workers.
+
+Every client is built here once per process and injected; nothing below reads settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+import worker as worker_module
+from db import migrate
+from db.engine import make_engine, make_sessionmaker
+from llm.factory import build_provider
+from settings import Settings
+from stack import Stack, StackError, running_stack, wait_for_temporal
+from workflows.payloads import DebounceConfig
+
+log = logging.getLogger("lull")
+
+
+@dataclass(frozen=True)
+class Runtime:
+    settings: Settings
+    stack: Stack
+    client: Client
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+
+    def debounce_config(self) -> DebounceConfig:
+        return DebounceConfig(
+            debounce_seconds=self.settings.debounce_seconds,
+            max_burst_messages=self.settings.max_burst_messages,
+            idle_close_seconds=self.settings.idle_close_seconds,
+        )
+
+    def build_worker(self) -> Worker:
+        return worker_module.build_worker(
+            self.client,
+            task_queue=self.settings.task_queue,
+            sessionmaker=self.sessionmaker,
+            provider=build_provider(self.settings),
+            options=worker_module.reply_options(self.settings),
+        )
+
+
+async def check_database(engine: AsyncEngine, url: str) -> None:
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("select 1"))
+    except Exception as exc:
+        safe = url.split("@")[-1]  # never print credentials
+        raise StackError(f"Postgres at {safe} is unreachable: {type(exc).__name__}: {exc}") from None
+
+
+@contextlib.asynccontextmanager
+async def lull_runtime(
+    settings: Settings, *, run_migrations: bool = True, attach: bool = False
+) -> AsyncIterator[Runtime]:
+    async with running_stack(settings, attach=attach) as stack:
+        engine = make_engine(stack.database_url)
+        try:
+            await check_database(engine, stack.database_url)
+            if run_migrations:
+                await migrate.upgrade(stack.database_url)
+            client = await wait_for_temporal(
+                stack.temporal_address, settings.temporal_namespace, timeout=10
+            )
+            yield Runtime(settings, stack, client, engine, make_sessionmaker(engine))
+        finally:
+            await engine.dispose()
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGINT or SIGTERM, so every command shuts down the same clean way."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+def banner(runtime: Runtime) -> str:
+    s = runtime.settings
+    lines = [
+        "Lull is running.",
+        f"  Temporal UI : {runtime.stack.ui_url or '(external server ' + runtime.stack.temporal_address + ')'}",
+        f"  LLM         : {s.llm_label}",
+        f"  Debounce    : {s.debounce_seconds:g} s quiet period, at most {s.max_burst_messages} messages a burst",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,101 @@
+"""Recording activities registered under the real names, and a helper to drive a workflow."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from temporalio import activity
+from temporalio.client import Client, WorkflowHandle
+from temporalio.worker import Worker
+
+from workflows.conversation import ConversationWorkflow
+from workflows.ids import conversation_workflow_id
+from workflows.payloads import (
+    ConversationInput,
+    ConversationRef,
+    DebounceConfig,
+    GenerateReplyInput,
+    GenerateReplyResult,
+    MarkBurstFailedInput,
+    MessageReceived,
+    PersistBurstInput,
+    PersistBurstResult,
+    SendReplyInput,
+    SendReplyResult,
+)
+
+
+@dataclass
+class Recorder:
+    """What the workflow asked of the outside world, in order."""
+
+    persisted: list[PersistBurstInput] = field(default_factory=list)
+    generated: list[str] = field(default_factory=list)
+    sent: list[str] = field(default_factory=list)
+    failed: list[MarkBurstFailedInput] = field(default_factory=list)
+
+    def activities(self) -> list:  # type: ignore[type-arg]
+        @activity.defn(name="persist_burst")
+        async def persist_burst(input: PersistBurstInput) -> PersistBurstResult:
+            self.persisted.append(input)
+            return PersistBurstResult(burst_id=len(self.persisted), message_count=len(input.message_ids))
+
+        @activity.defn(name="generate_reply")
+        async def generate_reply(input: GenerateReplyInput) -> GenerateReplyResult:
+            self.generated.append(input.burst_key)
+            return GenerateReplyResult(reply_id=len(self.generated), chars=10, reused=False)
+
+        @activity.defn(name="send_reply")
+        async def send_reply(input: SendReplyInput) -> SendReplyResult:
+            self.sent.append(input.burst_key)
+            return SendReplyResult(chunks=1, newly_sent=1)
+
+        @activity.defn(name="mark_burst_failed")
+        async def mark_burst_failed(input: MarkBurstFailedInput) -> None:
+            self.failed.append(input)
+
+        return [persist_burst, generate_reply, send_reply, mark_burst_failed]
+
+    def bursts(self) -> list[list[int]]:
+        return [p.message_ids for p in self.persisted]
+
+
+def new_worker(client: Client, recorder: Recorder, task_queue: str) -> Worker:
+    return Worker(
+        client, task_queue=task_queue, workflows=[ConversationWorkflow],
+        activities=recorder.activities(),
+    )
+
+
+def conversation_input(
+    task_queue: str, *, debounce: float = 5, max_messages: int = 10, idle_close: float = 60
+) -> ConversationInput:
+    ref = ConversationRef(
+        account_key=f"acct-{uuid.uuid4().hex[:6]}", account_id=1, chat_id=42, topic_id=None,
+        conversation_id=1, chat_ref="abc",
+    )
+    # The send activity runs on the same queue here: one worker hosts every fake.
+    return ConversationInput(
+        ref, DebounceConfig(debounce, max_messages, idle_close), send_task_queue=task_queue
+    )
+
+
+async def signal_message(
+    client: Client, input: ConversationInput, task_queue: str, message_id: int, chars: int = 5
+) -> WorkflowHandle:  # type: ignore[type-arg]
+    """Signal-with-start, exactly as the ingest seam does it."""
+    ref = input.conversation
+    return await client.start_workflow(
+        ConversationWorkflow.run,
+        input,
+        id=conversation_workflow_id(ref.account_key, ref.chat_id, ref.topic_id),
+        task_queue=task_queue,
+        start_signal="message_received",
+        start_signal_args=[MessageReceived(message_id, 7, chars)],
+    )
+
+
+def seconds_between(a: datetime, b: datetime) -> float:
+    return (b - a).total_seconds()

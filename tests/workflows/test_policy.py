@@ -1,0 +1,50 @@
+from datetime import UTC, datetime, timedelta
+
+from workflows.payloads import BufferedMessage, DebounceConfig
+from workflows.policy import REASON_MAX_MESSAGES, REASON_QUIET, decide_flush, take_burst
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+CONFIG = DebounceConfig(debounce_seconds=5, max_burst_messages=3, idle_close_seconds=60)
+
+
+def msgs(*offsets: float) -> list[BufferedMessage]:
+    return [
+        BufferedMessage(i + 1, 7, 5, T0 + timedelta(seconds=s)) for i, s in enumerate(offsets)
+    ]
+
+
+def test_empty_buffer_never_flushes() -> None:
+    assert decide_flush(CONFIG, []) is None
+
+
+def test_quiet_period_runs_from_the_last_message() -> None:
+    decision = decide_flush(CONFIG, msgs(0, 1.5))
+    assert decision is not None
+    assert decision.due_at == T0 + timedelta(seconds=6.5)
+    assert decision.reason == REASON_QUIET
+    assert decision.rule == "quiet period"
+
+
+def test_fractional_debounce() -> None:
+    config = DebounceConfig(debounce_seconds=0.25, max_burst_messages=3, idle_close_seconds=60)
+    decision = decide_flush(config, msgs(1))
+    assert decision is not None and decision.due_at == T0 + timedelta(seconds=1.25)
+
+
+def test_reaching_the_cap_is_due_at_once() -> None:
+    decision = decide_flush(CONFIG, msgs(0, 1, 2))
+    assert decision is not None
+    assert decision.reason == REASON_MAX_MESSAGES
+    assert decision.due_at == T0 + timedelta(seconds=2)
+
+
+def test_a_later_message_never_moves_the_quiet_deadline_earlier() -> None:
+    earlier = decide_flush(CONFIG, msgs(0))
+    later = decide_flush(CONFIG, msgs(0, 2))
+    assert earlier is not None and later is not None
+    assert later.due_at > earlier.due_at
+
+
+def test_take_burst_takes_at_most_the_cap_in_arrival_order() -> None:
+    buffer = msgs(0, 1, 2, 3, 4)
+    assert [m.message_id for m in take_burst(CONFIG, buffer)] == [1, 2, 3]

@@ -1,0 +1,60 @@
+"""The stateless worker: conversation workflows plus the DB and LLM activities.
+
+Scales out as pods; every client is built here once and injected into the activities.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+from decimal import Decimal
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.bursts import BurstActivities
+from activities.replies import ReplyActivities, ReplyOptions
+from llm.base import LLMProvider
+from settings import Settings
+from workflows.conversation import ConversationWorkflow
+
+log = logging.getLogger("lull.worker")
+
+
+def reply_options(settings: Settings) -> ReplyOptions:
+    return ReplyOptions(
+        default_model=settings.llm_model,
+        default_system_prompt=settings.llm_system_prompt,
+        history_bursts=settings.llm_history_messages,
+        price_prompt_per_1k=Decimal(str(settings.llm_price_prompt_per_1k)),
+        price_completion_per_1k=Decimal(str(settings.llm_price_completion_per_1k)),
+    )
+
+
+def build_worker(
+    client: Client,
+    *,
+    task_queue: str,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    provider: LLMProvider,
+    options: ReplyOptions,
+) -> Worker:
+    bursts = BurstActivities(sessionmaker)
+    replies = ReplyActivities(sessionmaker, provider, options)
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[ConversationWorkflow],
+        activities=[bursts.persist_burst, bursts.mark_burst_failed, replies.generate_reply],
+        # Let a shutdown finish in-flight activities (an LLM call) before giving up on them.
+        graceful_shutdown_timeout=timedelta(seconds=10),
+    )
+
+
+async def run_until(worker: Worker, stop: asyncio.Event) -> None:
+    """Run a worker until ``stop`` is set, then shut it down gracefully."""
+    async with worker:
+        log.info("worker polling task queue %s", worker.task_queue)
+        await stop.wait()
