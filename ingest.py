@@ -54,6 +54,8 @@ class IngestResult:
     workflow_id: str
     # False when the message was already answered (a re-delivery) and so not signalled.
     signalled: bool
+    # The run that received the signal (None when not signalled).
+    run_id: str | None = None
 
 
 def send_task_queue(task_queue: str, account_key: str) -> str:
@@ -129,7 +131,7 @@ class Ingestor:
             conversation_id=conversation_id,
             chat_ref=chat_ref(self._hash_key, self._account.key, msg.chat_id, msg.topic_id),
         )
-        await self._client.start_workflow(
+        handle = await self._client.start_workflow(
             ConversationWorkflow.run,
             ConversationInput(ref, self._config, send_task_queue(self._task_queue, ref.account_key)),
             id=workflow_id,
@@ -138,7 +140,7 @@ class Ingestor:
             start_signal_args=[MessageReceived(msg.message_id, msg.sender_id, len(text))],
             static_summary=f"conversation of {ref.account_key}, chat {ref.chat_ref}",
         )
-        return IngestResult(workflow_id, signalled=True)
+        return IngestResult(workflow_id, signalled=True, run_id=handle.result_run_id)
 
 
 def build_send_worker(

@@ -34,10 +34,14 @@ def split_message(text: str, limit: int) -> list[str]:
 
 def _best_cut(text: str, limit: int) -> int:
     window = text[:limit]
-    for finder in (_paragraph_cuts, _line_cuts, _sentence_cuts, _space_cuts):
-        cuts = [c for c in finder(window) if c > limit // 4 and not _inside_code(text, c)]
-        if cuts:
-            return cuts[-1]
+    finders = (_paragraph_cuts, _line_cuts, _sentence_cuts, _space_cuts)
+    # First look for a cut that leaves a reasonably full chunk; then accept any cut that
+    # stays outside code, since a short chunk beats a code block cut in two.
+    for shortest in (limit // 4, 1):
+        for finder in finders:
+            cuts = [c for c in finder(window) if c >= shortest and not _inside_code(text, c)]
+            if cuts:
+                return cuts[-1]
     # No natural boundary outside code: cut inside, leaving room to close the fence.
     return limit - len(FENCE) - 1 if _inside_code(text, limit) else limit
 

@@ -1,0 +1,179 @@
+"""Each activity, run twice with the same input, has the effect of running once (real Postgres)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.testing import ActivityEnvironment
+
+from activities.bursts import BurstActivities
+from activities.replies import ReplyActivities, ReplyOptions
+from activities.sending import SendActivities
+from channels.base import SendTarget
+from db import queries
+from db.tables import burst, delivery, message, reply
+from llm.base import Completion, Prompt
+from llm.echo import EchoProvider
+from workflows.ids import burst_key
+from workflows.payloads import GenerateReplyInput, PersistBurstInput, SendReplyInput
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+OPTIONS = ReplyOptions(default_model="m", default_system_prompt="be brief", history_bursts=5)
+
+
+class CountingProvider:
+    """The echo provider, counting calls and keeping the prompts it saw."""
+
+    name = "counting"
+
+    def __init__(self) -> None:
+        self.prompts: list[Prompt] = []
+
+    async def complete(self, prompt: Prompt, *, model: str) -> Completion:
+        self.prompts.append(prompt)
+        return await EchoProvider().complete(prompt, model=model)
+
+
+class RecordingSender:
+    max_chars = 4096
+
+    def __init__(self) -> None:
+        self.sends: list[tuple[SendTarget, str, int]] = []
+
+    async def send(self, target: SendTarget, text: str, *, random_id: int) -> int | None:
+        self.sends.append((target, text, random_id))
+        return 1000 + len(self.sends)
+
+
+async def seed(
+    sm: async_sessionmaker[AsyncSession], account_id: int, texts: list[str], *, chat: int = 5,
+    first_id: int = 1,
+) -> tuple[int, list[int]]:
+    async with sm() as session, session.begin():
+        conv = await queries.ensure_conversation(
+            session, account_id=account_id, chat_id=chat, topic_id=None, owner_user_id=9
+        )
+        ids = []
+        for offset, text in enumerate(texts):
+            mid = first_id + offset
+            await queries.record_message(
+                session, account_id=account_id, conversation_id=conv, chat_id=chat,
+                message_id=mid, sender_id=9, text=text, kind="text", sent_at=NOW,
+            )
+            ids.append(mid)
+    return conv, ids
+
+
+def persist_input(conv: int, ids: list[int]) -> PersistBurstInput:
+    return PersistBurstInput(
+        conversation_id=conv, burst_key=burst_key(f"w{conv}", ids), message_ids=ids,
+        reason="quiet", first_message_at=NOW, last_message_at=NOW, flushed_at=NOW,
+    )
+
+
+async def count(sm: async_sessionmaker[AsyncSession], stmt) -> int:  # type: ignore[no-untyped-def]
+    async with sm() as session:
+        return int((await session.execute(stmt)).scalar_one())
+
+
+async def test_persist_burst_twice_changes_nothing_the_second_time(
+    sessionmaker: async_sessionmaker[AsyncSession], account_id: int
+) -> None:
+    conv, ids = await seed(sessionmaker, account_id, ["hi", "there"])
+    acts = BurstActivities(sessionmaker)
+    env = ActivityEnvironment()
+    first = await env.run(acts.persist_burst, persist_input(conv, ids))
+    second = await env.run(acts.persist_burst, persist_input(conv, ids))
+    assert first == second
+    assert first.message_count == 2
+    assert await count(sessionmaker, select(func.count()).where(burst.c.conversation_id == conv)) == 1
+    assigned = select(func.count()).where(message.c.burst_id == first.burst_id)
+    assert await count(sessionmaker, assigned) == 2
+
+
+async def test_generate_reply_calls_the_llm_once_per_burst(
+    sessionmaker: async_sessionmaker[AsyncSession], account_id: int
+) -> None:
+    conv, ids = await seed(sessionmaker, account_id, ["book me", "a haircut"])
+    env = ActivityEnvironment()
+    persisted = await env.run(BurstActivities(sessionmaker).persist_burst, persist_input(conv, ids))
+    provider = CountingProvider()
+    acts = ReplyActivities(sessionmaker, provider, OPTIONS)
+    key = burst_key(f"w{conv}", ids)
+    first = await env.run(acts.generate_reply, GenerateReplyInput(key))
+    second = await env.run(acts.generate_reply, GenerateReplyInput(key))
+    assert len(provider.prompts) == 1
+    assert (first.reused, second.reused) == (False, True)
+    assert first.reply_id == second.reply_id
+    assert provider.prompts[0].burst == ["book me", "a haircut"]
+    assert provider.prompts[0].system == "be brief"
+    rows = select(func.count()).where(reply.c.burst_id == persisted.burst_id)
+    assert await count(sessionmaker, rows) == 1
+    status = select(burst.c.status).where(burst.c.id == persisted.burst_id)
+    async with sessionmaker() as session:
+        assert (await session.execute(status)).scalar_one() == "replied"
+
+
+async def test_prompt_carries_the_conversations_recent_history(
+    sessionmaker: async_sessionmaker[AsyncSession], account_id: int
+) -> None:
+    env = ActivityEnvironment()
+    provider = CountingProvider()
+    replies = ReplyActivities(sessionmaker, provider, OPTIONS)
+    bursts = BurstActivities(sessionmaker)
+    conv, first_ids = await seed(sessionmaker, account_id, ["hi", "can you"])
+    await env.run(bursts.persist_burst, persist_input(conv, first_ids))
+    await env.run(replies.generate_reply, GenerateReplyInput(burst_key(f"w{conv}", first_ids)))
+    _, second_ids = await seed(sessionmaker, account_id, ["tomorrow?"], first_id=3)
+    await env.run(bursts.persist_burst, persist_input(conv, second_ids))
+    await env.run(replies.generate_reply, GenerateReplyInput(burst_key(f"w{conv}", second_ids)))
+    second_prompt = provider.prompts[1]
+    assert second_prompt.history == [("hi\ncan you", "[echo: 2 messages] hi can you")]
+    assert second_prompt.burst == ["tomorrow?"]
+
+
+async def test_send_reply_twice_delivers_each_chunk_once(
+    sessionmaker: async_sessionmaker[AsyncSession], account_id: int
+) -> None:
+    conv, ids = await seed(sessionmaker, account_id, ["x" * 30, "y" * 30])
+    env = ActivityEnvironment()
+    await env.run(BurstActivities(sessionmaker).persist_burst, persist_input(conv, ids))
+    key = burst_key(f"w{conv}", ids)
+    await env.run(
+        ReplyActivities(sessionmaker, CountingProvider(), OPTIONS).generate_reply,
+        GenerateReplyInput(key),
+    )
+    sender = RecordingSender()
+    sender.max_chars = 40  # the echo reply is ~80 chars: two chunks
+    acts = SendActivities(sessionmaker, sender)
+    first = await env.run(acts.send_reply, SendReplyInput(key))
+    second = await env.run(acts.send_reply, SendReplyInput(key))
+    assert (first.chunks, first.newly_sent) == (3, 3)
+    assert (second.chunks, second.newly_sent) == (3, 0)
+    assert len(sender.sends) == 3
+    assert len({rid for _, _, rid in sender.sends}) == 3
+    assert sender.sends[0][0].reply_to == max(ids)
+    assert all(len(text) <= 40 for _, text, _ in sender.sends)
+    rows = select(func.count()).select_from(delivery.join(reply)).where(
+        reply.c.burst_id == select(burst.c.id).where(burst.c.burst_key == key).scalar_subquery()
+    )
+    assert await count(sessionmaker, rows) == 3
+    async with sessionmaker() as session:
+        status = await session.execute(select(burst.c.status).where(burst.c.burst_key == key))
+        assert status.scalar_one() == "sent"
+
+
+async def test_recording_a_message_twice_keeps_one_row(
+    sessionmaker: async_sessionmaker[AsyncSession], account_id: int
+) -> None:
+    conv, _ = await seed(sessionmaker, account_id, ["hello"])
+    async with sessionmaker() as session, session.begin():
+        again = await queries.record_message(
+            session, account_id=account_id, conversation_id=conv, chat_id=5, message_id=1,
+            sender_id=9, text="hello", kind="text", sent_at=NOW,
+        )
+    assert again.created is False
+    rows = select(func.count()).where(message.c.account_id == account_id)
+    assert await count(sessionmaker, rows) == 1

@@ -1,0 +1,91 @@
+"""A local HTTP server speaking the chat-completions API, for the real `openai` SDK.
+
+It models the provider's documented behaviour at the edge: 200 with usage, 429 with
+Retry-After, 5xx, 4xx error bodies, and answers slower than the client's timeout.
+Each request takes the next scripted answer; with none left it answers 200.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Answer:
+    status: int = 200
+    content: str | None = None  # None: echo the last user message
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+
+class FakeOpenAI:
+    def __init__(self) -> None:
+        self.script: list[Answer] = []
+        self.requests: list[dict] = []  # type: ignore[type-arg]
+        self.port = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                lines = head.decode().split("\r\n")
+                headers = {k.lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
+                body = await reader.readexactly(int(headers.get("content-length", "0")))
+                request = json.loads(body or b"{}")
+                self.requests.append(request)
+                answer = self.script.pop(0) if self.script else Answer()
+                if answer.delay:
+                    await asyncio.sleep(answer.delay)
+                status, payload = self._respond(answer, request)
+                data = json.dumps(payload).encode()
+                extra = "".join(f"{k}: {v}\r\n" for k, v in answer.headers.items())
+                writer.write(
+                    f"HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n"
+                    f"content-length: {len(data)}\r\n{extra}\r\n".encode() + data
+                )
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    def _respond(self, answer: Answer, request: dict) -> tuple[int, dict]:  # type: ignore[type-arg]
+        if answer.status != 200:
+            error = {"message": f"fake error {answer.status}", "type": "fake", "code": None}
+            return answer.status, {"error": error}
+        messages = request.get("messages", [])
+        text = answer.content if answer.content is not None else f"re: {messages[-1]['content']}"
+        prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in messages)
+        return 200, {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "created": 0,
+            "model": request.get("model", "fake"),
+            "choices": [
+                {"index": 0, "finish_reason": "stop",
+                 "message": {"role": "assistant", "content": text}}
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": len(text.split()),
+                "total_tokens": prompt_tokens + len(text.split()),
+            },
+        }
+
+
+@contextlib.asynccontextmanager
+async def running_fake_openai() -> AsyncIterator[FakeOpenAI]:
+    fake = FakeOpenAI()
+    server = await asyncio.start_server(fake._handle, "127.0.0.1", 0)
+    fake.port = server.sockets[0].getsockname()[1]
+    async with server:
+        yield fake
+        server.close()

@@ -1,0 +1,125 @@
+"""The ingest seam: record in Postgres, then signal-with-start, on a real Temporal server."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+
+from db.tables import burst, message
+from ingest import (
+    Ingestor,
+    IncomingMessage,
+    RejectedMessageError,
+    register_account,
+    send_task_queue,
+)
+from tests.conftest import task_queue
+from tests.workflows.helpers import Recorder, new_worker
+from workflows.payloads import DebounceConfig
+
+NOW = datetime(2026, 11, 22, tzinfo=UTC)
+IDLE_CLOSE = 30
+
+
+async def until_sent(env: WorkflowEnvironment, rec: Recorder, bursts: int = 1) -> None:
+    """Skip time in short steps until the replies are sent. (A skip that outlives every
+    workflow timer runs in real time on the test server, so never skip past the idle close.)"""
+    for _ in range(40):
+        if len(rec.sent) >= bursts:
+            return
+        await env.sleep(0.5)
+    raise AssertionError(f"only {len(rec.sent)} of {bursts} replies sent")
+
+
+async def make_ingestor(
+    env: WorkflowEnvironment, sm: async_sessionmaker[AsyncSession], tq: str
+) -> Ingestor:
+    key = f"seam-{uuid.uuid4().hex[:8]}"
+    account = await register_account(sm, key=key, kind="replay", display_name=key)
+    return Ingestor(
+        env.client, sm, account, config=DebounceConfig(1, 10, IDLE_CLOSE), task_queue=tq,
+        chat_hash_key=b"k",
+    )
+
+
+async def test_a_message_is_recorded_then_signalled(
+    time_env: WorkflowEnvironment, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    tq, rec = task_queue(), Recorder()
+    ingestor = await make_ingestor(time_env, sessionmaker, tq)
+    sends = new_worker(time_env.client, rec, send_task_queue(tq, ingestor.account.key))
+    async with new_worker(time_env.client, rec, tq), sends:
+        result = await ingestor.message(IncomingMessage(77, 5, 1, "  hi there ", NOW))
+        assert result.signalled
+        await until_sent(time_env, rec)
+        handle = time_env.client.get_workflow_handle(result.workflow_id)
+    assert rec.bursts() == [[1]]
+    async with sessionmaker() as session:
+        text = await session.execute(
+            select(message.c.text).where(message.c.account_id == ingestor.account.id)
+        )
+        assert text.scalar_one() == "hi there"
+    # Message text never enters Temporal: the history holds ids and lengths only.
+    history = await handle.fetch_history()
+    assert "hi there" not in history.to_json()
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\n\t "])
+async def test_empty_messages_are_rejected_and_never_buffered(
+    time_env: WorkflowEnvironment, sessionmaker: async_sessionmaker[AsyncSession], text: str
+) -> None:
+    tq = task_queue()
+    ingestor = await make_ingestor(time_env, sessionmaker, tq)
+    with pytest.raises(RejectedMessageError, match="empty"):
+        await ingestor.message(IncomingMessage(77, 5, 1, text, NOW))
+    async with sessionmaker() as session:
+        rows = await session.execute(
+            select(func.count()).where(message.c.account_id == ingestor.account.id)
+        )
+        assert rows.scalar_one() == 0
+    from workflows.ids import conversation_workflow_id
+
+    handle = time_env.client.get_workflow_handle(
+        conversation_workflow_id(ingestor.account.key, 77, None)
+    )
+    with pytest.raises(RPCError):
+        await handle.describe()
+
+
+async def test_an_answered_message_delivered_again_is_not_signalled(
+    time_env: WorkflowEnvironment, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    tq, rec = task_queue(), Recorder()
+    ingestor = await make_ingestor(time_env, sessionmaker, tq)
+    msg = IncomingMessage(77, 5, 1, "hi", NOW)
+    sends = new_worker(time_env.client, rec, send_task_queue(tq, ingestor.account.key))
+    async with new_worker(time_env.client, rec, tq), sends:
+        await ingestor.message(msg)
+        await until_sent(time_env, rec)
+    # Mark it answered, as persist_burst does, then let the channel deliver it again.
+    async with sessionmaker() as session, session.begin():
+        burst_id = (
+            await session.execute(
+                burst.insert()
+                .values(
+                    burst_key=f"k-{uuid.uuid4()}", conversation_id=select(message.c.conversation_id)
+                    .where(message.c.account_id == ingestor.account.id).scalar_subquery(),
+                    message_ids=[1], reason="quiet", first_message_at=NOW, last_message_at=NOW,
+                    flushed_at=NOW,
+                )
+                .returning(burst.c.id)
+            )
+        ).scalar_one()
+        await session.execute(
+            update(message).where(message.c.account_id == ingestor.account.id).values(burst_id=burst_id)
+        )
+    again = await ingestor.message(msg)
+    assert again.signalled is False
+    assert rec.bursts() == [[1]]
