@@ -32,7 +32,7 @@ with workflow.unsafe.imports_passed_through():
         PersistBurstInput,
         SendReplyInput,
     )
-    from workflows.policy import decide_flush, take_burst
+    from workflows.policy import decide_flush, head_burst
 
 # Message ids remembered for de-duplication (listener retries, catch-up replays).
 SEEN_IDS_KEPT = 1000
@@ -138,7 +138,7 @@ class ConversationWorkflow:
             pass
 
     async def _flush(self, reason: str) -> None:
-        batch = take_burst(self._config, self._buffer)
+        batch = head_burst(self._config, self._buffer)
         # Later arrivals stay buffered and become the next burst.
         self._buffer = self._buffer[len(batch) :]
         message_ids = sorted(m.message_id for m in batch)

@@ -24,18 +24,32 @@ class FlushDecision:
     rule: str
 
 
+def head_burst(config: DebounceConfig, buffer: list[BufferedMessage]) -> list[BufferedMessage]:
+    """The burst at the head of the buffer: each message arrived within the quiet period of
+    the one before it, and there are at most the cap.
+
+    Cutting at the first full quiet gap in *arrival* times keeps bursts apart even when the
+    worker runs the timer late and a later message is already buffered by then.
+    """
+    burst = buffer[:1]
+    quiet = timedelta(seconds=config.debounce_seconds)
+    for msg in buffer[1:]:
+        if len(burst) >= config.max_burst_messages:
+            break
+        if msg.received_at >= burst[-1].received_at + quiet:
+            break
+        burst.append(msg)
+    return burst
+
+
 def decide_flush(config: DebounceConfig, buffer: list[BufferedMessage]) -> FlushDecision | None:
-    """When the buffered burst is due to flush, or ``None`` for an empty buffer."""
-    if not buffer:
+    """When the burst at the head of the buffer is due to flush, or ``None`` if it is empty."""
+    burst = head_burst(config, buffer)
+    if not burst:
         return None
-    last = buffer[-1].received_at
-    if len(buffer) >= config.max_burst_messages:
+    last = burst[-1].received_at
+    if len(burst) >= config.max_burst_messages:
         # The message that reached the cap is due at the moment it arrived: flush at once.
         return FlushDecision(last, REASON_MAX_MESSAGES, "max messages")
     quiet_end = last + timedelta(seconds=config.debounce_seconds)
     return FlushDecision(quiet_end, REASON_QUIET, "quiet period")
-
-
-def take_burst(config: DebounceConfig, buffer: list[BufferedMessage]) -> list[BufferedMessage]:
-    """The messages of the next burst: at most the cap, oldest first by arrival."""
-    return buffer[: config.max_burst_messages]

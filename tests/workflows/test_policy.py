@@ -1,7 +1,7 @@
 from datetime import UTC, datetime, timedelta
 
 from workflows.payloads import BufferedMessage, DebounceConfig
-from workflows.policy import REASON_MAX_MESSAGES, REASON_QUIET, decide_flush, take_burst
+from workflows.policy import REASON_MAX_MESSAGES, REASON_QUIET, decide_flush, head_burst
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 CONFIG = DebounceConfig(debounce_seconds=5, max_burst_messages=3, idle_close_seconds=60)
@@ -45,6 +45,16 @@ def test_a_later_message_never_moves_the_quiet_deadline_earlier() -> None:
     assert later.due_at > earlier.due_at
 
 
-def test_take_burst_takes_at_most_the_cap_in_arrival_order() -> None:
+def test_head_burst_takes_at_most_the_cap_in_arrival_order() -> None:
     buffer = msgs(0, 1, 2, 3, 4)
-    assert [m.message_id for m in take_burst(CONFIG, buffer)] == [1, 2, 3]
+    assert [m.message_id for m in head_burst(CONFIG, buffer)] == [1, 2, 3]
+
+
+def test_a_quiet_gap_closes_the_burst_even_when_a_later_message_is_already_buffered() -> None:
+    # The timer for the first two ran late: message 3 came 6 s after message 2.
+    buffer = msgs(0, 1, 7)
+    assert [m.message_id for m in head_burst(CONFIG, buffer)] == [1, 2]
+    decision = decide_flush(CONFIG, buffer)
+    assert decision is not None
+    assert decision.due_at == T0 + timedelta(seconds=6)
+    assert decision.reason == REASON_QUIET

