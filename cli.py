@@ -59,14 +59,20 @@ async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         ingestor = _ingestor(rt, account.id, account.key)
         sender = console.ConsoleSender(sys.stdout)
         send_worker = build_send_worker(
-            rt.client, task_queue=settings.task_queue, account=account,
-            sessionmaker=rt.sessionmaker, sender=sender,
+            rt.client,
+            task_queue=settings.task_queue,
+            account=account,
+            sessionmaker=rt.sessionmaker,
+            sender=sender,
         )
         async with rt.build_worker(), send_worker:
             print(banner(rt))
             print("Type messages, one per line. Lull replies once you pause. Ctrl-C to quit.")
             await console.chat(
-                ingestor, rt.sessionmaker, stop, out=sys.stdout,
+                ingestor,
+                rt.sessionmaker,
+                stop,
+                out=sys.stdout,
                 drain_timeout=settings.debounce_seconds + 60,
             )
     print("\nstopped.")
@@ -110,19 +116,26 @@ async def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
         account = await register_account(rt.sessionmaker, key=key, kind="replay", display_name=key)
         ingestor = _ingestor(rt, account.id, key)
         send_worker = build_send_worker(
-            rt.client, task_queue=settings.task_queue, account=account,
-            sessionmaker=rt.sessionmaker, sender=replay.ReplaySender(),
+            rt.client,
+            task_queue=settings.task_queue,
+            account=account,
+            sessionmaker=rt.sessionmaker,
+            sender=replay.ReplaySender(),
         )
         async with rt.build_worker(), send_worker:
             loop = asyncio.get_running_loop()
             started_at = replay.now_utc()
             await replay.feed(
-                ingestor, events, start=loop.time(), started_at=started_at,
+                ingestor,
+                events,
+                start=loop.time(),
+                started_at=started_at,
                 on_reject=lambda why: print(f"rejected {why}", file=sys.stderr),
             )
             pending = await console.wait_until_answered(
-                rt.sessionmaker, account.id,
-                timeout=settings.debounce_seconds + REPLAY_DRAIN_GRACE_SECONDS,
+                rt.sessionmaker,
+                account.id,
+                within=settings.debounce_seconds + REPLAY_DRAIN_GRACE_SECONDS,
             )
         async with rt.sessionmaker() as session:
             rows = await queries.finished_bursts(session, account.id)
@@ -140,7 +153,10 @@ async def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
 
 
 COMMANDS = {
-    "run": (cmd_run, "the stack (embedded servers unless configured), a worker and the console chat"),
+    "run": (
+        cmd_run,
+        "the stack (embedded servers unless configured), a worker and the console chat",
+    ),
     "dev": (cmd_dev, "the stack and a worker, without the chat"),
     "worker": (cmd_worker, "a worker: conversation workflows plus the DB and LLM activities"),
     "migrate": (cmd_migrate, "upgrade the database to the latest schema"),

@@ -111,17 +111,28 @@ class Ingestor:
             )
         async with self._sessionmaker() as session, session.begin():
             conversation_id = await queries.ensure_conversation(
-                session, account_id=self._account.id, chat_id=msg.chat_id,
-                topic_id=msg.topic_id, owner_user_id=msg.sender_id,
+                session,
+                account_id=self._account.id,
+                chat_id=msg.chat_id,
+                topic_id=msg.topic_id,
+                owner_user_id=msg.sender_id,
             )
             recorded = await queries.record_message(
-                session, account_id=self._account.id, conversation_id=conversation_id,
-                chat_id=msg.chat_id, message_id=msg.message_id, sender_id=msg.sender_id,
-                text=text, kind=msg.kind, sent_at=msg.sent_at,
+                session,
+                account_id=self._account.id,
+                conversation_id=conversation_id,
+                chat_id=msg.chat_id,
+                message_id=msg.message_id,
+                sender_id=msg.sender_id,
+                text=text,
+                kind=msg.kind,
+                sent_at=msg.sent_at,
             )
         workflow_id = conversation_workflow_id(self._account.key, msg.chat_id, msg.topic_id)
         if recorded.burst_id is not None:
-            log.info("message %s of %s already answered; not re-signalled", msg.message_id, workflow_id)
+            log.info(
+                "message %s of %s already answered; not re-signalled", msg.message_id, workflow_id
+            )
             return IngestResult(workflow_id, signalled=False)
         ref = ConversationRef(
             account_key=self._account.key,
@@ -133,7 +144,9 @@ class Ingestor:
         )
         handle = await self._client.start_workflow(
             ConversationWorkflow.run,
-            ConversationInput(ref, self._config, send_task_queue(self._task_queue, ref.account_key)),
+            ConversationInput(
+                ref, self._config, send_task_queue(self._task_queue, ref.account_key)
+            ),
             id=workflow_id,
             task_queue=self._task_queue,
             start_signal="message_received",

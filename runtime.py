@@ -59,7 +59,9 @@ async def check_database(engine: AsyncEngine, url: str) -> None:
             await conn.execute(text("select 1"))
     except Exception as exc:
         safe = url.split("@")[-1]  # never print credentials
-        raise StackError(f"Postgres at {safe} is unreachable: {type(exc).__name__}: {exc}") from None
+        raise StackError(
+            f"Postgres at {safe} is unreachable: {type(exc).__name__}: {exc}"
+        ) from None
 
 
 @contextlib.asynccontextmanager
@@ -73,7 +75,7 @@ async def lull_runtime(
             if run_migrations:
                 await migrate.upgrade(stack.database_url)
             client = await wait_for_temporal(
-                stack.temporal_address, settings.temporal_namespace, timeout=10
+                stack.temporal_address, settings.temporal_namespace, within=10
             )
             yield Runtime(settings, stack, client, engine, make_sessionmaker(engine))
         finally:
@@ -91,10 +93,12 @@ def stop_on_signals() -> asyncio.Event:
 
 def banner(runtime: Runtime) -> str:
     s = runtime.settings
+    ui = runtime.stack.ui_url or f"(external server {runtime.stack.temporal_address})"
     lines = [
         "Lull is running.",
-        f"  Temporal UI : {runtime.stack.ui_url or '(external server ' + runtime.stack.temporal_address + ')'}",
+        f"  Temporal UI : {ui}",
         f"  LLM         : {s.llm_label}",
-        f"  Debounce    : {s.debounce_seconds:g} s quiet period, at most {s.max_burst_messages} messages a burst",
+        f"  Debounce    : {s.debounce_seconds:g} s quiet period, "
+        f"at most {s.max_burst_messages} messages a burst",
     ]
     return "\n".join(lines)

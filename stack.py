@@ -79,8 +79,10 @@ def _port_is_free(port: int) -> bool:
 
 async def start_dev_server(settings: Settings) -> subprocess.Popen[bytes]:
     """Start the Temporal dev server with SQLite state and the UI, and wait until it serves."""
-    for port, name in ((settings.temporal_port, "LULL_TEMPORAL_PORT"),
-                       (settings.temporal_ui_port, "LULL_TEMPORAL_UI_PORT")):
+    for port, name in (
+        (settings.temporal_port, "LULL_TEMPORAL_PORT"),
+        (settings.temporal_ui_port, "LULL_TEMPORAL_UI_PORT"),
+    ):
         if not _port_is_free(port):
             raise StackError(
                 f"port {port} ({name}) is in use: is another `lull` running? Stop it, pick "
@@ -88,37 +90,50 @@ async def start_dev_server(settings: Settings) -> subprocess.Popen[bytes]:
             )
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    log_file = (data_dir / "temporal.log").open("ab")
     args = [
-        scripts_binary("temporal"), "server", "start-dev",
-        "--ip", "127.0.0.1",
-        "--port", str(settings.temporal_port),
-        "--ui-port", str(settings.temporal_ui_port),
-        "--db-filename", str(data_dir / "temporal.db"),
-        "--namespace", settings.temporal_namespace,
+        scripts_binary("temporal"),
+        "server",
+        "start-dev",
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        str(settings.temporal_port),
+        "--ui-port",
+        str(settings.temporal_ui_port),
+        "--db-filename",
+        str(data_dir / "temporal.db"),
+        "--namespace",
+        settings.temporal_namespace,
         "--ui-disable-news-fetch",
-        "--log-level", "warn",
+        "--log-level",
+        "warn",
     ]
-    # Own session: Ctrl-C reaches us, and we stop the server after the worker, not before.
-    proc = subprocess.Popen(args, stdout=log_file, stderr=log_file, start_new_session=True)
-    log_file.close()
+    proc = await asyncio.to_thread(_spawn, args, data_dir / "temporal.log")
     address = f"127.0.0.1:{settings.temporal_port}"
     try:
-        await wait_for_temporal(address, settings.temporal_namespace, timeout=30, proc=proc)
+        await wait_for_temporal(address, settings.temporal_namespace, within=30, proc=proc)
     except BaseException:
         stop_process(proc)
         raise
     return proc
 
 
+def _spawn(args: list[str], log_path: Path) -> subprocess.Popen[bytes]:
+    with log_path.open("ab") as log_file:
+        # Own session: Ctrl-C reaches us, and we stop the server after the worker, not before.
+        return subprocess.Popen(args, stdout=log_file, stderr=log_file, start_new_session=True)
+
+
 async def wait_for_temporal(
-    address: str, namespace: str, *, timeout: float, proc: subprocess.Popen[bytes] | None = None
+    address: str, namespace: str, *, within: float, proc: subprocess.Popen[bytes] | None = None
 ) -> Client:
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within
     while True:
         if proc is not None and proc.poll() is not None:
-            raise StackError(f"the Temporal dev server exited with {proc.returncode}; see .lull/temporal.log")
+            raise StackError(
+                f"the Temporal dev server exited with {proc.returncode}; see .lull/temporal.log"
+            )
         try:
             return await Client.connect(address, namespace=namespace)
         except Exception as exc:

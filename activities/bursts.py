@@ -45,6 +45,10 @@ class BurstActivities:
             if row is None:
                 raise missing(f"burst {input.burst_key}")
             await queries.set_burst_status(
-                session, row.id, "failed", only_from=("persisted", "replied"),
-                error_type=input.error_type, error=input.error[:2000],
+                session,
+                row.id,
+                "failed",
+                only_from=("persisted", "replied"),
+                error_type=input.error_type,
+                error=input.error[:2000],
             )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -52,7 +53,7 @@ class ReplyActivities:
             raise from_llm_error(exc) from exc
         return await self._store(burst_id, completion)
 
-    async def _prepare(self, key: str) -> tuple[Prompt, str, int, object]:
+    async def _prepare(self, key: str) -> tuple[Prompt, str, int, Any]:
         """Load what the call needs in one short transaction (no connection held over the call)."""
         async with self._sessionmaker() as session:
             burst = await queries.load_burst(session, key)

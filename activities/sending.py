@@ -44,7 +44,10 @@ class SendActivities:
             channel_id = await self._sender.send(target, chunk, random_id=random_id)
             async with self._sessionmaker() as session, session.begin():
                 await queries.insert_delivery(
-                    session, reply_id=reply.id, chunk_index=index, random_id=random_id,
+                    session,
+                    reply_id=reply.id,
+                    chunk_index=index,
+                    random_id=random_id,
                     channel_message_id=channel_id,
                 )
             newly_sent += 1

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from channels.base import DedupingSender, SendTarget
 from db import queries
-from ingest import Ingestor, IncomingMessage, RejectedMessageError
+from ingest import IncomingMessage, Ingestor, RejectedMessageError
 
 log = logging.getLogger("lull.console")
 
@@ -42,14 +42,14 @@ async def _stdin_reader() -> asyncio.StreamReader:
 
 
 async def wait_until_answered(
-    sessionmaker: async_sessionmaker[AsyncSession], account_id: int, *, timeout: float
+    sessionmaker: async_sessionmaker[AsyncSession], account_id: int, *, within: float
 ) -> int:
     """Poll until every live message of the account is in a sent or failed burst.
 
-    Returns how many are still pending when ``timeout`` runs out (0 when all are done).
+    Returns how many are still pending after ``within`` seconds (0 when all are done).
     """
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within
     while True:
         async with sessionmaker() as session:
             pending = await queries.pending_message_count(session, account_id)
@@ -97,9 +97,7 @@ async def chat(
                 out.flush()
                 continue
             next_id += 1
-        pending = await wait_until_answered(
-            sessionmaker, ingestor.account.id, timeout=drain_timeout
-        )
+        pending = await wait_until_answered(sessionmaker, ingestor.account.id, within=drain_timeout)
         if pending:
             out.write(f"\n{pending} messages still unanswered; they stay recorded.\n")
     finally:

@@ -20,7 +20,7 @@ from typing import Any, Literal, TextIO
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from channels.base import DedupingSender, SendTarget
-from ingest import Ingestor, IncomingMessage, RejectedMessageError
+from ingest import IncomingMessage, Ingestor, RejectedMessageError
 
 log = logging.getLogger("lull.replay")
 
@@ -120,8 +120,12 @@ async def feed(
                 continue
             assert event.id is not None and event.text is not None
             msg = IncomingMessage(
-                chat_id=event.chat, sender_id=event.user, message_id=event.id, text=event.text,
-                sent_at=started_at + timedelta(seconds=event.at), topic_id=event.topic,
+                chat_id=event.chat,
+                sender_id=event.user,
+                message_id=event.id,
+                text=event.text,
+                sent_at=started_at + timedelta(seconds=event.at),
+                topic_id=event.topic,
             )
             try:
                 await ingestor.message(msg)

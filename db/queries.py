@@ -39,7 +39,11 @@ async def load_account(session: AsyncSession, account_id: int) -> Any:
 
 
 async def ensure_conversation(
-    session: AsyncSession, *, account_id: int, chat_id: int, topic_id: int | None,
+    session: AsyncSession,
+    *,
+    account_id: int,
+    chat_id: int,
+    topic_id: int | None,
     owner_user_id: int | None,
 ) -> int:
     stmt = (
@@ -47,24 +51,36 @@ async def ensure_conversation(
         .values(
             account_id=account_id, chat_id=chat_id, topic_id=topic_id, owner_user_id=owner_user_id
         )
-        .on_conflict_do_update(
-            constraint="uq_conversation_chat", set_={"updated_at": func.now()}
-        )
+        .on_conflict_do_update(constraint="uq_conversation_chat", set_={"updated_at": func.now()})
         .returning(conversation.c.id)
     )
     return (await session.execute(stmt)).scalar_one()
 
 
 async def record_message(
-    session: AsyncSession, *, account_id: int, conversation_id: int, chat_id: int,
-    message_id: int, sender_id: int, text: str, kind: str, sent_at: datetime,
+    session: AsyncSession,
+    *,
+    account_id: int,
+    conversation_id: int,
+    chat_id: int,
+    message_id: int,
+    sender_id: int,
+    text: str,
+    kind: str,
+    sent_at: datetime,
 ) -> RecordedMessage:
     """Insert a message once; a repeat returns the stored row and whether it was answered."""
     stmt = (
         insert(message)
         .values(
-            account_id=account_id, conversation_id=conversation_id, chat_id=chat_id,
-            message_id=message_id, sender_id=sender_id, text=text, kind=kind, sent_at=sent_at,
+            account_id=account_id,
+            conversation_id=conversation_id,
+            chat_id=chat_id,
+            message_id=message_id,
+            sender_id=sender_id,
+            text=text,
+            kind=kind,
+            sent_at=sent_at,
         )
         .on_conflict_do_nothing(constraint="uq_message_channel_id")
         .returning(message.c.id)
@@ -97,16 +113,28 @@ async def next_message_id(session: AsyncSession, *, account_id: int, chat_id: in
 
 
 async def insert_burst(
-    session: AsyncSession, *, burst_key: str, conversation_id: int, message_ids: Sequence[int],
-    reason: str, context_epoch: int, first_message_at: datetime, last_message_at: datetime,
+    session: AsyncSession,
+    *,
+    burst_key: str,
+    conversation_id: int,
+    message_ids: Sequence[int],
+    reason: str,
+    context_epoch: int,
+    first_message_at: datetime,
+    last_message_at: datetime,
     flushed_at: datetime,
 ) -> int:
     stmt = (
         insert(burst)
         .values(
-            burst_key=burst_key, conversation_id=conversation_id, message_ids=list(message_ids),
-            reason=reason, context_epoch=context_epoch, first_message_at=first_message_at,
-            last_message_at=last_message_at, flushed_at=flushed_at,
+            burst_key=burst_key,
+            conversation_id=conversation_id,
+            message_ids=list(message_ids),
+            reason=reason,
+            context_epoch=context_epoch,
+            first_message_at=first_message_at,
+            last_message_at=last_message_at,
+            flushed_at=flushed_at,
         )
         .on_conflict_do_nothing(index_elements=[burst.c.burst_key])
         .returning(burst.c.id)
@@ -132,7 +160,9 @@ async def assign_messages(
         )
         .values(burst_id=burst_id)
     )
-    stmt = select(func.count()).where(message.c.burst_id == burst_id, message.c.deleted_at.is_(None))
+    stmt = select(func.count()).where(
+        message.c.burst_id == burst_id, message.c.deleted_at.is_(None)
+    )
     return int((await session.execute(stmt)).scalar_one())
 
 
@@ -196,9 +226,7 @@ async def recent_turns(
 
 
 async def load_reply(session: AsyncSession, burst_id: int) -> Any:
-    return (
-        await session.execute(select(reply).where(reply.c.burst_id == burst_id))
-    ).one_or_none()
+    return (await session.execute(select(reply).where(reply.c.burst_id == burst_id))).one_or_none()
 
 
 async def insert_reply(session: AsyncSession, **values: Any) -> int | None:
@@ -218,13 +246,19 @@ async def delivered_chunks(session: AsyncSession, reply_id: int) -> set[int]:
 
 
 async def insert_delivery(
-    session: AsyncSession, *, reply_id: int, chunk_index: int, random_id: int,
+    session: AsyncSession,
+    *,
+    reply_id: int,
+    chunk_index: int,
+    random_id: int,
     channel_message_id: int | None,
 ) -> None:
     stmt = (
         insert(delivery)
         .values(
-            reply_id=reply_id, chunk_index=chunk_index, random_id=random_id,
+            reply_id=reply_id,
+            chunk_index=chunk_index,
+            random_id=random_id,
             channel_message_id=channel_message_id,
         )
         .on_conflict_do_nothing()
@@ -261,10 +295,19 @@ async def finished_bursts(session: AsyncSession, account_id: int) -> list[Any]:
     """The account's sent and failed bursts with their chat and reply, in send order."""
     stmt = (
         select(
-            burst.c.burst_key, burst.c.message_ids, burst.c.reason, burst.c.status,
-            burst.c.error_type, burst.c.error, burst.c.first_message_at,
-            burst.c.last_message_at, burst.c.flushed_at, burst.c.sent_at,
-            conversation.c.chat_id, conversation.c.topic_id, reply.c.text,
+            burst.c.burst_key,
+            burst.c.message_ids,
+            burst.c.reason,
+            burst.c.status,
+            burst.c.error_type,
+            burst.c.error,
+            burst.c.first_message_at,
+            burst.c.last_message_at,
+            burst.c.flushed_at,
+            burst.c.sent_at,
+            conversation.c.chat_id,
+            conversation.c.topic_id,
+            reply.c.text,
         )
         .join(conversation, conversation.c.id == burst.c.conversation_id)
         .outerjoin(reply, reply.c.burst_id == burst.c.id)

@@ -48,7 +48,9 @@ account = Table(
     Column("kind", Text, nullable=False),
     Column("display_name", Text, nullable=False),
     Column("start_text", Text, nullable=False, server_default="Hi! Write to me any time."),
-    Column("help_text", Text, nullable=False, server_default="Just write; I answer when you pause."),
+    Column(
+        "help_text", Text, nullable=False, server_default="Just write; I answer when you pause."
+    ),
     Column("error_text", Text, nullable=False, server_default="Sorry, something went wrong."),
     Column("system_prompt", Text),
     Column("model", Text),
@@ -72,7 +74,10 @@ conversation = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     # A missing topic is a topic too: NULLS NOT DISTINCT keeps one row per (account, chat).
     UniqueConstraint(
-        "account_id", "chat_id", "topic_id", name="uq_conversation_chat",
+        "account_id",
+        "chat_id",
+        "topic_id",
+        name="uq_conversation_chat",
         postgresql_nulls_not_distinct=True,
     ),
 )

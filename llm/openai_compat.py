@@ -27,7 +27,8 @@ class OpenAIProvider:
     async def complete(self, prompt: Prompt, *, model: str) -> Completion:
         try:
             response = await self._client.chat.completions.create(
-                model=model, messages=to_messages(prompt)  # type: ignore[arg-type]
+                model=model,
+                messages=to_messages(prompt),  # type: ignore[arg-type]
             )
         except openai.APIError as exc:
             raise classify(exc) from exc
@@ -54,7 +55,9 @@ def classify(exc: openai.APIError) -> Exception:
         return LLMAuthError(f"{exc.status_code}: provider refused the credentials")
     if isinstance(exc, openai.APIStatusError):
         if exc.status_code >= 500 or exc.status_code in (408, 409):
-            return LLMRetryableError(f"{exc.status_code} from provider", retry_after=_retry_after(exc))
+            return LLMRetryableError(
+                f"{exc.status_code} from provider", retry_after=_retry_after(exc)
+            )
         return LLMRejectedError(f"{exc.status_code} from provider: {_short(exc)}")
     return LLMRetryableError(f"{type(exc).__name__} from provider")
 

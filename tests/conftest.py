@@ -109,4 +109,3 @@ async def scratch_database(server_url: str) -> tuple[str, str]:
 
 def task_queue() -> str:
     return f"tq-{uuid.uuid4()}"
-

@@ -9,7 +9,12 @@ from settings import SettingsError, load_settings
 
 
 def test_defaults_choose_echo_and_a_five_second_period(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("LULL_LLM_PROVIDER", "LULL_LLM_BASE_URL", "LULL_LLM_API_KEY", "LULL_DEBOUNCE_SECONDS"):
+    for var in (
+        "LULL_LLM_PROVIDER",
+        "LULL_LLM_BASE_URL",
+        "LULL_LLM_API_KEY",
+        "LULL_DEBOUNCE_SECONDS",
+    ):
         monkeypatch.delenv(var, raising=False)
     settings = load_settings()
     assert settings.llm_provider == "echo"
@@ -41,7 +46,9 @@ def test_a_base_url_selects_the_openai_provider(monkeypatch: pytest.MonkeyPatch)
         ("LULL_LLM_PROVIDER", "gpt"),
     ],
 )
-def test_a_bad_value_names_the_variable(monkeypatch: pytest.MonkeyPatch, var: str, value: str) -> None:
+def test_a_bad_value_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, var: str, value: str
+) -> None:
     monkeypatch.setenv(var, value)
     with pytest.raises(SettingsError, match=var):
         load_settings()

@@ -1,15 +1,17 @@
 """ConversationWorkflow: one per (account, chat, topic). Buffers messages, waits for the
 lull, then persists the burst, asks the LLM once and sends the reply, in that order.
 
-The debounce loop follows the "updatable timer" sample, with one twist: the armed timer is
-only replaced when the deadline moves *earlier*. A message that pushes the deadline later
-lets the old timer fire and the loop re-arms for the remainder, which keeps a message's
-cost to the signal and one workflow task instead of a cancelled and a new timer as well.
+The debounce loop follows the "updatable timer" sample, with one twist: a message that
+pushes the deadline at least a second later leaves the armed timer alone; it fires and the
+loop re-arms for the remainder. That saves a cancelled and a new timer per message. The
+server fires any timer shorter than about a second at about a second, so a remainder under
+a second would flush late: then the timer is replaced at once instead (see
+``policy.must_rearm``).
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -32,7 +34,7 @@ with workflow.unsafe.imports_passed_through():
         PersistBurstInput,
         SendReplyInput,
     )
-    from workflows.policy import decide_flush, head_burst
+    from workflows.policy import decide_flush, head_burst, must_rearm
 
 # Message ids remembered for de-duplication (listener retries, catch-up replays).
 SEEN_IDS_KEPT = 1000
@@ -121,21 +123,20 @@ class ConversationWorkflow:
                 timeout=timedelta(seconds=self._config.idle_close_seconds),
                 timeout_summary="idle close",
             )
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return bool(self._buffer)
         return True
 
     async def _sleep_until(self, due_at: datetime, rule: str) -> None:
-        def moved_earlier() -> bool:
+        def deadline_moved() -> bool:
             current = decide_flush(self._config, self._buffer)
-            return current is not None and current.due_at < due_at
+            return current is not None and must_rearm(due_at, current.due_at)
 
-        try:
+        # Timing out is the normal way out: the deadline came.
+        with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(
-                moved_earlier, timeout=due_at - workflow.now(), timeout_summary=rule
+                deadline_moved, timeout=due_at - workflow.now(), timeout_summary=rule
             )
-        except asyncio.TimeoutError:
-            pass
 
     async def _flush(self, reason: str) -> None:
         batch = head_burst(self._config, self._buffer)

@@ -13,6 +13,8 @@ from datetime import datetime, timedelta
 from workflows.payloads import BufferedMessage, DebounceConfig
 
 REASON_QUIET = "quiet"
+# Temporal fires timers shorter than this at about this long, so never leave one that short.
+MIN_PRECISE_TIMER = timedelta(seconds=1)
 REASON_MAX_MESSAGES = "max_messages"
 
 
@@ -53,3 +55,15 @@ def decide_flush(config: DebounceConfig, buffer: list[BufferedMessage]) -> Flush
         return FlushDecision(last, REASON_MAX_MESSAGES, "max messages")
     quiet_end = last + timedelta(seconds=config.debounce_seconds)
     return FlushDecision(quiet_end, REASON_QUIET, "quiet period")
+
+
+def must_rearm(armed_due: datetime, new_due: datetime) -> bool:
+    """Whether a changed deadline needs the armed timer replaced now.
+
+    Earlier: yes, or we would flush late. Later by at least ``MIN_PRECISE_TIMER``: no, the
+    armed timer fires first and the loop re-arms for the remainder precisely. Later by
+    less: yes, because a sub-second remainder timer would fire up to a second late.
+    """
+    if new_due == armed_due:
+        return False
+    return new_due < armed_due or new_due - armed_due < MIN_PRECISE_TIMER

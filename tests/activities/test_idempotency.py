@@ -48,7 +48,11 @@ class RecordingSender:
 
 
 async def seed(
-    sm: async_sessionmaker[AsyncSession], account_id: int, texts: list[str], *, chat: int = 5,
+    sm: async_sessionmaker[AsyncSession],
+    account_id: int,
+    texts: list[str],
+    *,
+    chat: int = 5,
     first_id: int = 1,
 ) -> tuple[int, list[int]]:
     async with sm() as session, session.begin():
@@ -59,8 +63,15 @@ async def seed(
         for offset, text in enumerate(texts):
             mid = first_id + offset
             await queries.record_message(
-                session, account_id=account_id, conversation_id=conv, chat_id=chat,
-                message_id=mid, sender_id=9, text=text, kind="text", sent_at=NOW,
+                session,
+                account_id=account_id,
+                conversation_id=conv,
+                chat_id=chat,
+                message_id=mid,
+                sender_id=9,
+                text=text,
+                kind="text",
+                sent_at=NOW,
             )
             ids.append(mid)
     return conv, ids
@@ -68,8 +79,13 @@ async def seed(
 
 def persist_input(conv: int, ids: list[int]) -> PersistBurstInput:
     return PersistBurstInput(
-        conversation_id=conv, burst_key=burst_key(f"w{conv}", ids), message_ids=ids,
-        reason="quiet", first_message_at=NOW, last_message_at=NOW, flushed_at=NOW,
+        conversation_id=conv,
+        burst_key=burst_key(f"w{conv}", ids),
+        message_ids=ids,
+        reason="quiet",
+        first_message_at=NOW,
+        last_message_at=NOW,
+        flushed_at=NOW,
     )
 
 
@@ -88,7 +104,9 @@ async def test_persist_burst_twice_changes_nothing_the_second_time(
     second = await env.run(acts.persist_burst, persist_input(conv, ids))
     assert first == second
     assert first.message_count == 2
-    assert await count(sessionmaker, select(func.count()).where(burst.c.conversation_id == conv)) == 1
+    assert (
+        await count(sessionmaker, select(func.count()).where(burst.c.conversation_id == conv)) == 1
+    )
     assigned = select(func.count()).where(message.c.burst_id == first.burst_id)
     assert await count(sessionmaker, assigned) == 2
 
@@ -156,8 +174,12 @@ async def test_send_reply_twice_delivers_each_chunk_once(
     assert len({rid for _, _, rid in sender.sends}) == 3
     assert sender.sends[0][0].reply_to == max(ids)
     assert all(len(text) <= 40 for _, text, _ in sender.sends)
-    rows = select(func.count()).select_from(delivery.join(reply)).where(
-        reply.c.burst_id == select(burst.c.id).where(burst.c.burst_key == key).scalar_subquery()
+    rows = (
+        select(func.count())
+        .select_from(delivery.join(reply))
+        .where(
+            reply.c.burst_id == select(burst.c.id).where(burst.c.burst_key == key).scalar_subquery()
+        )
     )
     assert await count(sessionmaker, rows) == 3
     async with sessionmaker() as session:
@@ -171,8 +193,15 @@ async def test_recording_a_message_twice_keeps_one_row(
     conv, _ = await seed(sessionmaker, account_id, ["hello"])
     async with sessionmaker() as session, session.begin():
         again = await queries.record_message(
-            session, account_id=account_id, conversation_id=conv, chat_id=5, message_id=1,
-            sender_id=9, text="hello", kind="text", sent_at=NOW,
+            session,
+            account_id=account_id,
+            conversation_id=conv,
+            chat_id=5,
+            message_id=1,
+            sender_id=9,
+            text="hello",
+            kind="text",
+            sent_at=NOW,
         )
     assert again.created is False
     rows = select(func.count()).where(message.c.account_id == account_id)

@@ -23,15 +23,15 @@ async def tables(url: str) -> set[str]:
 async def test_upgrade_downgrade_upgrade(server_url: str) -> None:
     url, _ = await scratch_database(server_url)
     await migrate.upgrade(url)
-    assert TABLES <= await tables(url)
+    assert await tables(url) >= TABLES
     await migrate.downgrade(url, "base")
     assert not (TABLES & await tables(url))
     await migrate.upgrade(url)
-    assert TABLES <= await tables(url)
+    assert await tables(url) >= TABLES
 
 
 async def test_upgrade_is_a_no_op_when_already_at_head(server_url: str) -> None:
     url, _ = await scratch_database(server_url)
     await migrate.upgrade(url)
     await migrate.upgrade(url)
-    assert TABLES <= await tables(url)
+    assert await tables(url) >= TABLES

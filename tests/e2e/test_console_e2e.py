@@ -32,8 +32,13 @@ def port_in_use(port: int) -> bool:
 def test_piped_lines_get_one_reply_for_the_burst(data_dir: Path) -> None:
     env = lull_env(data_dir)
     proc = subprocess.run(
-        lull_command("run"), cwd=ROOT, env=env, input="hi\ncan you\n\nbook me a haircut\n",
-        capture_output=True, text=True, timeout=120,
+        lull_command("run"),
+        cwd=ROOT,
+        env=env,
+        input="hi\ncan you\n\nbook me a haircut\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     assert "Temporal UI : http://127.0.0.1:" in proc.stdout
@@ -48,8 +53,13 @@ def test_piped_lines_get_one_reply_for_the_burst(data_dir: Path) -> None:
 def test_ctrl_c_stops_every_process_it_started(data_dir: Path) -> None:
     env = lull_env(data_dir)
     proc = subprocess.Popen(
-        lull_command("run"), cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
+        lull_command("run"),
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     port = int(env["LULL_TEMPORAL_PORT"])
     deadline = time.monotonic() + 60

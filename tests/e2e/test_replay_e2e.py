@@ -26,7 +26,14 @@ SCRIPT = [
     {"at": 1.5, "chat": 1, "user": 10, "type": "message", "id": 4, "text": "tomorrow?"},
 ] + [
     # Twelve rapid messages in chat 3: a capped burst of 10, then 2 after the quiet period.
-    {"at": 2.0 + i * 0.01, "chat": 3, "user": 30, "type": "message", "id": i + 1, "text": f"m{i + 1}"}
+    {
+        "at": 2.0 + i * 0.01,
+        "chat": 3,
+        "user": 30,
+        "type": "message",
+        "id": i + 1,
+        "text": f"m{i + 1}",
+    }
     for i in range(12)
 ]
 
@@ -47,7 +54,11 @@ def script(data_dir: Path) -> Path:
 
 def run_replay(script: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        lull_command("replay", str(script)), cwd=ROOT, env=env, capture_output=True, text=True,
+        lull_command("replay", str(script)),
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=180,
     )
 
@@ -68,8 +79,15 @@ def test_replay_prints_one_reply_per_burst(script: Path, data_dir: Path) -> None
     assert {b["reason"] for b in by_chat[1]} == {"quiet"}
     for b in lines:
         assert set(b) == {
-            "account", "chat", "burst", "message_ids", "reason", "text",
-            "first_at", "flushed_at", "sent_at",
+            "account",
+            "chat",
+            "burst",
+            "message_ids",
+            "reason",
+            "text",
+            "first_at",
+            "flushed_at",
+            "sent_at",
         }
         assert b["account"].startswith("replay-")
         assert b["first_at"] <= b["flushed_at"] <= b["sent_at"]
@@ -94,7 +112,9 @@ def test_replay_through_the_openai_provider(script: Path, data_dir: Path) -> Non
     async def go() -> tuple[subprocess.CompletedProcess[str], list]:  # type: ignore[type-arg]
         async with running_fake_openai() as fake:
             env = lull_env(
-                data_dir, LULL_LLM_BASE_URL=fake.base_url, LULL_LLM_API_KEY="sk-e2e-secret",
+                data_dir,
+                LULL_LLM_BASE_URL=fake.base_url,
+                LULL_LLM_API_KEY="sk-e2e-secret",
                 LULL_LLM_MODEL="fake-model",
             )
             proc = await asyncio.to_thread(run_replay, script, env)

@@ -37,7 +37,10 @@ class FakeOpenAI:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
                 lines = head.decode().split("\r\n")
-                headers = {k.lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
+                headers = {
+                    k.lower(): v.strip()
+                    for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)
+                }
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
                 request = json.loads(body or b"{}")
                 self.requests.append(request)
@@ -49,7 +52,8 @@ class FakeOpenAI:
                 extra = "".join(f"{k}: {v}\r\n" for k, v in answer.headers.items())
                 writer.write(
                     f"HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n"
-                    f"content-length: {len(data)}\r\n{extra}\r\n".encode() + data
+                    f"content-length: {len(data)}\r\n{extra}\r\n".encode()
+                    + data
                 )
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -70,8 +74,11 @@ class FakeOpenAI:
             "created": 0,
             "model": request.get("model", "fake"),
             "choices": [
-                {"index": 0, "finish_reason": "stop",
-                 "message": {"role": "assistant", "content": text}}
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "message": {"role": "assistant", "content": text},
+                }
             ],
             "usage": {
                 "prompt_tokens": prompt_tokens,

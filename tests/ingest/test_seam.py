@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import UTC, datetime
 
@@ -14,8 +13,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from db.tables import burst, message
 from ingest import (
-    Ingestor,
     IncomingMessage,
+    Ingestor,
     RejectedMessageError,
     register_account,
     send_task_queue,
@@ -44,7 +43,11 @@ async def make_ingestor(
     key = f"seam-{uuid.uuid4().hex[:8]}"
     account = await register_account(sm, key=key, kind="replay", display_name=key)
     return Ingestor(
-        env.client, sm, account, config=DebounceConfig(1, 10, IDLE_CLOSE), task_queue=tq,
+        env.client,
+        sm,
+        account,
+        config=DebounceConfig(1, 10, IDLE_CLOSE),
+        task_queue=tq,
         chat_hash_key=b"k",
     )
 
@@ -109,16 +112,23 @@ async def test_an_answered_message_delivered_again_is_not_signalled(
             await session.execute(
                 burst.insert()
                 .values(
-                    burst_key=f"k-{uuid.uuid4()}", conversation_id=select(message.c.conversation_id)
-                    .where(message.c.account_id == ingestor.account.id).scalar_subquery(),
-                    message_ids=[1], reason="quiet", first_message_at=NOW, last_message_at=NOW,
+                    burst_key=f"k-{uuid.uuid4()}",
+                    conversation_id=select(message.c.conversation_id)
+                    .where(message.c.account_id == ingestor.account.id)
+                    .scalar_subquery(),
+                    message_ids=[1],
+                    reason="quiet",
+                    first_message_at=NOW,
+                    last_message_at=NOW,
                     flushed_at=NOW,
                 )
                 .returning(burst.c.id)
             )
         ).scalar_one()
         await session.execute(
-            update(message).where(message.c.account_id == ingestor.account.id).values(burst_id=burst_id)
+            update(message)
+            .where(message.c.account_id == ingestor.account.id)
+            .values(burst_id=burst_id)
         )
     again = await ingestor.message(msg)
     assert again.signalled is False

@@ -40,7 +40,9 @@ class Recorder:
         @activity.defn(name="persist_burst")
         async def persist_burst(input: PersistBurstInput) -> PersistBurstResult:
             self.persisted.append(input)
-            return PersistBurstResult(burst_id=len(self.persisted), message_count=len(input.message_ids))
+            return PersistBurstResult(
+                burst_id=len(self.persisted), message_count=len(input.message_ids)
+            )
 
         @activity.defn(name="generate_reply")
         async def generate_reply(input: GenerateReplyInput) -> GenerateReplyResult:
@@ -64,7 +66,9 @@ class Recorder:
 
 def new_worker(client: Client, recorder: Recorder, task_queue: str) -> Worker:
     return Worker(
-        client, task_queue=task_queue, workflows=[ConversationWorkflow],
+        client,
+        task_queue=task_queue,
+        workflows=[ConversationWorkflow],
         activities=recorder.activities(),
     )
 
@@ -73,8 +77,12 @@ def conversation_input(
     task_queue: str, *, debounce: float = 5, max_messages: int = 10, idle_close: float = 60
 ) -> ConversationInput:
     ref = ConversationRef(
-        account_key=f"acct-{uuid.uuid4().hex[:6]}", account_id=1, chat_id=42, topic_id=None,
-        conversation_id=1, chat_ref="abc",
+        account_key=f"acct-{uuid.uuid4().hex[:6]}",
+        account_id=1,
+        chat_id=42,
+        topic_id=None,
+        conversation_id=1,
+        chat_ref="abc",
     )
     # The send activity runs on the same queue here: one worker hosts every fake.
     return ConversationInput(

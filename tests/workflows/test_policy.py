@@ -1,16 +1,20 @@
 from datetime import UTC, datetime, timedelta
 
 from workflows.payloads import BufferedMessage, DebounceConfig
-from workflows.policy import REASON_MAX_MESSAGES, REASON_QUIET, decide_flush, head_burst
+from workflows.policy import (
+    REASON_MAX_MESSAGES,
+    REASON_QUIET,
+    decide_flush,
+    head_burst,
+    must_rearm,
+)
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 CONFIG = DebounceConfig(debounce_seconds=5, max_burst_messages=3, idle_close_seconds=60)
 
 
 def msgs(*offsets: float) -> list[BufferedMessage]:
-    return [
-        BufferedMessage(i + 1, 7, 5, T0 + timedelta(seconds=s)) for i, s in enumerate(offsets)
-    ]
+    return [BufferedMessage(i + 1, 7, 5, T0 + timedelta(seconds=s)) for i, s in enumerate(offsets)]
 
 
 def test_empty_buffer_never_flushes() -> None:
@@ -58,3 +62,11 @@ def test_a_quiet_gap_closes_the_burst_even_when_a_later_message_is_already_buffe
     assert decision is not None
     assert decision.due_at == T0 + timedelta(seconds=6)
     assert decision.reason == REASON_QUIET
+
+
+def test_rearm_only_when_the_timer_would_fire_late() -> None:
+    armed = T0 + timedelta(seconds=5)
+    assert must_rearm(armed, armed) is False
+    assert must_rearm(armed, armed - timedelta(seconds=1)) is True  # earlier: cap reached
+    assert must_rearm(armed, armed + timedelta(seconds=2)) is False  # fire, then re-arm 2 s
+    assert must_rearm(armed, armed + timedelta(milliseconds=300)) is True  # 0.3 s would be late
