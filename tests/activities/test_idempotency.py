@@ -134,6 +134,37 @@ async def test_generate_reply_calls_the_llm_once_per_burst(
         assert (await session.execute(status)).scalar_one() == "replied"
 
 
+async def test_token_usage_and_cost_are_stored(
+    sessionmaker: async_sessionmaker[AsyncSession], account_id: int
+) -> None:
+    from decimal import Decimal
+
+    conv, ids = await seed(sessionmaker, account_id, ["price", "me"])
+    env = ActivityEnvironment()
+    persisted = await env.run(BurstActivities(sessionmaker).persist_burst, persist_input(conv, ids))
+    options = ReplyOptions(
+        default_model="m",
+        default_system_prompt="be brief",
+        history_bursts=0,
+        price_prompt_per_1k=Decimal("2"),
+        price_completion_per_1k=Decimal("10"),
+    )
+    provider = CountingProvider()
+    await env.run(
+        ReplyActivities(sessionmaker, provider, options).generate_reply,
+        GenerateReplyInput(burst_key(f"w{conv}", ids)),
+    )
+    async with sessionmaker() as session:
+        row = (
+            await session.execute(select(reply).where(reply.c.burst_id == persisted.burst_id))
+        ).one()
+    assert row.prompt_tokens == 4  # "be brief" + "price" + "me", counted by the echo provider
+    assert row.completion_tokens == len(row.text.split())
+    expected = (Decimal(2) * row.prompt_tokens + Decimal(10) * row.completion_tokens) / 1000
+    assert row.cost == expected
+    assert row.model == "echo"
+
+
 async def test_prompt_carries_the_conversations_recent_history(
     sessionmaker: async_sessionmaker[AsyncSession], account_id: int
 ) -> None:
