@@ -16,6 +16,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from activities.sending import SendActivities
@@ -23,7 +24,15 @@ from channels.base import ChannelSender
 from db import queries
 from workflows.conversation import ConversationWorkflow
 from workflows.ids import conversation_workflow_id
-from workflows.payloads import ConversationInput, ConversationRef, DebounceConfig, MessageReceived
+from workflows.payloads import (
+    ConversationInput,
+    ConversationRef,
+    DebounceConfig,
+    MessageReceived,
+    TypingObserved,
+)
+
+CHAT_ACTIONS = frozenset({"typing", "record_audio", "record_video", "upload", "cancel"})
 
 log = logging.getLogger("lull.ingest")
 
@@ -103,6 +112,18 @@ class Ingestor:
     def account(self) -> Account:
         return self._account
 
+    async def typing(
+        self, *, chat_id: int, sender_id: int, action: str, topic_id: int | None = None
+    ) -> bool:
+        return await signal_typing(
+            self._client,
+            self._account.key,
+            chat_id=chat_id,
+            topic_id=topic_id,
+            sender_id=sender_id,
+            action=action,
+        )
+
     async def message(self, msg: IncomingMessage) -> IngestResult:
         text = msg.text.strip()
         if not text:
@@ -154,6 +175,29 @@ class Ingestor:
             static_summary=f"conversation of {ref.account_key}, chat {ref.chat_ref}",
         )
         return IngestResult(workflow_id, signalled=True, run_id=handle.result_run_id)
+
+
+async def signal_typing(
+    client: Client,
+    account_key: str,
+    *,
+    chat_id: int,
+    topic_id: int | None,
+    sender_id: int,
+    action: str,
+) -> bool:
+    """Tell an open conversation that a user is typing (or stopped). Typing never starts a
+    conversation; returns False when there is none open to tell."""
+    if action not in CHAT_ACTIONS:
+        raise ValueError(f"unknown chat action {action!r}; expected one of {sorted(CHAT_ACTIONS)}")
+    handle = client.get_workflow_handle(conversation_workflow_id(account_key, chat_id, topic_id))
+    try:
+        await handle.signal("typing_observed", TypingObserved(sender_id, action))
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    return True
 
 
 def build_send_worker(

@@ -37,10 +37,20 @@ class Runtime:
     sessionmaker: async_sessionmaker[AsyncSession]
 
     def debounce_config(self) -> DebounceConfig:
+        s = self.settings
         return DebounceConfig(
-            debounce_seconds=self.settings.debounce_seconds,
-            max_burst_messages=self.settings.max_burst_messages,
-            idle_close_seconds=self.settings.idle_close_seconds,
+            debounce_seconds=s.debounce_seconds,
+            max_burst_messages=s.max_burst_messages,
+            idle_close_seconds=s.idle_close_seconds,
+            max_wait_seconds=s.max_wait_seconds,
+            max_burst_chars=s.max_burst_chars,
+            typing_window_seconds=s.typing_window_seconds,
+            typing_windows={
+                "record_audio": s.recording_window_seconds,
+                "record_video": s.recording_window_seconds,
+                "upload": s.upload_window_seconds,
+            },
+            buffer_enabled=s.buffer_enabled,
         )
 
     def build_worker(self) -> Worker:

@@ -38,6 +38,13 @@ class Settings(BaseSettings):
     debounce_seconds: float = Field(default=5.0, gt=0, le=3600)
     max_burst_messages: int = Field(default=10, ge=1, le=1000)
     idle_close_seconds: float = Field(default=900.0, gt=0)
+    max_wait_seconds: float = Field(default=60.0, gt=0)
+    max_burst_chars: int = Field(default=4000, ge=1)
+    buffer_enabled: bool = True
+    # How long a chat action holds the burst open (Telegram's typing status lives 6 s).
+    typing_window_seconds: float = Field(default=6.0, ge=0)
+    recording_window_seconds: float = Field(default=15.0, ge=0)
+    upload_window_seconds: float = Field(default=15.0, ge=0)
 
     # LLM. The provider defaults to `echo` unless an endpoint or key is configured.
     llm_provider: Literal["echo", "openai"] | None = None

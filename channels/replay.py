@@ -114,9 +114,17 @@ async def feed(
             delay = start + event.at - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
+            if event.type in ("typing", "cancel"):
+                await ingestor.typing(
+                    chat_id=event.chat,
+                    topic_id=event.topic,
+                    sender_id=event.user,
+                    action=event.type,
+                )
+                continue
             if event.type != "message":
-                # Typing, cancel, edit and delete arrive with the workflow rules (issue 3).
-                log.debug("line %s: %s events are not acted on yet", event.line, event.type)
+                # Edits and deletes are not acted on yet; say so rather than drop them silently.
+                on_reject(f"line {event.line}: {event.type} events are not supported yet")
                 continue
             assert event.id is not None and event.text is not None
             msg = IncomingMessage(

@@ -33,8 +33,17 @@ with workflow.unsafe.imports_passed_through():
         MessageReceived,
         PersistBurstInput,
         SendReplyInput,
+        TypingObserved,
     )
-    from workflows.policy import decide_flush, head_burst, must_rearm
+    from workflows.policy import (
+        FlushDecision,
+        burst_seq_for,
+        decide_flush,
+        extend_lease,
+        head_burst,
+        must_rearm,
+        tail_burst,
+    )
 
 # Message ids remembered for de-duplication (listener retries, catch-up replays).
 SEEN_IDS_KEPT = 1000
@@ -62,6 +71,8 @@ class ConversationWorkflow:
         self._config = input.config
         self._send_task_queue = input.send_task_queue
         self._buffer: list[BufferedMessage] = list(carried.buffer)
+        # The open burst author's typing lease: it holds the flush while they type.
+        self._lease_until = carried.lease_until
         self._seen: dict[int, None] = dict.fromkeys(carried.seen_ids)
         self._bursts_flushed = carried.bursts_flushed
         self._last_burst_key = carried.last_burst_key
@@ -76,18 +87,36 @@ class ConversationWorkflow:
             workflow.logger.warning("ignored empty message %s", msg.message_id)
             return
         self._remember(msg.message_id)
+        now = workflow.now()
+        seq = burst_seq_for(self._config, self._buffer, self._lease_until, now)
+        tail = tail_burst(self._buffer)
+        if not tail or tail[0].burst_seq != seq or tail[0].sender_id == msg.sender_id:
+            # Sending ends the author's typing; a new burst starts with no lease.
+            self._lease_until = None
         self._buffer.append(
-            BufferedMessage(msg.message_id, msg.sender_id, msg.chars, workflow.now())
+            BufferedMessage(msg.message_id, msg.sender_id, msg.chars, now, burst_seq=seq)
+        )
+
+    @workflow.signal
+    def typing_observed(self, event: TypingObserved) -> None:
+        self._lease_until = extend_lease(
+            self._config,
+            self._buffer,
+            self._lease_until,
+            sender_id=event.sender_id,
+            action=event.action,
+            at=workflow.now(),
         )
 
     @workflow.query
     def state(self) -> ConversationState:
-        decision = decide_flush(self._config, self._buffer)
+        decision = self._decision()
         return ConversationState(
             phase=self._phase,
             buffered=len(self._buffer),
             first_message_at=self._buffer[0].received_at if self._buffer else None,
             last_message_at=self._buffer[-1].received_at if self._buffer else None,
+            typing_lease_until=self._lease_until,
             deadline=decision.due_at if decision else None,
             deadline_rule=decision.rule if decision else None,
             bursts_flushed=self._bursts_flushed,
@@ -97,7 +126,7 @@ class ConversationWorkflow:
     @workflow.run
     async def run(self, input: ConversationInput) -> None:
         while True:
-            decision = decide_flush(self._config, self._buffer)
+            decision = self._decision()
             if decision is None:
                 if workflow.info().is_continue_as_new_suggested():
                     await self._continue_as_new(input)
@@ -129,7 +158,7 @@ class ConversationWorkflow:
 
     async def _sleep_until(self, due_at: datetime, rule: str) -> None:
         def deadline_moved() -> bool:
-            current = decide_flush(self._config, self._buffer)
+            current = self._decision()
             return current is not None and must_rearm(due_at, current.due_at)
 
         # Timing out is the normal way out: the deadline came.
@@ -139,9 +168,11 @@ class ConversationWorkflow:
             )
 
     async def _flush(self, reason: str) -> None:
-        batch = head_burst(self._config, self._buffer)
+        batch = head_burst(self._buffer)
         # Later arrivals stay buffered and become the next burst.
         self._buffer = self._buffer[len(batch) :]
+        if not self._buffer:
+            self._lease_until = None
         message_ids = sorted(m.message_id for m in batch)
         key = burst_key(workflow.info().workflow_id, message_ids)
         self._last_burst_key = key
@@ -206,6 +237,7 @@ class ConversationWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         carried = CarriedState(
             buffer=self._buffer,
+            lease_until=self._lease_until,
             seen_ids=list(self._seen),
             bursts_flushed=self._bursts_flushed,
             last_burst_key=self._last_burst_key,
@@ -213,6 +245,12 @@ class ConversationWorkflow:
         workflow.continue_as_new(
             ConversationInput(input.conversation, input.config, input.send_task_queue, carried)
         )
+
+    def _decision(self) -> FlushDecision | None:
+        """The next flush: the head burst's, with the typing lease if it is the open one."""
+        head = head_burst(self._buffer)
+        is_open = bool(head) and head[0].burst_seq == self._buffer[-1].burst_seq
+        return decide_flush(self._config, head, self._lease_until if is_open else None)
 
     def _remember(self, message_id: int) -> None:
         self._seen[message_id] = None

@@ -18,7 +18,8 @@ def _encode_part(part: str | int | None) -> str:
     # "~" is escaped too so that the bare "~" can stand for a missing part.
     if part is None:
         return "~"
-    return quote(str(part), safe="").replace("~", "%7E")
+    # surrogatepass: any Python string encodes (even a lone surrogate), still injectively.
+    return quote(str(part), safe="", errors="surrogatepass").replace("~", "%7E")
 
 
 def conversation_workflow_id(

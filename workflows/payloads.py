@@ -29,6 +29,13 @@ class DebounceConfig:
     debounce_seconds: float
     max_burst_messages: int
     idle_close_seconds: float
+    # Fields below were added after the first release: defaults keep old inputs decodable.
+    max_wait_seconds: float = 60.0
+    max_burst_chars: int = 4000
+    # Typing lease per chat action ("typing", "record_audio", ...); others get the default.
+    typing_window_seconds: float = 6.0
+    typing_windows: dict[str, float] = field(default_factory=dict)
+    buffer_enabled: bool = True
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,8 @@ class BufferedMessage:
     sender_id: int
     chars: int
     received_at: datetime
+    # Which burst the message joined when it arrived; bursts flush in this order.
+    burst_seq: int = 0
 
 
 @dataclass
@@ -44,6 +53,7 @@ class CarriedState:
     """What survives continue-as-new: the open buffer and recently seen message ids."""
 
     buffer: list[BufferedMessage] = field(default_factory=list)
+    lease_until: datetime | None = None
     seen_ids: list[int] = field(default_factory=list)
     bursts_flushed: int = 0
     last_burst_key: str | None = None
@@ -66,6 +76,14 @@ class MessageReceived:
 
 
 @dataclass(frozen=True)
+class TypingObserved:
+    """A chat action of a user: typing, record_audio, record_video, upload or cancel."""
+
+    sender_id: int
+    action: str
+
+
+@dataclass(frozen=True)
 class ConversationState:
     """Answer of the ``state`` query."""
 
@@ -73,6 +91,7 @@ class ConversationState:
     buffered: int
     first_message_at: datetime | None
     last_message_at: datetime | None
+    typing_lease_until: datetime | None
     deadline: datetime | None
     deadline_rule: str | None
     bursts_flushed: int

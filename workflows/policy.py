@@ -1,8 +1,13 @@
-"""The debounce policy: when does the open burst flush, and why. Pure functions only.
+"""The debounce policy: which burst a message joins, when a burst flushes, and why.
+Pure functions only; the workflow applies them.
 
 Deadlines are absolute times computed from what the buffer holds, never from "now", so
-the workflow can tell whether a new message moved the deadline earlier (wake up) or
-later (let the armed timer fire and re-arm; this saves history events per message).
+the workflow can tell whether a change moved the deadline earlier (wake up) or later
+(let the armed timer fire and re-arm).
+
+A message's burst is decided when it arrives: it joins the open burst if that burst was
+not yet due, else it opens the next one. So a timer the worker runs late never merges a
+message into a burst that was already over.
 """
 
 from __future__ import annotations
@@ -13,9 +18,14 @@ from datetime import datetime, timedelta
 from workflows.payloads import BufferedMessage, DebounceConfig
 
 REASON_QUIET = "quiet"
+REASON_MAX_WAIT = "max_wait"
+REASON_MAX_MESSAGES = "max_messages"
+REASON_MAX_CHARS = "max_chars"
+REASON_UNBUFFERED = "unbuffered"
+
+CANCEL = "cancel"
 # Temporal fires timers shorter than this at about this long, so never leave one that short.
 MIN_PRECISE_TIMER = timedelta(seconds=1)
-REASON_MAX_MESSAGES = "max_messages"
 
 
 @dataclass(frozen=True)
@@ -26,35 +36,84 @@ class FlushDecision:
     rule: str
 
 
-def head_burst(config: DebounceConfig, buffer: list[BufferedMessage]) -> list[BufferedMessage]:
-    """The burst at the head of the buffer: each message arrived within the quiet period of
-    the one before it, and there are at most the cap.
-
-    Cutting at the first full quiet gap in *arrival* times keeps bursts apart even when the
-    worker runs the timer late and a later message is already buffered by then.
-    """
-    burst = buffer[:1]
-    quiet = timedelta(seconds=config.debounce_seconds)
-    for msg in buffer[1:]:
-        if len(burst) >= config.max_burst_messages:
-            break
-        if msg.received_at >= burst[-1].received_at + quiet:
-            break
-        burst.append(msg)
-    return burst
+def head_burst(buffer: list[BufferedMessage]) -> list[BufferedMessage]:
+    """The oldest burst in the buffer (the one to flush next)."""
+    if not buffer:
+        return []
+    first = buffer[0].burst_seq
+    return [m for m in buffer if m.burst_seq == first]
 
 
-def decide_flush(config: DebounceConfig, buffer: list[BufferedMessage]) -> FlushDecision | None:
-    """When the burst at the head of the buffer is due to flush, or ``None`` if it is empty."""
-    burst = head_burst(config, buffer)
+def tail_burst(buffer: list[BufferedMessage]) -> list[BufferedMessage]:
+    """The newest burst in the buffer (the one new messages and typing may extend)."""
+    if not buffer:
+        return []
+    last = buffer[-1].burst_seq
+    return [m for m in buffer if m.burst_seq == last]
+
+
+def decide_flush(
+    config: DebounceConfig, burst: list[BufferedMessage], lease_until: datetime | None = None
+) -> FlushDecision | None:
+    """When ``burst`` is due, and why. ``lease_until`` is the author's typing lease."""
     if not burst:
         return None
-    last = burst[-1].received_at
+    first = min(m.received_at for m in burst)
+    last = max(m.received_at for m in burst)
+    if not config.buffer_enabled:
+        return FlushDecision(first, REASON_UNBUFFERED, "unbuffered")
     if len(burst) >= config.max_burst_messages:
         # The message that reached the cap is due at the moment it arrived: flush at once.
         return FlushDecision(last, REASON_MAX_MESSAGES, "max messages")
-    quiet_end = last + timedelta(seconds=config.debounce_seconds)
-    return FlushDecision(quiet_end, REASON_QUIET, "quiet period")
+    if sum(m.chars for m in burst) >= config.max_burst_chars:
+        return FlushDecision(last, REASON_MAX_CHARS, "max characters")
+    due, rule = last + timedelta(seconds=config.debounce_seconds), "quiet period"
+    if lease_until is not None and lease_until > due:
+        due, rule = lease_until, "typing lease"
+    max_wait_end = first + timedelta(seconds=config.max_wait_seconds)
+    if due > max_wait_end:
+        return FlushDecision(max_wait_end, REASON_MAX_WAIT, "max wait")
+    return FlushDecision(due, REASON_QUIET, rule)
+
+
+def burst_seq_for(
+    config: DebounceConfig,
+    buffer: list[BufferedMessage],
+    lease_until: datetime | None,
+    arrived_at: datetime,
+) -> int:
+    """The burst a message arriving now joins: the open one, or a new one after it."""
+    tail = tail_burst(buffer)
+    if not tail:
+        return buffer[-1].burst_seq + 1 if buffer else 0
+    open_seq = tail[0].burst_seq
+    decision = decide_flush(config, tail, lease_until)
+    assert decision is not None
+    if decision.reason != REASON_QUIET or arrived_at >= decision.due_at:
+        # A burst at a cap, unbuffered, past its max wait or already due takes no more.
+        return open_seq + 1
+    return open_seq
+
+
+def extend_lease(
+    config: DebounceConfig,
+    buffer: list[BufferedMessage],
+    lease_until: datetime | None,
+    *,
+    sender_id: int,
+    action: str,
+    at: datetime,
+) -> datetime | None:
+    """The typing lease after a chat action. Only the open burst's author extends it;
+    with nothing buffered typing starts nothing; a cancel ends the lease at once."""
+    tail = tail_burst(buffer)
+    if not tail or tail[0].sender_id != sender_id:
+        return lease_until
+    if action == CANCEL:
+        return None
+    window = config.typing_windows.get(action, config.typing_window_seconds)
+    until = at + timedelta(seconds=window)
+    return until if lease_until is None or until > lease_until else lease_until
 
 
 def must_rearm(armed_due: datetime, new_due: datetime) -> bool:

@@ -133,3 +133,39 @@ async def test_an_answered_message_delivered_again_is_not_signalled(
     again = await ingestor.message(msg)
     assert again.signalled is False
     assert rec.bursts() == [[1]]
+
+
+async def test_typing_never_starts_a_conversation(
+    time_env: WorkflowEnvironment, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    ingestor = await make_ingestor(time_env, sessionmaker, task_queue())
+    told = await ingestor.typing(chat_id=77, sender_id=5, action="typing")
+    assert told is False
+    from workflows.ids import conversation_workflow_id
+
+    handle = time_env.client.get_workflow_handle(
+        conversation_workflow_id(ingestor.account.key, 77, None)
+    )
+    with pytest.raises(RPCError):
+        await handle.describe()
+
+
+async def test_typing_reaches_an_open_conversation(
+    time_env: WorkflowEnvironment, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    tq, rec = task_queue(), Recorder()
+    ingestor = await make_ingestor(time_env, sessionmaker, tq)
+    async with new_worker(time_env.client, rec, tq):
+        result = await ingestor.message(IncomingMessage(77, 5, 1, "hi", NOW))
+        assert await ingestor.typing(chat_id=77, sender_id=5, action="record_audio") is True
+        state = await time_env.client.get_workflow_handle(result.workflow_id).query("state")
+    assert state["typing_lease_until"] is not None
+    assert state["deadline_rule"] == "typing lease"
+
+
+async def test_an_unknown_chat_action_is_a_clear_error(
+    time_env: WorkflowEnvironment, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    ingestor = await make_ingestor(time_env, sessionmaker, task_queue())
+    with pytest.raises(ValueError, match="unknown chat action 'dancing'"):
+        await ingestor.typing(chat_id=77, sender_id=5, action="dancing")

@@ -24,6 +24,7 @@ from workflows.payloads import (
     PersistBurstResult,
     SendReplyInput,
     SendReplyResult,
+    TypingObserved,
 )
 
 
@@ -74,7 +75,12 @@ def new_worker(client: Client, recorder: Recorder, task_queue: str) -> Worker:
 
 
 def conversation_input(
-    task_queue: str, *, debounce: float = 5, max_messages: int = 10, idle_close: float = 60
+    task_queue: str,
+    *,
+    debounce: float = 5,
+    max_messages: int = 10,
+    idle_close: float = 60,
+    **config: object,
 ) -> ConversationInput:
     ref = ConversationRef(
         account_key=f"acct-{uuid.uuid4().hex[:6]}",
@@ -86,7 +92,9 @@ def conversation_input(
     )
     # The send activity runs on the same queue here: one worker hosts every fake.
     return ConversationInput(
-        ref, DebounceConfig(debounce, max_messages, idle_close), send_task_queue=task_queue
+        ref,
+        DebounceConfig(debounce, max_messages, idle_close, **config),  # type: ignore[arg-type]
+        send_task_queue=task_queue,
     )
 
 
@@ -107,3 +115,7 @@ async def signal_message(
 
 def seconds_between(a: datetime, b: datetime) -> float:
     return (b - a).total_seconds()
+
+
+async def signal_typing(handle: WorkflowHandle, action: str = "typing", sender: int = 7) -> None:  # type: ignore[type-arg]
+    await handle.signal("typing_observed", TypingObserved(sender, action))

@@ -1,72 +1,227 @@
+"""The pure debounce policy, without Temporal."""
+
+from __future__ import annotations
+
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 from workflows.payloads import BufferedMessage, DebounceConfig
 from workflows.policy import (
+    REASON_MAX_CHARS,
     REASON_MAX_MESSAGES,
+    REASON_MAX_WAIT,
     REASON_QUIET,
+    REASON_UNBUFFERED,
+    burst_seq_for,
     decide_flush,
+    extend_lease,
     head_burst,
     must_rearm,
 )
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
-CONFIG = DebounceConfig(debounce_seconds=5, max_burst_messages=3, idle_close_seconds=60)
+CONFIG = DebounceConfig(
+    debounce_seconds=5,
+    max_burst_messages=3,
+    idle_close_seconds=60,
+    max_wait_seconds=60,
+    max_burst_chars=100,
+    typing_window_seconds=6,
+    typing_windows={"record_audio": 15},
+)
+AUTHOR = 7
 
 
-def msgs(*offsets: float) -> list[BufferedMessage]:
-    return [BufferedMessage(i + 1, 7, 5, T0 + timedelta(seconds=s)) for i, s in enumerate(offsets)]
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
 
 
-def test_empty_buffer_never_flushes() -> None:
+def msgs(*offsets: float, chars: int = 5, seq: int = 0) -> list[BufferedMessage]:
+    return [
+        BufferedMessage(i + 1, AUTHOR, chars, at(s), burst_seq=seq) for i, s in enumerate(offsets)
+    ]
+
+
+def test_empty_burst_never_flushes() -> None:
     assert decide_flush(CONFIG, []) is None
 
 
 def test_quiet_period_runs_from_the_last_message() -> None:
     decision = decide_flush(CONFIG, msgs(0, 1.5))
+    assert decision == decide_flush(CONFIG, msgs(1.5, 0))
     assert decision is not None
-    assert decision.due_at == T0 + timedelta(seconds=6.5)
-    assert decision.reason == REASON_QUIET
-    assert decision.rule == "quiet period"
+    assert (decision.due_at, decision.reason, decision.rule) == (
+        at(6.5),
+        REASON_QUIET,
+        "quiet period",
+    )
 
 
 def test_fractional_debounce() -> None:
-    config = DebounceConfig(debounce_seconds=0.25, max_burst_messages=3, idle_close_seconds=60)
-    decision = decide_flush(config, msgs(1))
-    assert decision is not None and decision.due_at == T0 + timedelta(seconds=1.25)
+    decision = decide_flush(replace(CONFIG, debounce_seconds=0.25), msgs(1))
+    assert decision is not None and decision.due_at == at(1.25)
 
 
-def test_reaching_the_cap_is_due_at_once() -> None:
+def test_reaching_the_message_cap_is_due_at_once() -> None:
     decision = decide_flush(CONFIG, msgs(0, 1, 2))
     assert decision is not None
-    assert decision.reason == REASON_MAX_MESSAGES
-    assert decision.due_at == T0 + timedelta(seconds=2)
+    assert (decision.due_at, decision.reason) == (at(2), REASON_MAX_MESSAGES)
 
 
-def test_a_later_message_never_moves_the_quiet_deadline_earlier() -> None:
-    earlier = decide_flush(CONFIG, msgs(0))
-    later = decide_flush(CONFIG, msgs(0, 2))
-    assert earlier is not None and later is not None
-    assert later.due_at > earlier.due_at
-
-
-def test_head_burst_takes_at_most_the_cap_in_arrival_order() -> None:
-    buffer = msgs(0, 1, 2, 3, 4)
-    assert [m.message_id for m in head_burst(CONFIG, buffer)] == [1, 2, 3]
-
-
-def test_a_quiet_gap_closes_the_burst_even_when_a_later_message_is_already_buffered() -> None:
-    # The timer for the first two ran late: message 3 came 6 s after message 2.
-    buffer = msgs(0, 1, 7)
-    assert [m.message_id for m in head_burst(CONFIG, buffer)] == [1, 2]
-    decision = decide_flush(CONFIG, buffer)
+def test_reaching_the_character_cap_is_due_at_once() -> None:
+    decision = decide_flush(CONFIG, msgs(0, 1, chars=50))
     assert decision is not None
-    assert decision.due_at == T0 + timedelta(seconds=6)
-    assert decision.reason == REASON_QUIET
+    assert (decision.due_at, decision.reason) == (at(1), REASON_MAX_CHARS)
+
+
+def test_unbuffered_flushes_every_message_at_once() -> None:
+    decision = decide_flush(replace(CONFIG, buffer_enabled=False), msgs(3))
+    assert decision is not None
+    assert (decision.due_at, decision.reason) == (at(3), REASON_UNBUFFERED)
+
+
+def test_typing_lease_holds_the_flush_past_the_quiet_period() -> None:
+    decision = decide_flush(CONFIG, msgs(0), lease_until=at(9))
+    assert decision is not None
+    assert (decision.due_at, decision.reason, decision.rule) == (
+        at(9),
+        REASON_QUIET,
+        "typing lease",
+    )
+
+
+def test_a_lease_shorter_than_the_quiet_period_changes_nothing() -> None:
+    decision = decide_flush(CONFIG, msgs(0), lease_until=at(2))
+    assert decision is not None and decision.due_at == at(5)
+
+
+def test_max_wait_bounds_everything() -> None:
+    decision = decide_flush(CONFIG, msgs(0, 58), lease_until=at(100))
+    assert decision is not None
+    assert (decision.due_at, decision.reason) == (at(60), REASON_MAX_WAIT)
+
+
+def test_typing_extends_the_lease_by_the_actions_window() -> None:
+    buffer = msgs(0)
+    lease = extend_lease(CONFIG, buffer, None, sender_id=AUTHOR, action="typing", at=at(4))
+    assert lease == at(10)
+    voice = extend_lease(CONFIG, buffer, lease, sender_id=AUTHOR, action="record_audio", at=at(5))
+    assert voice == at(20)
+    # A shorter action never shortens the lease; only a cancel does.
+    assert extend_lease(CONFIG, buffer, voice, sender_id=AUTHOR, action="typing", at=at(6)) == voice
+    assert extend_lease(CONFIG, buffer, voice, sender_id=AUTHOR, action="cancel", at=at(7)) is None
+
+
+def test_typing_with_nothing_buffered_or_from_someone_else_does_nothing() -> None:
+    assert extend_lease(CONFIG, [], None, sender_id=AUTHOR, action="typing", at=at(1)) is None
+    lease = at(3)
+    assert extend_lease(CONFIG, msgs(0), lease, sender_id=99, action="typing", at=at(1)) == lease
+
+
+def test_a_message_joins_the_open_burst_until_it_is_due() -> None:
+    buffer = msgs(0, 1)
+    assert burst_seq_for(CONFIG, buffer, None, at(5.9)) == 0
+    assert burst_seq_for(CONFIG, buffer, None, at(6)) == 1  # the burst was due: a new one
+    assert burst_seq_for(CONFIG, buffer, at(10), at(8)) == 0  # the typing lease kept it open
+    assert burst_seq_for(CONFIG, [], None, at(0)) == 0
+
+
+def test_a_burst_at_a_cap_takes_no_more_messages() -> None:
+    assert burst_seq_for(CONFIG, msgs(0, 1, 2), None, at(2.5)) == 1
+    assert burst_seq_for(CONFIG, msgs(0, chars=100), None, at(0.5)) == 1
+    assert burst_seq_for(replace(CONFIG, buffer_enabled=False), msgs(0), None, at(0)) == 1
+
+
+def test_head_burst_is_the_oldest_burst() -> None:
+    buffer = [*msgs(0, 1), *msgs(9, seq=1)]
+    assert [m.burst_seq for m in head_burst(buffer)] == [0, 0]
 
 
 def test_rearm_only_when_the_timer_would_fire_late() -> None:
-    armed = T0 + timedelta(seconds=5)
+    armed = at(5)
     assert must_rearm(armed, armed) is False
-    assert must_rearm(armed, armed - timedelta(seconds=1)) is True  # earlier: cap reached
-    assert must_rearm(armed, armed + timedelta(seconds=2)) is False  # fire, then re-arm 2 s
-    assert must_rearm(armed, armed + timedelta(milliseconds=300)) is True  # 0.3 s would be late
+    assert must_rearm(armed, at(4)) is True  # earlier: a cap was reached
+    assert must_rearm(armed, at(7)) is False  # fire, then re-arm for 2 s
+    assert must_rearm(armed, at(5.3)) is True  # a 0.3 s remainder would fire late
+
+
+# --- properties over random sequences of messages and chat actions ------------------------
+
+event = st.tuples(
+    st.floats(min_value=0.01, max_value=8.0),  # gap before the event
+    st.sampled_from(["message", "message", "typing", "record_audio", "cancel"]),
+    st.sampled_from([AUTHOR, AUTHOR, 99]),
+    st.integers(min_value=1, max_value=60),  # characters
+)
+
+
+def simulate(config: DebounceConfig, events: list[tuple[float, str, int, int]]):  # type: ignore[no-untyped-def]
+    """Drive the policy as the workflow does, flushing exactly at each deadline."""
+    buffer: list[BufferedMessage] = []
+    lease: datetime | None = None
+    flushed: list[tuple[list[BufferedMessage], datetime, str]] = []
+    now, next_id = T0, 1
+
+    def flush_due(until: datetime) -> None:
+        nonlocal buffer, lease
+        while buffer:
+            head = head_burst(buffer)
+            is_open = head[0].burst_seq == buffer[-1].burst_seq
+            decision = decide_flush(config, head, lease if is_open else None)
+            assert decision is not None
+            if decision.due_at > until:
+                return
+            flushed.append((head, decision.due_at, decision.reason))
+            buffer = buffer[len(head) :]
+            if not buffer:
+                lease = None
+
+    for gap, kind, sender, chars in events:
+        now += timedelta(seconds=gap)
+        flush_due(now - timedelta(microseconds=1))
+        if kind == "message":
+            seq = burst_seq_for(config, buffer, lease, now)
+            if not buffer or buffer[-1].burst_seq != seq or buffer[-1].sender_id == sender:
+                lease = None
+            buffer.append(BufferedMessage(next_id, sender, chars, now, burst_seq=seq))
+            next_id += 1
+        else:
+            lease = extend_lease(config, buffer, lease, sender_id=sender, action=kind, at=now)
+    flush_due(now + timedelta(days=1))
+    return flushed, next_id - 1
+
+
+@given(st.lists(event, max_size=60))
+def test_every_message_lands_in_exactly_one_burst_in_order(events) -> None:  # type: ignore[no-untyped-def]
+    flushed, sent = simulate(CONFIG, events)
+    ids = [m.message_id for burst, _, _ in flushed for m in burst]
+    assert ids == list(range(1, sent + 1))
+
+
+@given(st.lists(event, max_size=60))
+def test_no_burst_exceeds_the_caps_or_the_max_wait(events) -> None:  # type: ignore[no-untyped-def]
+    flushed, _ = simulate(CONFIG, events)
+    for burst, due, _ in flushed:
+        assert len(burst) <= CONFIG.max_burst_messages
+        # A burst may exceed the character cap only by the message that reached it.
+        assert sum(m.chars for m in burst[:-1]) < CONFIG.max_burst_chars
+        first = min(m.received_at for m in burst)
+        assert due - first <= timedelta(seconds=CONFIG.max_wait_seconds)
+
+
+@given(st.lists(event.filter(lambda e: e[1] != "message"), max_size=30))
+def test_typing_alone_never_flushes(events) -> None:  # type: ignore[no-untyped-def]
+    flushed, sent = simulate(CONFIG, events)
+    assert sent == 0 and flushed == []
+
+
+@given(st.lists(event, max_size=60))
+def test_a_quiet_burst_waited_at_least_the_quiet_period(events) -> None:  # type: ignore[no-untyped-def]
+    flushed, _ = simulate(CONFIG, events)
+    for burst, due, reason in flushed:
+        if reason == REASON_QUIET:
+            last = max(m.received_at for m in burst)
+            assert due - last >= timedelta(seconds=CONFIG.debounce_seconds)
