@@ -2,14 +2,15 @@
 
     python -m tests.workflows.record_histories
 
-Re-record only on purpose: a change that fails the replay test would break running
-workflows, so gate it with ``workflow.patched`` instead, and record a new history beside
-the old ones.
+Existing files are kept (pass --force to overwrite). Re-record only on purpose: a change
+that fails the replay test would break running workflows, so gate it with
+``workflow.patched`` instead, and record a new history beside the old ones.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
@@ -37,18 +38,45 @@ async def capped_and_duplicates(env: WorkflowEnvironment, tq: str):  # type: ign
     return handle
 
 
+async def typing_lease(env: WorkflowEnvironment, tq: str):  # type: ignore[no-untyped-def]
+    from tests.workflows.helpers import signal_typing
+
+    inp = conversation_input(tq, debounce=5, typing_window_seconds=6, max_wait_seconds=30)
+    handle = await signal_message(env.client, inp, tq, 1)
+    await env.sleep(4)
+    await signal_typing(handle)
+    await env.sleep(4)
+    await signal_typing(handle, "record_audio")
+    await env.sleep(3)
+    await signal_typing(handle, "cancel")
+    await signal_message(env.client, inp, tq, 2)
+    for _ in range(8):  # typing until max wait
+        await env.sleep(4)
+        await signal_typing(handle)
+    return handle
+
+
+SCENARIOS = (burst_then_lull, capped_and_duplicates, typing_lease)
+
+
 async def main() -> None:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=binary("temporal-test-server")
     )
     HERE.mkdir(exist_ok=True)
-    for scenario in (burst_then_lull, capped_and_duplicates):
+    force = "--force" in sys.argv
+    for scenario in SCENARIOS:
+        path = HERE / f"{scenario.__name__}.json"
+        if path.exists() and not force:
+            # Old histories guard old behaviour: keep them unless told otherwise.
+            print(f"kept {path.name}")
+            continue
         tq = task_queue()
         async with new_worker(env.client, Recorder(), tq):
             handle = await scenario(env, tq)
             await handle.result()
             history = await handle.fetch_history()
-        (HERE / f"{scenario.__name__}.json").write_text(history.to_json())
+        path.write_text(history.to_json())
         print(f"recorded {scenario.__name__}: {len(history.events)} events")
     await env.shutdown()
 
