@@ -51,6 +51,7 @@ class Runtime:
                 "upload": s.upload_window_seconds,
             },
             buffer_enabled=s.buffer_enabled,
+            max_history_events=s.max_history_events,
         )
 
     def build_worker(self) -> Worker:

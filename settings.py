@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     typing_window_seconds: float = Field(default=6.0, ge=0)
     recording_window_seconds: float = Field(default=15.0, ge=0)
     upload_window_seconds: float = Field(default=15.0, ge=0)
+    max_history_events: int = Field(default=1500, ge=100, le=50_000)
 
     # LLM. The provider defaults to `echo` unless an endpoint or key is configured.
     llm_provider: Literal["echo", "openai"] | None = None

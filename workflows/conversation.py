@@ -126,10 +126,11 @@ class ConversationWorkflow:
     @workflow.run
     async def run(self, input: ConversationInput) -> None:
         while True:
+            if self._history_is_long():
+                # The buffer, lease and seen ids travel along; deadlines derive from them.
+                await self._continue_as_new(input)
             decision = self._decision()
             if decision is None:
-                if workflow.info().is_continue_as_new_suggested():
-                    await self._continue_as_new(input)
                 self._phase = "idle"
                 if not await self._wait_for_message():
                     # Completing is safe against a racing signal: the server rejects the
@@ -245,6 +246,11 @@ class ConversationWorkflow:
         workflow.continue_as_new(
             ConversationInput(input.conversation, input.config, input.send_task_queue, carried)
         )
+
+    def _history_is_long(self) -> bool:
+        info = workflow.info()
+        limit = self._config.max_history_events
+        return info.is_continue_as_new_suggested() or info.get_current_history_length() >= limit
 
     def _decision(self) -> FlushDecision | None:
         """The next flush: the head burst's, with the typing lease if it is the open one."""

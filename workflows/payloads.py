@@ -36,6 +36,8 @@ class DebounceConfig:
     typing_window_seconds: float = 6.0
     typing_windows: dict[str, float] = field(default_factory=dict)
     buffer_enabled: bool = True
+    # Continue-as-new once a run's history reaches this many events (or the server asks).
+    max_history_events: int = 1500
 
 
 @dataclass(frozen=True)

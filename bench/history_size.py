@@ -1,0 +1,68 @@
+"""History cost of a long conversation: events per message and per burst, largest run.
+
+    python -m bench.history_size [--messages 20000]
+
+Runs one conversation on the time-skipping test server with recording activities:
+bursts of 1-12 messages 0.1-3 s apart, typing between some, a lull between bursts.
+Reported, never asserted: the target is at most 8 events per message, no run above 2,000.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import time
+
+from temporalio.testing import WorkflowEnvironment
+
+from tests.conftest import binary, task_queue
+from tests.workflows.helpers import (
+    Recorder,
+    conversation_input,
+    new_worker,
+    signal_message,
+    signal_typing,
+)
+from tests.workflows.test_continue_as_new import run_sizes
+
+
+async def main(messages: int) -> None:
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=binary("temporal-test-server")
+    )
+    rng = random.Random(11)
+    tq, rec = task_queue(), Recorder()
+    inp = conversation_input(tq, debounce=5, max_messages=10, idle_close=600)
+    started = time.monotonic()
+    async with new_worker(env.client, rec, tq):
+        first = await signal_message(env.client, inp, tq, 1)
+        sent = 1
+        while sent < messages:
+            for _ in range(rng.randint(1, 12)):
+                if sent >= messages:
+                    break
+                sent += 1
+                handle = await signal_message(env.client, inp, tq, sent)
+                if rng.random() < 0.3:
+                    await signal_typing(handle)
+                await env.sleep(rng.uniform(0.1, 3.0))
+            await env.sleep(6)
+        await handle.result()
+        sizes = await run_sizes(env.client, first.id, first.result_run_id or "")
+    await env.shutdown()
+    total, bursts = sum(sizes), len(rec.persisted)
+    print(
+        f"messages {messages}, bursts {bursts}, runs {len(sizes)}, "
+        f"wall {time.monotonic() - started:.0f} s"
+    )
+    print(
+        f"history events: {total} in all, {total / messages:.2f} per message, "
+        f"{total / bursts:.1f} per burst; largest run {max(sizes)} events"
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--messages", type=int, default=20000)
+    asyncio.run(main(parser.parse_args().messages))
