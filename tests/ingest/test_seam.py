@@ -21,6 +21,7 @@ from ingest import (
 )
 from tests.conftest import task_queue
 from tests.workflows.helpers import Recorder, new_worker
+from workflows.ids import conversation_workflow_id
 from workflows.payloads import DebounceConfig
 
 NOW = datetime(2026, 11, 22, tzinfo=UTC)
@@ -35,6 +36,16 @@ async def until_sent(env: WorkflowEnvironment, rec: Recorder, bursts: int = 1) -
             return
         await env.sleep(0.5)
     raise AssertionError(f"only {len(rec.sent)} of {bursts} replies sent")
+
+
+async def assert_no_conversation(
+    env: WorkflowEnvironment, ingestor: Ingestor, chat_id: int
+) -> None:
+    handle = env.client.get_workflow_handle(
+        conversation_workflow_id(ingestor.account.key, chat_id, None)
+    )
+    with pytest.raises(RPCError):
+        await handle.describe()
 
 
 async def make_ingestor(
@@ -87,13 +98,7 @@ async def test_empty_messages_are_rejected_and_never_buffered(
             select(func.count()).where(message.c.account_id == ingestor.account.id)
         )
         assert rows.scalar_one() == 0
-    from workflows.ids import conversation_workflow_id
-
-    handle = time_env.client.get_workflow_handle(
-        conversation_workflow_id(ingestor.account.key, 77, None)
-    )
-    with pytest.raises(RPCError):
-        await handle.describe()
+    await assert_no_conversation(time_env, ingestor, chat_id=77)
 
 
 async def test_an_answered_message_delivered_again_is_not_signalled(
@@ -141,13 +146,7 @@ async def test_typing_never_starts_a_conversation(
     ingestor = await make_ingestor(time_env, sessionmaker, task_queue())
     told = await ingestor.typing(chat_id=77, sender_id=5, action="typing")
     assert told is False
-    from workflows.ids import conversation_workflow_id
-
-    handle = time_env.client.get_workflow_handle(
-        conversation_workflow_id(ingestor.account.key, 77, None)
-    )
-    with pytest.raises(RPCError):
-        await handle.describe()
+    await assert_no_conversation(time_env, ingestor, chat_id=77)
 
 
 async def test_typing_reaches_an_open_conversation(
