@@ -28,7 +28,9 @@ from workflows.payloads import (
     ConversationInput,
     ConversationRef,
     DebounceConfig,
+    MessageEdited,
     MessageReceived,
+    MessagesDeleted,
     TypingObserved,
 )
 
@@ -112,16 +114,83 @@ class Ingestor:
     def account(self) -> Account:
         return self._account
 
+    def _workflow_id(self, chat_id: int, topic_id: int | None) -> str:
+        return conversation_workflow_id(self._account.key, chat_id, topic_id)
+
     async def typing(
         self, *, chat_id: int, sender_id: int, action: str, topic_id: int | None = None
     ) -> bool:
-        return await signal_typing(
+        """A user's chat action; returns whether an open conversation was told."""
+        if action not in CHAT_ACTIONS:
+            expected = ", ".join(sorted(CHAT_ACTIONS))
+            raise ValueError(f"unknown chat action {action!r}; expected one of {expected}")
+        return await signal_open_conversation(
             self._client,
-            self._account.key,
-            chat_id=chat_id,
-            topic_id=topic_id,
-            sender_id=sender_id,
-            action=action,
+            self._workflow_id(chat_id, topic_id),
+            "typing_observed",
+            TypingObserved(sender_id, action),
+        )
+
+    async def edit(
+        self,
+        *,
+        chat_id: int,
+        message_id: int,
+        text: str,
+        edited_at: datetime,
+        topic_id: int | None = None,
+    ) -> bool:
+        """Record an edit; a still-buffered message's burst restarts its quiet period.
+        An answered message's edit is recorded and not answered again. Returns whether the
+        conversation was signalled."""
+        text = text.strip()
+        if not text:
+            raise RejectedMessageError(
+                f"edit of message {message_id} in chat {chat_id} is empty; not applied"
+            )
+        async with self._sessionmaker() as session, session.begin():
+            recorded = await queries.record_edit(
+                session,
+                account_id=self._account.id,
+                chat_id=chat_id,
+                message_id=message_id,
+                text=text,
+                edited_at=edited_at,
+            )
+        if recorded is None or recorded.burst_id is not None:
+            log.info("edit of message %s in chat %s recorded, not re-answered", message_id, chat_id)
+            return False
+        return await signal_open_conversation(
+            self._client,
+            self._workflow_id(chat_id, topic_id),
+            "message_edited",
+            MessageEdited(message_id, len(text)),
+        )
+
+    async def delete(
+        self,
+        *,
+        chat_id: int,
+        message_ids: list[int],
+        deleted_at: datetime,
+        topic_id: int | None = None,
+    ) -> bool:
+        """Record deletes; buffered messages leave their burst. Returns whether signalled."""
+        async with self._sessionmaker() as session, session.begin():
+            unanswered = await queries.record_deletes(
+                session,
+                account_id=self._account.id,
+                chat_id=chat_id,
+                message_ids=message_ids,
+                deleted_at=deleted_at,
+            )
+        if not unanswered:
+            return False
+        return await signal_open_conversation(
+            self._client,
+            self._workflow_id(chat_id, topic_id),
+            "messages_deleted",
+            MessagesDeleted(unanswered),
         )
 
     async def message(self, msg: IncomingMessage) -> IngestResult:
@@ -149,7 +218,7 @@ class Ingestor:
                 kind=msg.kind,
                 sent_at=msg.sent_at,
             )
-        workflow_id = conversation_workflow_id(self._account.key, msg.chat_id, msg.topic_id)
+        workflow_id = self._workflow_id(msg.chat_id, msg.topic_id)
         if recorded.burst_id is not None:
             log.info(
                 "message %s of %s already answered; not re-signalled", msg.message_id, workflow_id
@@ -177,22 +246,13 @@ class Ingestor:
         return IngestResult(workflow_id, signalled=True, run_id=handle.result_run_id)
 
 
-async def signal_typing(
-    client: Client,
-    account_key: str,
-    *,
-    chat_id: int,
-    topic_id: int | None,
-    sender_id: int,
-    action: str,
+async def signal_open_conversation(
+    client: Client, workflow_id: str, signal: str, arg: object
 ) -> bool:
-    """Tell an open conversation that a user is typing (or stopped). Typing never starts a
-    conversation; returns False when there is none open to tell."""
-    if action not in CHAT_ACTIONS:
-        raise ValueError(f"unknown chat action {action!r}; expected one of {sorted(CHAT_ACTIONS)}")
-    handle = client.get_workflow_handle(conversation_workflow_id(account_key, chat_id, topic_id))
+    """Signal a conversation only if it is open; returns False when none is. Typing, edits
+    and deletes never start a conversation: with none open there is nothing to change."""
     try:
-        await handle.signal("typing_observed", TypingObserved(sender_id, action))
+        await client.get_workflow_handle(workflow_id).signal(signal, arg)
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
             return False

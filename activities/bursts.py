@@ -36,6 +36,11 @@ class BurstActivities:
                 conversation_id=input.conversation_id,
                 message_ids=input.message_ids,
             )
+            if count == 0:
+                # Every message was deleted after the flush: nothing to answer.
+                await queries.set_burst_status(
+                    session, burst_id, "dropped", only_from=("persisted",), error_type="deleted"
+                )
         return PersistBurstResult(burst_id=burst_id, message_count=count)
 
     @activity.defn(name="mark_burst_failed")

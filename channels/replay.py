@@ -122,21 +122,37 @@ async def feed(
                     action=event.type,
                 )
                 continue
-            if event.type != "message":
-                # Edits and deletes are not acted on yet; say so rather than drop them silently.
-                on_reject(f"line {event.line}: {event.type} events are not supported yet")
-                continue
-            assert event.id is not None and event.text is not None
-            msg = IncomingMessage(
-                chat_id=event.chat,
-                sender_id=event.user,
-                message_id=event.id,
-                text=event.text,
-                sent_at=started_at + timedelta(seconds=event.at),
-                topic_id=event.topic,
-            )
+            assert event.id is not None
+            when = started_at + timedelta(seconds=event.at)
             try:
-                await ingestor.message(msg)
+                if event.type == "delete":
+                    await ingestor.delete(
+                        chat_id=event.chat,
+                        topic_id=event.topic,
+                        message_ids=[event.id],
+                        deleted_at=when,
+                    )
+                    continue
+                assert event.text is not None
+                if event.type == "edit":
+                    await ingestor.edit(
+                        chat_id=event.chat,
+                        topic_id=event.topic,
+                        message_id=event.id,
+                        text=event.text,
+                        edited_at=when,
+                    )
+                    continue
+                await ingestor.message(
+                    IncomingMessage(
+                        chat_id=event.chat,
+                        sender_id=event.user,
+                        message_id=event.id,
+                        text=event.text,
+                        sent_at=when,
+                        topic_id=event.topic,
+                    )
+                )
             except RejectedMessageError as exc:
                 on_reject(f"line {event.line}: {exc}")
 

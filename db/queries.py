@@ -278,14 +278,14 @@ async def set_burst_status(
 
 
 async def pending_message_count(session: AsyncSession, account_id: int) -> int:
-    """Live messages of the account not yet in a burst that reached `sent` or `failed`."""
+    """Live messages of the account not yet in a finished (sent, failed, dropped) burst."""
     stmt = (
         select(func.count())
         .select_from(message.outerjoin(burst, burst.c.id == message.c.burst_id))
         .where(
             message.c.account_id == account_id,
             message.c.deleted_at.is_(None),
-            (message.c.burst_id.is_(None)) | (burst.c.status.not_in(["sent", "failed"])),
+            (message.c.burst_id.is_(None)) | (burst.c.status.not_in(["sent", "failed", "dropped"])),
         )
     )
     return int((await session.execute(stmt)).scalar_one())
@@ -315,3 +315,50 @@ async def finished_bursts(session: AsyncSession, account_id: int) -> list[Any]:
         .order_by(burst.c.sent_at.nulls_last(), burst.c.id)
     )
     return list(await session.execute(stmt))
+
+
+async def record_edit(
+    session: AsyncSession,
+    *,
+    account_id: int,
+    chat_id: int,
+    message_id: int,
+    text: str,
+    edited_at: datetime,
+) -> RecordedMessage | None:
+    """Store an edit; ``None`` if the message was never recorded (sent before we listened)."""
+    stmt = (
+        update(message)
+        .where(
+            message.c.account_id == account_id,
+            message.c.chat_id == chat_id,
+            message.c.message_id == message_id,
+        )
+        .values(text=text, edited_at=edited_at)
+        .returning(message.c.id, message.c.burst_id)
+    )
+    row = (await session.execute(stmt)).one_or_none()
+    return None if row is None else RecordedMessage(row.id, created=False, burst_id=row.burst_id)
+
+
+async def record_deletes(
+    session: AsyncSession,
+    *,
+    account_id: int,
+    chat_id: int,
+    message_ids: Sequence[int],
+    deleted_at: datetime,
+) -> list[int]:
+    """Mark messages deleted; returns the ids of those not yet in a burst."""
+    stmt = (
+        update(message)
+        .where(
+            message.c.account_id == account_id,
+            message.c.chat_id == chat_id,
+            message.c.message_id.in_(list(message_ids)),
+            message.c.deleted_at.is_(None),
+        )
+        .values(deleted_at=deleted_at)
+        .returning(message.c.message_id, message.c.burst_id)
+    )
+    return [row.message_id for row in await session.execute(stmt) if row.burst_id is None]

@@ -33,7 +33,7 @@ metadata = MetaData(
 )
 
 ACCOUNT_KINDS = ("telegram_bot", "telegram_user", "console", "replay")
-BURST_STATUSES = ("persisted", "replied", "sent", "failed")
+BURST_STATUSES = ("persisted", "replied", "sent", "failed", "dropped")
 
 
 def _created_at() -> Column:

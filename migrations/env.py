@@ -29,13 +29,12 @@ def _url() -> str:
 
 
 def _run(connection: Connection) -> None:
-    connection.execute(text("select pg_advisory_lock(:id)"), {"id": MIGRATION_LOCK_ID})
-    try:
-        context.configure(connection=connection, target_metadata=metadata)
-        with context.begin_transaction():
-            context.run_migrations()
-    finally:
-        connection.execute(text("select pg_advisory_unlock(:id)"), {"id": MIGRATION_LOCK_ID})
+    context.configure(connection=connection, target_metadata=metadata)
+    with context.begin_transaction():
+        # Transaction-scoped: released by the commit or rollback, so a failed migration
+        # shows its own error and never leaves the lock held.
+        connection.execute(text("select pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID})
+        context.run_migrations()
 
 
 async def _run_online() -> None:

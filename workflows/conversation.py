@@ -12,6 +12,7 @@ a second would flush late: then the timer is replaced at once instead (see
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -30,7 +31,9 @@ with workflow.unsafe.imports_passed_through():
         ConversationState,
         GenerateReplyInput,
         MarkBurstFailedInput,
+        MessageEdited,
         MessageReceived,
+        MessagesDeleted,
         PersistBurstInput,
         SendReplyInput,
         TypingObserved,
@@ -96,6 +99,35 @@ class ConversationWorkflow:
         self._buffer.append(
             BufferedMessage(msg.message_id, msg.sender_id, msg.chars, now, burst_seq=seq)
         )
+
+    @workflow.signal
+    def message_edited(self, edit: MessageEdited) -> None:
+        """A buffered message's new length; the burst's quiet period restarts. An edit of
+        a message no longer buffered (answered, or being answered) changes nothing here."""
+        if edit.chars <= 0:
+            return
+        now = workflow.now()
+        self._buffer = [
+            replace(m, chars=edit.chars, touched_at=now) if m.message_id == edit.message_id else m
+            for m in self._buffer
+        ]
+
+    @workflow.signal
+    def messages_deleted(self, event: MessagesDeleted) -> None:
+        """Deleted messages leave the buffer (an emptied burst is dropped); what is left of
+        their bursts restarts its quiet period. Their ids stay seen, so no retry re-adds them."""
+        gone = set(event.message_ids)
+        hit = {m.burst_seq for m in self._buffer if m.message_id in gone}
+        if not hit:
+            return
+        now = workflow.now()
+        self._buffer = [
+            replace(m, touched_at=now) if m.burst_seq in hit else m
+            for m in self._buffer
+            if m.message_id not in gone
+        ]
+        if not self._buffer:
+            self._lease_until = None
 
     @workflow.signal
     def typing_observed(self, event: TypingObserved) -> None:

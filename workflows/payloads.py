@@ -48,6 +48,12 @@ class BufferedMessage:
     received_at: datetime
     # Which burst the message joined when it arrived; bursts flush in this order.
     burst_seq: int = 0
+    # Last edit of this message, or of its burst by a delete: restarts the quiet period.
+    touched_at: datetime | None = None
+
+    @property
+    def active_at(self) -> datetime:
+        return self.touched_at or self.received_at
 
 
 @dataclass
@@ -75,6 +81,17 @@ class MessageReceived:
     message_id: int
     sender_id: int
     chars: int
+
+
+@dataclass(frozen=True)
+class MessageEdited:
+    message_id: int
+    chars: int
+
+
+@dataclass(frozen=True)
+class MessagesDeleted:
+    message_ids: list[int]
 
 
 @dataclass(frozen=True)

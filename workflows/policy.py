@@ -59,7 +59,7 @@ def decide_flush(
     if not burst:
         return None
     first = min(m.received_at for m in burst)
-    last = max(m.received_at for m in burst)
+    last = max(m.active_at for m in burst)
     if not config.buffer_enabled:
         return FlushDecision(first, REASON_UNBUFFERED, "unbuffered")
     if len(burst) >= config.max_burst_messages:

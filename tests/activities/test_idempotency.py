@@ -237,3 +237,22 @@ async def test_recording_a_message_twice_keeps_one_row(
     assert again.created is False
     rows = select(func.count()).where(message.c.account_id == account_id)
     assert await count(sessionmaker, rows) == 1
+
+
+async def test_a_burst_whose_messages_were_all_deleted_is_dropped(
+    sessionmaker: async_sessionmaker[AsyncSession], account_id: int
+) -> None:
+    conv, ids = await seed(sessionmaker, account_id, ["never mind"])
+    async with sessionmaker() as session, session.begin():
+        await queries.record_deletes(
+            session, account_id=account_id, chat_id=5, message_ids=ids, deleted_at=NOW
+        )
+    result = await ActivityEnvironment().run(
+        BurstActivities(sessionmaker).persist_burst, persist_input(conv, ids)
+    )
+    assert result.message_count == 0
+    async with sessionmaker() as session:
+        row = (await session.execute(select(burst).where(burst.c.id == result.burst_id))).one()
+        pending = await queries.pending_message_count(session, account_id)
+    assert (row.status, row.error_type) == ("dropped", "deleted")
+    assert pending == 0

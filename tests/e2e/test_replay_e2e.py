@@ -137,7 +137,7 @@ def test_bad_script_line_stops_before_anything_starts(data_dir: Path) -> None:
     assert "bad.jsonl:1" in proc.stderr and '"text"' in proc.stderr
 
 
-def test_typing_in_a_script_holds_the_burst_open(data_dir: Path) -> None:
+def test_typing_edits_and_deletes_in_a_script(data_dir: Path) -> None:
     events = [
         {"at": 0.0, "chat": 5, "user": 1, "type": "message", "id": 1, "text": "so"},
         {"at": 0.8, "chat": 5, "user": 1, "type": "typing"},
@@ -147,14 +147,25 @@ def test_typing_in_a_script_holds_the_burst_open(data_dir: Path) -> None:
         {"at": 6.2, "chat": 6, "user": 2, "type": "cancel"},
         {"at": 7.6, "chat": 6, "user": 2, "type": "message", "id": 2, "text": "b"},
         {"at": 8.0, "chat": 6, "user": 2, "type": "edit", "id": 2, "text": "bb"},
+        {"at": 6.0, "chat": 7, "user": 3, "type": "message", "id": 1, "text": "wrong chat"},
+        {"at": 6.3, "chat": 7, "user": 3, "type": "delete", "id": 1},
+        {"at": 6.5, "chat": 7, "user": 3, "type": "message", "id": 2, "text": "hello"},
     ]
     script = data_dir / "typing.jsonl"
     script.write_text("\n".join(json.dumps(e) for e in events))
     env = lull_env(data_dir, LULL_DEBOUNCE_SECONDS="1.0", LULL_TYPING_WINDOW_SECONDS="3")
     proc = run_replay(script, env)
     assert proc.returncode == 0, proc.stderr
-    bursts = [(b["chat"], b["message_ids"]) for b in map(json.loads, proc.stdout.splitlines())]
-    # Chat 5: typing kept the burst open past the 1 s quiet period, so one reply.
-    # Chat 6: the cancel ended the lease, so the message 1.5 s later is a new burst.
-    assert sorted(bursts) == [(5, [1, 2]), (6, [1]), (6, [2])]
-    assert "line 8: edit events are not supported yet" in proc.stderr
+    bursts = sorted(
+        (b["chat"], b["message_ids"], b["text"]) for b in map(json.loads, proc.stdout.splitlines())
+    )
+    assert bursts == [
+        # Typing kept the burst open past the 1 s quiet period: one reply.
+        (5, [1, 2], "[echo: 2 messages] so about that"),
+        # The cancel ended the lease, so the message 1.4 s later is a new burst; its edit
+        # while buffered is what gets answered.
+        (6, [1], "[echo: 1 message] a"),
+        (6, [2], "[echo: 1 message] bb"),
+        # The deleted message is never answered.
+        (7, [2], "[echo: 1 message] hello"),
+    ]

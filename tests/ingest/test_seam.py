@@ -168,3 +168,29 @@ async def test_an_unknown_chat_action_is_a_clear_error(
     ingestor = await make_ingestor(time_env, sessionmaker, task_queue())
     with pytest.raises(ValueError, match="unknown chat action 'dancing'"):
         await ingestor.typing(chat_id=77, sender_id=5, action="dancing")
+
+
+async def test_edits_and_deletes_are_recorded_and_answered_messages_not_resignalled(
+    time_env: WorkflowEnvironment, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    tq, rec = task_queue(), Recorder()
+    ingestor = await make_ingestor(time_env, sessionmaker, tq)
+    async with new_worker(time_env.client, rec, tq):
+        await ingestor.message(IncomingMessage(77, 5, 1, "helo", NOW))
+        await ingestor.message(IncomingMessage(77, 5, 2, "oops", NOW))
+        assert await ingestor.edit(chat_id=77, message_id=1, text="hello", edited_at=NOW)
+        assert await ingestor.delete(chat_id=77, message_ids=[2], deleted_at=NOW)
+        # Never recorded: nothing to edit; no conversation is started for it.
+        assert not await ingestor.edit(chat_id=78, message_id=5, text="x", edited_at=NOW)
+        with pytest.raises(RejectedMessageError, match="empty"):
+            await ingestor.edit(chat_id=77, message_id=1, text=" ", edited_at=NOW)
+    async with sessionmaker() as session:
+        rows = await session.execute(
+            select(message.c.message_id, message.c.text, message.c.edited_at, message.c.deleted_at)
+            .where(message.c.account_id == ingestor.account.id)
+            .order_by(message.c.message_id)
+        )
+        (one, two) = rows.all()
+    assert (one.text, one.edited_at, one.deleted_at) == ("hello", NOW, None)
+    assert two.deleted_at == NOW
+    await assert_no_conversation(time_env, ingestor, chat_id=78)
