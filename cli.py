@@ -48,6 +48,7 @@ def _ingestor(rt: Runtime, account_id: int, key: str) -> Ingestor:
         config=rt.debounce_config(),
         task_queue=rt.settings.task_queue,
         chat_hash_key=rt.settings.chat_hash_key.get_secret_value().encode(),
+        commands=rt.settings.command_names,
     )
 
 

@@ -21,6 +21,7 @@ from temporalio.worker import Worker
 
 from activities.sending import SendActivities
 from channels.base import ChannelSender
+from channels.commands import BUILTIN_COMMANDS, parse_command
 from db import queries
 from workflows.conversation import ConversationWorkflow
 from workflows.ids import conversation_workflow_id
@@ -102,6 +103,7 @@ class Ingestor:
         config: DebounceConfig,
         task_queue: str,
         chat_hash_key: bytes,
+        commands: frozenset[str] = frozenset(BUILTIN_COMMANDS),
     ) -> None:
         self._client = client
         self._sessionmaker = sessionmaker
@@ -109,6 +111,7 @@ class Ingestor:
         self._config = config
         self._task_queue = task_queue
         self._hash_key = chat_hash_key
+        self._commands = commands
 
     @property
     def account(self) -> Account:
@@ -199,6 +202,7 @@ class Ingestor:
             raise RejectedMessageError(
                 f"message {msg.message_id} in chat {msg.chat_id} is empty; not buffered"
             )
+        command = parse_command(text, self._commands)
         async with self._sessionmaker() as session, session.begin():
             conversation_id = await queries.ensure_conversation(
                 session,
@@ -215,7 +219,7 @@ class Ingestor:
                 message_id=msg.message_id,
                 sender_id=msg.sender_id,
                 text=text,
-                kind=msg.kind,
+                kind="command" if command else msg.kind,
                 sent_at=msg.sent_at,
             )
         workflow_id = self._workflow_id(msg.chat_id, msg.topic_id)
@@ -240,7 +244,9 @@ class Ingestor:
             id=workflow_id,
             task_queue=self._task_queue,
             start_signal="message_received",
-            start_signal_args=[MessageReceived(msg.message_id, msg.sender_id, len(text))],
+            start_signal_args=[
+                MessageReceived(msg.message_id, msg.sender_id, len(text), command=command)
+            ],
             static_summary=f"conversation of {ref.account_key}, chat {ref.chat_ref}",
         )
         return IngestResult(workflow_id, signalled=True, run_id=handle.result_run_id)

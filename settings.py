@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     recording_window_seconds: float = Field(default=15.0, ge=0)
     upload_window_seconds: float = Field(default=15.0, ge=0)
     max_history_events: int = Field(default=1500, ge=100, le=50_000)
+    # Extra commands (comma-separated, without "/") answered alone and at once by the LLM;
+    # /start, /help and /refresh are always known.
+    commands: str = ""
 
     # LLM. The provider defaults to `echo` unless an endpoint or key is configured.
     llm_provider: Literal["echo", "openai"] | None = None
@@ -79,6 +82,13 @@ class Settings(BaseSettings):
         if self.llm_provider == "openai" and self.llm_base_url is None and self.llm_api_key is None:
             raise ValueError("LULL_LLM_PROVIDER=openai needs LULL_LLM_BASE_URL or LULL_LLM_API_KEY")
         return self
+
+    @property
+    def command_names(self) -> frozenset[str]:
+        from channels.commands import BUILTIN_COMMANDS
+
+        extra = (c.strip().lstrip("/").lower() for c in self.commands.split(","))
+        return frozenset(BUILTIN_COMMANDS) | {c for c in extra if c}
 
     @property
     def llm_label(self) -> str:

@@ -30,6 +30,7 @@ def reply_options(settings: Settings) -> ReplyOptions:
         history_bursts=settings.llm_history_messages,
         price_prompt_per_1k=Decimal(str(settings.llm_price_prompt_per_1k)),
         price_completion_per_1k=Decimal(str(settings.llm_price_completion_per_1k)),
+        commands=settings.command_names,
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
 from activities.errors import from_llm_error, missing
+from channels.commands import BUILTIN_COMMANDS, REFRESH_REPLY, help_text, parse_command
 from db import queries
 from llm.base import Completion, LLMError, LLMProvider, Prompt
 from workflows.payloads import GenerateReplyInput, GenerateReplyResult
@@ -23,6 +24,7 @@ class ReplyOptions:
     history_bursts: int
     price_prompt_per_1k: Decimal = Decimal(0)
     price_completion_per_1k: Decimal = Decimal(0)
+    commands: frozenset[str] = frozenset(BUILTIN_COMMANDS)
 
     def cost(self, completion: Completion) -> Decimal:
         return (
@@ -44,26 +46,35 @@ class ReplyActivities:
 
     @activity.defn(name="generate_reply")
     async def generate_reply(self, input: GenerateReplyInput) -> GenerateReplyResult:
-        prompt, model, burst_id, stored = await self._prepare(input.burst_key)
-        if stored is not None:
-            return GenerateReplyResult(reply_id=stored.id, chars=len(stored.text), reused=True)
+        job = await self._prepare(input.burst_key)
+        if job.stored is not None:
+            return GenerateReplyResult(job.stored.id, len(job.stored.text), reused=True)
+        if job.builtin is not None:
+            # /start, /help, /refresh: answered from the account's texts, no LLM call.
+            completion = Completion(job.builtin, "command", 0, 0)
+            return await self._store(job, completion, refresh=job.command == "refresh")
         try:
-            completion = await self._provider.complete(prompt, model=model)
+            completion = await self._provider.complete(job.prompt, model=job.model)
         except LLMError as exc:
             raise from_llm_error(exc) from exc
-        return await self._store(burst_id, completion)
+        return await self._store(job, completion)
 
-    async def _prepare(self, key: str) -> tuple[Prompt, str, int, Any]:
+    async def _prepare(self, key: str) -> _Job:
         """Load what the call needs in one short transaction (no connection held over the call)."""
         async with self._sessionmaker() as session:
             burst = await queries.load_burst(session, key)
             if burst is None:
                 raise missing(f"burst {key}")
-            stored = await queries.load_reply(session, burst.id)
             acct = await queries.load_account(session, burst.account_id)
-            model = acct.model or self._options.default_model
-            if stored is not None:
-                return Prompt(system=""), model, burst.id, stored
+            job = _Job(burst.id, burst.conversation_id, acct.model or self._options.default_model)
+            job.stored = await queries.load_reply(session, burst.id)
+            if job.stored is not None:
+                return job
+            texts = await queries.burst_texts(session, burst.id)
+            job.command = burst_command(burst.reason, texts, self._options.commands)
+            if job.command in BUILTIN_COMMANDS:
+                job.builtin = builtin_reply(job.command, acct, self._options.commands)
+                return job
             history = await queries.recent_turns(
                 session,
                 conversation_id=burst.conversation_id,
@@ -71,15 +82,17 @@ class ReplyActivities:
                 before_burst_id=burst.id,
                 limit=self._options.history_bursts,
             )
-            texts = await queries.burst_texts(session, burst.id)
         system = acct.system_prompt or self._options.default_system_prompt
-        return Prompt(system=system, history=history, burst=texts), model, burst.id, None
+        job.prompt = Prompt(system=system, history=history, burst=texts)
+        return job
 
-    async def _store(self, burst_id: int, completion: Completion) -> GenerateReplyResult:
+    async def _store(
+        self, job: _Job, completion: Completion, *, refresh: bool = False
+    ) -> GenerateReplyResult:
         async with self._sessionmaker() as session, session.begin():
             reply_id = await queries.insert_reply(
                 session,
-                burst_id=burst_id,
+                burst_id=job.burst_id,
                 text=completion.text,
                 model=completion.model,
                 prompt_tokens=completion.prompt_tokens,
@@ -88,9 +101,40 @@ class ReplyActivities:
             )
             if reply_id is None:
                 # A concurrent attempt stored its reply first; that one is the reply.
-                stored = await queries.load_reply(session, burst_id)
+                stored = await queries.load_reply(session, job.burst_id)
                 return GenerateReplyResult(stored.id, len(stored.text), reused=True)
+            if refresh:
+                # Same transaction as the reply: a retry can never bump the epoch twice.
+                await queries.bump_context_epoch(session, job.conversation_id)
             await queries.set_burst_status(
-                session, burst_id, "replied", only_from=("persisted",), replied_at=func.now()
+                session, job.burst_id, "replied", only_from=("persisted",), replied_at=func.now()
             )
         return GenerateReplyResult(reply_id=reply_id, chars=len(completion.text), reused=False)
+
+
+@dataclass
+class _Job:
+    """What one generate_reply call works from."""
+
+    burst_id: int
+    conversation_id: int
+    model: str
+    stored: Any = None
+    command: str | None = None
+    builtin: str | None = None
+    prompt: Prompt = field(default_factory=lambda: Prompt(system=""))
+
+
+def burst_command(reason: str, texts: list[str], known: frozenset[str]) -> str | None:
+    """The command a command burst holds (a command is always a burst of its own)."""
+    if reason != "command" or len(texts) != 1:
+        return None
+    return parse_command(texts[0], known)
+
+
+def builtin_reply(command: str, account: Any, known: frozenset[str]) -> str:
+    if command == "start":
+        return str(account.start_text)
+    if command == "help":
+        return help_text(account.help_text, known)
+    return REFRESH_REPLY

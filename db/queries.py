@@ -362,3 +362,12 @@ async def record_deletes(
         .returning(message.c.message_id, message.c.burst_id)
     )
     return [row.message_id for row in await session.execute(stmt) if row.burst_id is None]
+
+
+async def bump_context_epoch(session: AsyncSession, conversation_id: int) -> None:
+    """/refresh: later bursts start a new context; earlier history leaves the prompt."""
+    await session.execute(
+        update(conversation)
+        .where(conversation.c.id == conversation_id)
+        .values(context_epoch=conversation.c.context_epoch + 1, updated_at=func.now())
+    )

@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.policy import (
         FlushDecision,
         burst_seq_for,
+        command_after,
         decide_flush,
         extend_lease,
         head_burst,
@@ -91,13 +92,16 @@ class ConversationWorkflow:
             return
         self._remember(msg.message_id)
         now = workflow.now()
-        seq = burst_seq_for(self._config, self._buffer, self._lease_until, now)
+        is_command = msg.command is not None
+        seq = burst_seq_for(self._config, self._buffer, self._lease_until, now, command=is_command)
         tail = tail_burst(self._buffer)
         if not tail or tail[0].burst_seq != seq or tail[0].sender_id == msg.sender_id:
             # Sending ends the author's typing; a new burst starts with no lease.
             self._lease_until = None
         self._buffer.append(
-            BufferedMessage(msg.message_id, msg.sender_id, msg.chars, now, burst_seq=seq)
+            BufferedMessage(
+                msg.message_id, msg.sender_id, msg.chars, now, burst_seq=seq, command=msg.command
+            )
         )
 
     @workflow.signal
@@ -287,8 +291,16 @@ class ConversationWorkflow:
     def _decision(self) -> FlushDecision | None:
         """The next flush: the head burst's, with the typing lease if it is the open one."""
         head = head_burst(self._buffer)
-        is_open = bool(head) and head[0].burst_seq == self._buffer[-1].burst_seq
-        return decide_flush(self._config, head, self._lease_until if is_open else None)
+        if not head:
+            return None
+        seq = head[0].burst_seq
+        is_open = seq == self._buffer[-1].burst_seq
+        return decide_flush(
+            self._config,
+            head,
+            self._lease_until if is_open else None,
+            command_after(self._buffer, seq),
+        )
 
     def _remember(self, message_id: int) -> None:
         self._seen[message_id] = None

@@ -50,6 +50,8 @@ class BufferedMessage:
     burst_seq: int = 0
     # Last edit of this message, or of its burst by a delete: restarts the quiet period.
     touched_at: datetime | None = None
+    # The command's name ("start") when the message is a command; it is answered alone.
+    command: str | None = None
 
     @property
     def active_at(self) -> datetime:
@@ -81,6 +83,7 @@ class MessageReceived:
     message_id: int
     sender_id: int
     chars: int
+    command: str | None = None
 
 
 @dataclass(frozen=True)

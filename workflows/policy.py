@@ -22,6 +22,7 @@ REASON_MAX_WAIT = "max_wait"
 REASON_MAX_MESSAGES = "max_messages"
 REASON_MAX_CHARS = "max_chars"
 REASON_UNBUFFERED = "unbuffered"
+REASON_COMMAND = "command"
 
 CANCEL = "cancel"
 # Temporal fires timers shorter than this at about this long, so never leave one that short.
@@ -53,13 +54,21 @@ def tail_burst(buffer: list[BufferedMessage]) -> list[BufferedMessage]:
 
 
 def decide_flush(
-    config: DebounceConfig, burst: list[BufferedMessage], lease_until: datetime | None = None
+    config: DebounceConfig,
+    burst: list[BufferedMessage],
+    lease_until: datetime | None = None,
+    command_after: datetime | None = None,
 ) -> FlushDecision | None:
-    """When ``burst`` is due, and why. ``lease_until`` is the author's typing lease."""
+    """When ``burst`` is due, and why. ``lease_until`` is the author's typing lease;
+    ``command_after`` is when a command arrived after this burst (it flushes the burst)."""
     if not burst:
         return None
     first = min(m.received_at for m in burst)
     last = max(m.active_at for m in burst)
+    if burst[0].command is not None:
+        return FlushDecision(first, REASON_COMMAND, "command")
+    if command_after is not None:
+        return FlushDecision(min(command_after, last), REASON_COMMAND, "command")
     if not config.buffer_enabled:
         return FlushDecision(first, REASON_UNBUFFERED, "unbuffered")
     if len(burst) >= config.max_burst_messages:
@@ -81,18 +90,31 @@ def burst_seq_for(
     buffer: list[BufferedMessage],
     lease_until: datetime | None,
     arrived_at: datetime,
+    *,
+    command: bool = False,
 ) -> int:
-    """The burst a message arriving now joins: the open one, or a new one after it."""
+    """The burst a message arriving now joins: the open one, or a new one after it.
+    A command is always a burst of its own."""
     tail = tail_burst(buffer)
     if not tail:
-        return buffer[-1].burst_seq + 1 if buffer else 0
+        return 0
     open_seq = tail[0].burst_seq
+    if command or tail[0].command is not None:
+        return open_seq + 1
     decision = decide_flush(config, tail, lease_until)
     assert decision is not None
     if decision.reason != REASON_QUIET or arrived_at >= decision.due_at:
         # A burst at a cap, unbuffered, past its max wait or already due takes no more.
         return open_seq + 1
     return open_seq
+
+
+def command_after(buffer: list[BufferedMessage], burst_seq: int) -> datetime | None:
+    """When the first command after burst ``burst_seq`` arrived, if one did."""
+    return next(
+        (m.received_at for m in buffer if m.burst_seq > burst_seq and m.command is not None),
+        None,
+    )
 
 
 def extend_lease(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from sqlalchemy import func, select
@@ -12,6 +13,7 @@ from activities.bursts import BurstActivities
 from activities.replies import ReplyActivities, ReplyOptions
 from activities.sending import SendActivities
 from channels.base import SendTarget
+from channels.commands import REFRESH_REPLY
 from db import queries
 from db.tables import burst, delivery, message, reply
 from llm.base import Completion, Prompt
@@ -256,3 +258,44 @@ async def test_a_burst_whose_messages_were_all_deleted_is_dropped(
         pending = await queries.pending_message_count(session, account_id)
     assert (row.status, row.error_type) == ("dropped", "deleted")
     assert pending == 0
+
+
+async def test_builtin_commands_are_answered_without_the_llm(
+    sessionmaker: async_sessionmaker[AsyncSession], account_id: int
+) -> None:
+    from db.tables import conversation
+
+    env = ActivityEnvironment()
+    provider = CountingProvider()
+    replies = ReplyActivities(sessionmaker, provider, OPTIONS)
+    bursts = BurstActivities(sessionmaker)
+
+    async def answer(texts: list[str], first_id: int, reason: str = "quiet") -> str:
+        conv, ids = await seed(sessionmaker, account_id, texts, first_id=first_id)
+        inp = replace(persist_input(conv, ids), reason=reason)
+        await env.run(bursts.persist_burst, inp)
+        await env.run(replies.generate_reply, GenerateReplyInput(inp.burst_key))
+        await env.run(replies.generate_reply, GenerateReplyInput(inp.burst_key))  # a retry
+        async with sessionmaker() as session:
+            row = await session.execute(
+                select(reply.c.text, reply.c.model)
+                .join(burst, burst.c.id == reply.c.burst_id)
+                .where(burst.c.burst_key == inp.burst_key)
+            )
+            text, model = row.one()
+        return f"{model}: {text}"
+
+    assert await answer(["hello"], 1) == "echo: [echo: 1 message] hello"
+    assert await answer(["/start"], 2, "command") == "command: Hi! Write to me any time."
+    help_reply = await answer(["/help@bot"], 3, "command")
+    assert help_reply.startswith("command: Just write") and "/refresh" in help_reply
+    assert await answer(["/refresh"], 4, "command") == f"command: {REFRESH_REPLY}"
+    await answer(["new topic"], 5)
+    # Only the two plain bursts reached the LLM; after /refresh the prompt has no history.
+    assert [p.burst for p in provider.prompts] == [["hello"], ["new topic"]]
+    assert provider.prompts[1].history == []
+    async with sessionmaker() as session:
+        epoch = await session.execute(
+            select(conversation.c.context_epoch).where(conversation.c.account_id == account_id)
+        )
+        assert epoch.scalar_one() == 1  # bumped once despite the retried activity

@@ -150,6 +150,8 @@ def test_typing_edits_and_deletes_in_a_script(data_dir: Path) -> None:
         {"at": 6.0, "chat": 7, "user": 3, "type": "message", "id": 1, "text": "wrong chat"},
         {"at": 6.3, "chat": 7, "user": 3, "type": "delete", "id": 1},
         {"at": 6.5, "chat": 7, "user": 3, "type": "message", "id": 2, "text": "hello"},
+        {"at": 7.0, "chat": 8, "user": 4, "type": "message", "id": 1, "text": "and"},
+        {"at": 7.1, "chat": 8, "user": 4, "type": "message", "id": 2, "text": "/help"},
     ]
     script = data_dir / "typing.jsonl"
     script.write_text("\n".join(json.dumps(e) for e in events))
@@ -168,4 +170,13 @@ def test_typing_edits_and_deletes_in_a_script(data_dir: Path) -> None:
         (6, [2], "[echo: 1 message] bb"),
         # The deleted message is never answered.
         (7, [2], "[echo: 1 message] hello"),
+        # A command flushes what is pending at once, then is answered alone (no LLM).
+        (8, [1], "[echo: 1 message] and"),
+        (8, [2], "Just write; I answer when you pause.\n\nCommands:\n/help\n/refresh\n/start"),
     ]
+    lines = {
+        (b["chat"], tuple(b["message_ids"])): b for b in map(json.loads, proc.stdout.splitlines())
+    }
+    assert lines[(8, (1,))]["reason"] == lines[(8, (2,))]["reason"] == "command"
+    # Flushed by the command 0.1 s later, not after the 1 s quiet period.
+    assert lines[(8, (1,))]["flushed_at"] < 7.0 + 1.0

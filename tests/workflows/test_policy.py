@@ -16,6 +16,7 @@ from workflows.policy import (
     REASON_QUIET,
     REASON_UNBUFFERED,
     burst_seq_for,
+    command_after,
     decide_flush,
     extend_lease,
     head_burst,
@@ -152,7 +153,7 @@ def test_rearm_only_when_the_timer_would_fire_late() -> None:
 
 event = st.tuples(
     st.floats(min_value=0.01, max_value=8.0),  # gap before the event
-    st.sampled_from(["message", "message", "typing", "record_audio", "cancel"]),
+    st.sampled_from(["message", "message", "typing", "record_audio", "cancel", "command"]),
     st.sampled_from([AUTHOR, AUTHOR, 99]),
     st.integers(min_value=1, max_value=60),  # characters
 )
@@ -170,7 +171,8 @@ def simulate(config: DebounceConfig, events: list[tuple[float, str, int, int]]):
         while buffer:
             head = head_burst(buffer)
             is_open = head[0].burst_seq == buffer[-1].burst_seq
-            decision = decide_flush(config, head, lease if is_open else None)
+            closed_by = command_after(buffer, head[0].burst_seq)
+            decision = decide_flush(config, head, lease if is_open else None, closed_by)
             assert decision is not None
             if decision.due_at > until:
                 return
@@ -182,11 +184,14 @@ def simulate(config: DebounceConfig, events: list[tuple[float, str, int, int]]):
     for gap, kind, sender, chars in events:
         now += timedelta(seconds=gap)
         flush_due(now - timedelta(microseconds=1))
-        if kind == "message":
-            seq = burst_seq_for(config, buffer, lease, now)
+        if kind in ("message", "command"):
+            command = "help" if kind == "command" else None
+            seq = burst_seq_for(config, buffer, lease, now, command=command is not None)
             if not buffer or buffer[-1].burst_seq != seq or buffer[-1].sender_id == sender:
                 lease = None
-            buffer.append(BufferedMessage(next_id, sender, chars, now, burst_seq=seq))
+            buffer.append(
+                BufferedMessage(next_id, sender, chars, now, burst_seq=seq, command=command)
+            )
             next_id += 1
         else:
             lease = extend_lease(config, buffer, lease, sender_id=sender, action=kind, at=now)
@@ -212,7 +217,7 @@ def test_no_burst_exceeds_the_caps_or_the_max_wait(events) -> None:  # type: ign
         assert due - first <= timedelta(seconds=CONFIG.max_wait_seconds)
 
 
-@given(st.lists(event.filter(lambda e: e[1] != "message"), max_size=30))
+@given(st.lists(event.filter(lambda e: e[1] not in ("message", "command")), max_size=30))
 def test_typing_alone_never_flushes(events) -> None:  # type: ignore[no-untyped-def]
     flushed, sent = simulate(CONFIG, events)
     assert sent == 0 and flushed == []
@@ -225,3 +230,28 @@ def test_a_quiet_burst_waited_at_least_the_quiet_period(events) -> None:  # type
         if reason == REASON_QUIET:
             last = max(m.received_at for m in burst)
             assert due - last >= timedelta(seconds=CONFIG.debounce_seconds)
+
+
+def test_a_command_is_a_burst_of_its_own_and_flushes_the_one_before() -> None:
+    from workflows.policy import REASON_COMMAND
+
+    buffer = msgs(0, 1)
+    seq = burst_seq_for(CONFIG, buffer, None, at(2), command=True)
+    assert seq == 1
+    buffer.append(BufferedMessage(3, AUTHOR, 6, at(2), burst_seq=seq, command="help"))
+    closed = decide_flush(CONFIG, head_burst(buffer), None, command_after(buffer, 0))
+    assert closed is not None
+    assert (closed.due_at, closed.reason) == (at(1), REASON_COMMAND)
+    alone = decide_flush(CONFIG, buffer[2:])
+    assert alone is not None and (alone.due_at, alone.reason) == (at(2), REASON_COMMAND)
+    # What follows a command starts the next burst.
+    assert burst_seq_for(CONFIG, buffer, None, at(2.1)) == 2
+
+
+@given(st.lists(event, max_size=60))
+def test_a_command_is_always_alone_and_never_waits(events) -> None:  # type: ignore[no-untyped-def]
+    flushed, _ = simulate(CONFIG, events)
+    for burst, due, _ in flushed:
+        if any(m.command for m in burst):
+            assert len(burst) == 1
+            assert due == burst[0].received_at
