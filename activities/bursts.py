@@ -36,10 +36,12 @@ class BurstActivities:
                 conversation_id=input.conversation_id,
                 message_ids=input.message_ids,
             )
-            if count == 0:
-                # Every message was deleted after the flush: nothing to answer.
+            # Every message deleted after the flush, or the burst was cleared or came in
+            # while paused: recorded, never answered.
+            drop_as = "deleted" if count == 0 else input.drop_as
+            if drop_as is not None:
                 await queries.set_burst_status(
-                    session, burst_id, "dropped", only_from=("persisted",), error_type="deleted"
+                    session, burst_id, "dropped", only_from=("persisted",), error_type=drop_as
                 )
         return PersistBurstResult(burst_id=burst_id, message_count=count)
 

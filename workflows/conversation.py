@@ -29,16 +29,20 @@ with workflow.unsafe.imports_passed_through():
         CarriedState,
         ConversationInput,
         ConversationState,
+        ForcedFlush,
         GenerateReplyInput,
         MarkBurstFailedInput,
         MessageEdited,
         MessageReceived,
         MessagesDeleted,
+        PauseInput,
         PersistBurstInput,
         SendReplyInput,
         TypingObserved,
     )
     from workflows.policy import (
+        REASON_CLEARED,
+        REASON_MANUAL,
         FlushDecision,
         burst_seq_for,
         command_after,
@@ -81,6 +85,40 @@ class ConversationWorkflow:
         self._bursts_flushed = carried.bursts_flushed
         self._last_burst_key = carried.last_burst_key
         self._phase = "collecting" if self._buffer else "idle"
+        self._paused = carried.paused
+        self._resume_at = carried.resume_at
+        self._forced = carried.forced
+
+    @workflow.update
+    def flush_now(self) -> ConversationState:
+        """Flush everything buffered now, each burst answered as usual (reason 'manual')."""
+        self._force(REASON_MANUAL)
+        return self.state()
+
+    @workflow.update
+    def clear(self) -> ConversationState:
+        """Drop everything buffered unanswered; it stays recorded as a 'cleared' burst."""
+        self._force(REASON_CLEARED)
+        return self.state()
+
+    @workflow.update
+    def pause(self, input: PauseInput) -> ConversationState:
+        """Stop replying (human handoff). Messages keep being recorded, as dropped bursts."""
+        self._paused = True
+        self._resume_at = (
+            workflow.now() + timedelta(minutes=input.minutes) if input.minutes else None
+        )
+        return self.state()
+
+    @pause.validator
+    def _check_pause(self, input: PauseInput) -> None:
+        if input.minutes is not None and input.minutes <= 0:
+            raise ValueError("pause minutes must be positive")
+
+    @workflow.update
+    def resume(self) -> ConversationState:
+        self._paused, self._resume_at = False, None
+        return self.state()
 
     @workflow.signal
     def message_received(self, msg: MessageReceived) -> None:
@@ -147,8 +185,9 @@ class ConversationWorkflow:
     @workflow.query
     def state(self) -> ConversationState:
         decision = self._decision()
+        quiet = self._phase in ("idle", "collecting")
         return ConversationState(
-            phase=self._phase,
+            phase="paused" if self._paused and quiet else self._phase,
             buffered=len(self._buffer),
             first_message_at=self._buffer[0].received_at if self._buffer else None,
             last_message_at=self._buffer[-1].received_at if self._buffer else None,
@@ -157,6 +196,8 @@ class ConversationWorkflow:
             deadline_rule=decision.rule if decision else None,
             bursts_flushed=self._bursts_flushed,
             last_burst_key=self._last_burst_key,
+            paused=self._paused,
+            resume_at=self._resume_at,
         )
 
     @workflow.run
@@ -165,9 +206,16 @@ class ConversationWorkflow:
             if self._history_is_long():
                 # The buffer, lease and seen ids travel along; deadlines derive from them.
                 await self._continue_as_new(input)
+            if self._paused and self._resume_at and workflow.now() >= self._resume_at:
+                self._paused, self._resume_at = False, None
             decision = self._decision()
             if decision is None:
                 self._phase = "idle"
+                if self._paused:
+                    # Never idle-close while paused: the handoff would be forgotten.
+                    workflow.set_current_details("paused (human handoff)")
+                    await self._wait_while_paused()
+                    continue
                 if not await self._wait_for_message():
                     # Completing is safe against a racing signal: the server rejects the
                     # completion if a signal landed meanwhile, and we run again with it.
@@ -193,6 +241,15 @@ class ConversationWorkflow:
             return bool(self._buffer)
         return True
 
+    async def _wait_while_paused(self) -> None:
+        timeout = self._resume_at - workflow.now() if self._resume_at else None
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(
+                lambda: bool(self._buffer) or not self._paused,
+                timeout=timeout,
+                timeout_summary="auto-resume",
+            )
+
     async def _sleep_until(self, due_at: datetime, rule: str) -> None:
         def deadline_moved() -> bool:
             current = self._decision()
@@ -205,23 +262,38 @@ class ConversationWorkflow:
             )
 
     async def _flush(self, reason: str) -> None:
-        batch = head_burst(self._buffer)
+        forced = self._forced
+        if reason == REASON_CLEARED and forced is not None:
+            # One dropped burst for everything that was buffered when ops cleared it.
+            batch = [m for m in self._buffer if m.burst_seq <= forced.through_seq]
+        else:
+            batch = head_burst(self._buffer)
         # Later arrivals stay buffered and become the next burst.
         self._buffer = self._buffer[len(batch) :]
         if not self._buffer:
             self._lease_until = None
+        if forced is not None and not any(m.burst_seq <= forced.through_seq for m in self._buffer):
+            self._forced = None
+        drop_as = REASON_CLEARED if reason == REASON_CLEARED else None
+        if drop_as is None and self._paused:
+            drop_as = "paused"
         message_ids = sorted(m.message_id for m in batch)
         key = burst_key(workflow.info().workflow_id, message_ids)
         self._last_burst_key = key
         self._bursts_flushed += 1
         try:
-            await self._answer(key, batch, message_ids, reason)
+            await self._answer(key, batch, message_ids, reason, drop_as)
         except ActivityError as err:
             workflow.logger.error("burst %s failed: %s", key, err.cause or err)
             await self._mark_failed(key, err)
 
     async def _answer(
-        self, key: str, batch: list[BufferedMessage], message_ids: list[int], reason: str
+        self,
+        key: str,
+        batch: list[BufferedMessage],
+        message_ids: list[int],
+        reason: str,
+        drop_as: str | None,
     ) -> None:
         self._set_phase("persisting", f"persisting burst of {len(batch)} messages")
         persisted = await workflow.execute_activity_method(
@@ -234,12 +306,13 @@ class ConversationWorkflow:
                 first_message_at=min(m.received_at for m in batch),
                 last_message_at=max(m.received_at for m in batch),
                 flushed_at=workflow.now(),
+                drop_as=drop_as,
             ),
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=DB_RETRY,
-            summary=f"persist {len(batch)} messages",
+            summary=f"persist {len(batch)} messages" + (f" ({drop_as})" if drop_as else ""),
         )
-        if persisted.message_count == 0:
+        if persisted.message_count == 0 or drop_as is not None:
             return
         self._set_phase("generating", "generating reply")
         generated = await workflow.execute_activity_method(
@@ -275,6 +348,9 @@ class ConversationWorkflow:
         carried = CarriedState(
             buffer=self._buffer,
             lease_until=self._lease_until,
+            paused=self._paused,
+            resume_at=self._resume_at,
+            forced=self._forced,
             seen_ids=list(self._seen),
             bursts_flushed=self._bursts_flushed,
             last_burst_key=self._last_burst_key,
@@ -294,6 +370,8 @@ class ConversationWorkflow:
         if not head:
             return None
         seq = head[0].burst_seq
+        if self._forced is not None and seq <= self._forced.through_seq:
+            return FlushDecision(self._forced.at, self._forced.reason, self._forced.reason)
         is_open = seq == self._buffer[-1].burst_seq
         return decide_flush(
             self._config,
@@ -301,6 +379,13 @@ class ConversationWorkflow:
             self._lease_until if is_open else None,
             command_after(self._buffer, seq),
         )
+
+    def _force(self, reason: str) -> None:
+        if not self._buffer:
+            return
+        if self._forced is not None and self._forced.reason == REASON_CLEARED:
+            reason = REASON_CLEARED  # a clear already asked for wins over a flush
+        self._forced = ForcedFlush(self._buffer[-1].burst_seq, reason, workflow.now())
 
     def _remember(self, message_id: int) -> None:
         self._seen[message_id] = None

@@ -58,6 +58,22 @@ class BufferedMessage:
         return self.touched_at or self.received_at
 
 
+@dataclass(frozen=True)
+class ForcedFlush:
+    """An operator's flush_now or clear: bursts up to ``through_seq`` are due at ``at``."""
+
+    through_seq: int
+    reason: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class PauseInput:
+    """Pause replying (human handoff); ``minutes`` resumes automatically after that long."""
+
+    minutes: float | None = None
+
+
 @dataclass
 class CarriedState:
     """What survives continue-as-new: the open buffer and recently seen message ids."""
@@ -67,6 +83,9 @@ class CarriedState:
     seen_ids: list[int] = field(default_factory=list)
     bursts_flushed: int = 0
     last_burst_key: str | None = None
+    paused: bool = False
+    resume_at: datetime | None = None
+    forced: ForcedFlush | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +137,8 @@ class ConversationState:
     deadline_rule: str | None
     bursts_flushed: int
     last_burst_key: str | None
+    paused: bool = False
+    resume_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -129,6 +150,8 @@ class PersistBurstInput:
     first_message_at: datetime
     last_message_at: datetime
     flushed_at: datetime
+    # Set for a burst that is recorded but not answered: "cleared" or "paused".
+    drop_as: str | None = None
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,8 @@ REASON_MAX_MESSAGES = "max_messages"
 REASON_MAX_CHARS = "max_chars"
 REASON_UNBUFFERED = "unbuffered"
 REASON_COMMAND = "command"
+REASON_MANUAL = "manual"
+REASON_CLEARED = "cleared"
 
 CANCEL = "cancel"
 # Temporal fires timers shorter than this at about this long, so never leave one that short.

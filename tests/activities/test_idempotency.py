@@ -299,3 +299,19 @@ async def test_builtin_commands_are_answered_without_the_llm(
             select(conversation.c.context_epoch).where(conversation.c.account_id == account_id)
         )
         assert epoch.scalar_one() == 1  # bumped once despite the retried activity
+
+
+async def test_a_paused_or_cleared_burst_is_recorded_as_dropped(
+    sessionmaker: async_sessionmaker[AsyncSession], account_id: int
+) -> None:
+    env = ActivityEnvironment()
+    for first_id, why in ((1, "paused"), (2, "cleared")):
+        conv, ids = await seed(sessionmaker, account_id, [why], first_id=first_id)
+        inp = replace(persist_input(conv, ids), drop_as=why)
+        result = await env.run(BurstActivities(sessionmaker).persist_burst, inp)
+        await env.run(BurstActivities(sessionmaker).persist_burst, inp)
+        async with sessionmaker() as session:
+            row = (await session.execute(select(burst).where(burst.c.id == result.burst_id))).one()
+        assert (row.status, row.error_type) == ("dropped", why)
+    async with sessionmaker() as session:
+        assert await queries.pending_message_count(session, account_id) == 0
