@@ -11,6 +11,9 @@ import uuid
 import warnings
 from pathlib import Path
 
+from temporalio.client import WorkflowUpdateFailedError
+
+import ops
 from channels import console, replay
 from db import migrate, queries
 from ingest import Ingestor, build_send_worker, register_account
@@ -154,6 +157,40 @@ async def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _ops_client(settings: Settings):  # type: ignore[no-untyped-def]
+    from stack import wait_for_temporal
+
+    address = settings.temporal_address or f"127.0.0.1:{settings.temporal_port}"
+    return await wait_for_temporal(address, settings.temporal_namespace, within=5)
+
+
+def _workflow_id(args: argparse.Namespace) -> str:
+    from workflows.ids import conversation_workflow_id
+
+    return conversation_workflow_id(args.account, args.chat, args.topic)
+
+
+async def cmd_conversations(settings: Settings, args: argparse.Namespace) -> int:
+    client = await _ops_client(settings)
+    for row in await ops.list_conversations(client, args.account):
+        print(ops.to_json(row))
+    return 0
+
+
+async def cmd_inspect(settings: Settings, args: argparse.Namespace) -> int:
+    client = await _ops_client(settings)
+    print(ops.to_json(await ops.inspect(client, _workflow_id(args))))
+    return 0
+
+
+async def cmd_control(settings: Settings, args: argparse.Namespace) -> int:
+    client = await _ops_client(settings)
+    minutes = getattr(args, "minutes", None)
+    state = await ops.control(client, _workflow_id(args), args.command, minutes=minutes)
+    print(ops.to_json(state))
+    return 0
+
+
 COMMANDS = {
     "run": (
         cmd_run,
@@ -163,7 +200,14 @@ COMMANDS = {
     "worker": (cmd_worker, "a worker: conversation workflows plus the DB and LLM activities"),
     "migrate": (cmd_migrate, "upgrade the database to the latest schema"),
     "replay": (cmd_replay, "feed a scripted conversation (JSON lines) and print the replies"),
+    "conversations": (cmd_conversations, "list open conversations (Temporal visibility)"),
+    "inspect": (cmd_inspect, "show a conversation's state: buffer, deadline, phase"),
+    "flush": (cmd_control, "answer a conversation's buffered messages now"),
+    "clear": (cmd_control, "drop a conversation's buffer unanswered (kept recorded)"),
+    "pause": (cmd_control, "stop replying in a conversation (human handoff)"),
+    "resume": (cmd_control, "start replying in a paused conversation again"),
 }
+CHAT_COMMANDS = ("inspect", "flush", "clear", "pause", "resume")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -179,6 +223,14 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--downgrade", metavar="REV", help="downgrade to REV (e.g. base)")
         if name == "replay":
             p.add_argument("script", help="JSON-lines script: {at, chat, user, type, id, text}")
+        if name in CHAT_COMMANDS:
+            p.add_argument("chat", type=int, help="the chat id")
+            p.add_argument("--topic", type=int, default=None, help="forum topic id")
+        if name in (*CHAT_COMMANDS, "conversations"):
+            default = "console" if name != "conversations" else None
+            p.add_argument("--account", default=default, help="account key (default: %(default)s)")
+        if name == "pause":
+            p.add_argument("--minutes", type=float, help="resume by itself after this long")
     return parser
 
 
@@ -198,6 +250,12 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(handler(settings, args))
     except (StackError, replay.ScriptError) as exc:
         print(f"lull: {exc}", file=sys.stderr)
+        return 1
+    except ops.NoConversationError as exc:
+        print(f"lull: no open conversation {exc}", file=sys.stderr)
+        return 1
+    except WorkflowUpdateFailedError as exc:
+        print(f"lull: {args.command} refused: {exc.cause}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

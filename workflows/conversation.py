@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.bursts import BurstActivities
     from activities.replies import ReplyActivities
     from activities.sending import SendActivities
+    from workflows import attributes
     from workflows.ids import burst_key
     from workflows.payloads import (
         BufferedMessage,
@@ -87,6 +88,7 @@ class ConversationWorkflow:
         self._phase = "collecting" if self._buffer else "idle"
         self._paused = carried.paused
         self._resume_at = carried.resume_at
+        self._shown_phase: str | None = None
         self._forced = carried.forced
 
     @workflow.update
@@ -108,6 +110,7 @@ class ConversationWorkflow:
         self._resume_at = (
             workflow.now() + timedelta(minutes=input.minutes) if input.minutes else None
         )
+        self._show_phase()
         return self.state()
 
     @pause.validator
@@ -118,6 +121,7 @@ class ConversationWorkflow:
     @workflow.update
     def resume(self) -> ConversationState:
         self._paused, self._resume_at = False, None
+        self._show_phase()
         return self.state()
 
     @workflow.signal
@@ -208,9 +212,10 @@ class ConversationWorkflow:
                 await self._continue_as_new(input)
             if self._paused and self._resume_at and workflow.now() >= self._resume_at:
                 self._paused, self._resume_at = False, None
+                self._show_phase()
             decision = self._decision()
             if decision is None:
-                self._phase = "idle"
+                self._enter("idle")
                 if self._paused:
                     # Never idle-close while paused: the handoff would be forgotten.
                     workflow.set_current_details("paused (human handoff)")
@@ -224,7 +229,7 @@ class ConversationWorkflow:
                 continue
             now = workflow.now()
             if decision.due_at > now:
-                self._phase = "collecting"
+                self._enter("collecting")
                 self._show_details(decision.due_at, decision.rule)
                 await self._sleep_until(decision.due_at, decision.rule)
                 continue
@@ -393,8 +398,25 @@ class ConversationWorkflow:
             del self._seen[next(iter(self._seen))]
 
     def _set_phase(self, phase: str, details: str) -> None:
-        self._phase = phase
+        self._enter(phase)
         workflow.set_current_details(details)
+
+    def _enter(self, phase: str) -> None:
+        self._phase = phase
+        self._show_phase()
+
+    def _show_phase(self) -> None:
+        """Keep the LullPhase search attribute current, upserting only on a coarse change:
+        each upsert is a history event."""
+        phase = self._coarse_phase()
+        if self._config.search_attributes and phase != self._shown_phase:
+            workflow.upsert_search_attributes([attributes.PHASE.value_set(phase)])
+            self._shown_phase = phase
+
+    def _coarse_phase(self) -> str:
+        if self._paused and self._phase in ("idle", "collecting"):
+            return "paused"
+        return attributes.COARSE_PHASE.get(self._phase, self._phase)
 
     def _show_details(self, due_at: datetime, rule: str) -> None:
         when = due_at.strftime("%H:%M:%S")

@@ -38,6 +38,8 @@ class DebounceConfig:
     buffer_enabled: bool = True
     # Continue-as-new once a run's history reaches this many events (or the server asks).
     max_history_events: int = 1500
+    # Whether the server has Lull's search attributes, so the workflow may upsert its phase.
+    search_attributes: bool = False
 
 
 @dataclass(frozen=True)

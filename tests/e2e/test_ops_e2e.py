@@ -1,0 +1,86 @@
+"""The ops CLI (conversations, inspect, pause, resume, flush) against the real dev server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.testing import WorkflowEnvironment
+
+from ingest import IncomingMessage, Ingestor, register_account, send_task_queue
+from tests.conftest import task_queue
+from tests.e2e.helpers import ROOT, lull_command
+from tests.workflows.helpers import Recorder, new_worker
+from workflows.payloads import DebounceConfig
+
+pytestmark = pytest.mark.e2e
+
+
+async def lull(address: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {"LULL_TEMPORAL_ADDRESS": address, "PATH": "/usr/bin:/bin", "PYTHONWARNINGS": "ignore"}
+    return await asyncio.to_thread(
+        subprocess.run,
+        lull_command(*args),
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+async def test_ops_commands_drive_an_open_conversation(
+    dev_env: WorkflowEnvironment, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    address = dev_env.client.service_client.config.target_host
+    tq, rec = task_queue(), Recorder()
+    key = f"ops-{uuid.uuid4().hex[:8]}"
+    account = await register_account(sessionmaker, key=key, kind="replay", display_name=key)
+    config = DebounceConfig(30, 10, 600, search_attributes=True)
+    ingestor = Ingestor(
+        dev_env.client, sessionmaker, account, config=config, task_queue=tq, chat_hash_key=b"k"
+    )
+    sends = new_worker(dev_env.client, rec, send_task_queue(tq, key))
+    async with new_worker(dev_env.client, rec, tq), sends:
+        await ingestor.message(IncomingMessage(41, 5, 1, "hello", datetime.now(UTC)))
+
+        for _ in range(50):  # visibility is eventually consistent
+            listed = await lull(address, "conversations", "--account", key)
+            rows = [json.loads(line) for line in listed.stdout.splitlines()]
+            if rows and rows[0]["phase"] == "collecting":
+                break
+            await asyncio.sleep(0.2)
+        assert listed.returncode == 0, listed.stderr
+        (row,) = rows
+        assert row["workflow_id"] == f"conversation/{key}/41/~"
+        assert row["account"] == key and row["phase"] == "collecting"
+        assert len(row["chat_ref"]) == 16 and "41" not in row["chat_ref"]
+
+        inspected = await lull(address, "inspect", "41", "--account", key)
+        state = json.loads(inspected.stdout)["state"]
+        assert (state["buffered"], state["deadline_rule"]) == (1, "quiet period")
+
+        paused = await lull(address, "pause", "41", "--account", key, "--minutes", "5")
+        assert json.loads(paused.stdout)["paused"] is True
+        refused = await lull(address, "pause", "41", "--account", key, "--minutes", "0")
+        assert refused.returncode == 1 and "refused" in refused.stderr
+        resumed = await lull(address, "resume", "41", "--account", key)
+        assert json.loads(resumed.stdout)["paused"] is False
+
+        flushed = await lull(address, "flush", "41", "--account", key)
+        assert flushed.returncode == 0, flushed.stderr
+        for _ in range(50):
+            if rec.sent:
+                break
+            await asyncio.sleep(0.1)
+    assert rec.bursts() == [[1]]
+    assert rec.persisted[0].reason == "manual"
+
+    missing = await lull(address, "inspect", "999", "--account", key)
+    assert missing.returncode == 1
+    assert "no open conversation" in missing.stderr
