@@ -56,7 +56,47 @@ async def typing_lease(env: WorkflowEnvironment, tq: str):  # type: ignore[no-un
     return handle
 
 
-SCENARIOS = (burst_then_lull, capped_and_duplicates, typing_lease)
+async def continue_as_new(env: WorkflowEnvironment, tq: str):  # type: ignore[no-untyped-def]
+    inp = conversation_input(tq, debounce=5, max_history_events=120)
+    first = await signal_message(env.client, inp, tq, 1)
+    for i in range(2, 61):
+        await signal_message(env.client, inp, tq, i)
+        if i % 6 == 0:
+            await env.sleep(6)
+    # The first run's history: it ends in the continue-as-new command itself.
+    return first
+
+
+async def ops_commands_edits(env: WorkflowEnvironment, tq: str):  # type: ignore[no-untyped-def]
+    from workflows.conversation import ConversationWorkflow
+    from workflows.payloads import MessageEdited, MessageReceived, MessagesDeleted, PauseInput
+
+    inp = conversation_input(tq, debounce=5, search_attributes=False)
+    handle = await signal_message(env.client, inp, tq, 1)
+    await handle.signal("message_edited", MessageEdited(1, 12))
+    await signal_message(env.client, inp, tq, 2)
+    await handle.signal("messages_deleted", MessagesDeleted([2]))
+    await handle.signal("message_received", MessageReceived(3, 7, 5, command="help"))
+    await env.sleep(1)
+    await handle.execute_update(ConversationWorkflow.pause, PauseInput(minutes=1))
+    await signal_message(env.client, inp, tq, 4)
+    await env.sleep(70)
+    await signal_message(env.client, inp, tq, 5)
+    await handle.execute_update(ConversationWorkflow.flush_now)
+    await env.sleep(1)
+    await signal_message(env.client, inp, tq, 6)
+    await handle.execute_update(ConversationWorkflow.clear)
+    await signal_message(env.client, inp, tq, 7)
+    return handle
+
+
+SCENARIOS = (
+    burst_then_lull,
+    capped_and_duplicates,
+    typing_lease,
+    continue_as_new,
+    ops_commands_edits,
+)
 
 
 async def main() -> None:

@@ -1,0 +1,45 @@
+"""A message racing the idle close is never lost."""
+
+from __future__ import annotations
+
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+from tests.conftest import task_queue
+from tests.workflows.helpers import Recorder, conversation_input, new_worker, signal_message
+
+
+async def idle_timer_fires_at(handle: WorkflowHandle) -> float:  # type: ignore[type-arg]
+    """When (server time, epoch seconds) the run's last timer, the idle close, fires."""
+    history = await handle.fetch_history()
+    timers = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_TIMER_STARTED]
+    last = timers[-1]
+    started = last.event_time.ToDatetime().timestamp()
+    return (
+        started
+        + last.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta().total_seconds()
+    )
+
+
+@pytest.mark.parametrize("offset", [-0.001, 0.0, 0.001])
+async def test_a_message_at_the_idle_close_instant_is_answered(
+    time_env: WorkflowEnvironment, offset: float
+) -> None:
+    tq, rec = task_queue(), Recorder()
+    inp = conversation_input(tq, debounce=5, idle_close=60)
+    async with new_worker(time_env.client, rec, tq):
+        handle = await signal_message(time_env.client, inp, tq, 1)
+        while not rec.sent:  # let the first burst flush; the idle timer starts after it
+            await time_env.sleep(1)
+        await time_env.sleep(0.5)
+        fires_at = await idle_timer_fires_at(handle)
+        now = (await time_env.get_current_time()).timestamp()
+        await time_env.sleep(fires_at - now + offset)
+        last = await signal_message(time_env.client, inp, tq, 2)
+        await last.result()
+    # Whether the message landed before the completion, in the same instant (the server
+    # rejects the completion) or after it (a new run), it was answered exactly once.
+    assert rec.bursts() == [[1], [2]]
+    assert len(set(rec.sent)) == 2
