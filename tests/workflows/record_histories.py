@@ -115,7 +115,9 @@ async def main() -> None:
         async with new_worker(env.client, Recorder(), tq):
             handle = await scenario(env, tq)
             await handle.result()
-            history = await handle.fetch_history()
+            # By run id: a handle's own fetch_history follows to the latest run.
+            run = env.client.get_workflow_handle(handle.id, run_id=handle.result_run_id)
+            history = await run.fetch_history()
         path.write_text(history.to_json())
         print(f"recorded {scenario.__name__}: {len(history.events)} events")
     await env.shutdown()
