@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
         MessagesDeleted,
         PauseInput,
         PersistBurstInput,
+        PersistBurstResult,
         SendReplyInput,
         TypingObserved,
     )
@@ -53,6 +54,9 @@ with workflow.unsafe.imports_passed_through():
         must_rearm,
         tail_burst,
     )
+
+# Runs started before this patch persisted bursts with a regular activity.
+PATCH_LOCAL_PERSIST = "persist-burst-local-activity"
 
 # Message ids remembered for de-duplication (listener retries, catch-up replays).
 SEEN_IDS_KEPT = 1000
@@ -301,8 +305,7 @@ class ConversationWorkflow:
         drop_as: str | None,
     ) -> None:
         self._set_phase("persisting", f"persisting burst of {len(batch)} messages")
-        persisted = await workflow.execute_activity_method(
-            BurstActivities.persist_burst,
+        persisted = await self._persist(
             PersistBurstInput(
                 conversation_id=self._conv.conversation_id,
                 burst_key=key,
@@ -313,8 +316,6 @@ class ConversationWorkflow:
                 flushed_at=workflow.now(),
                 drop_as=drop_as,
             ),
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=DB_RETRY,
             summary=f"persist {len(batch)} messages" + (f" ({drop_as})" if drop_as else ""),
         )
         if persisted.message_count == 0 or drop_as is not None:
@@ -335,6 +336,25 @@ class ConversationWorkflow:
             start_to_close_timeout=timedelta(seconds=60),
             retry_policy=OUTSIDE_RETRY,
             summary="send reply",
+        )
+
+    async def _persist(self, input: PersistBurstInput, *, summary: str) -> PersistBurstResult:
+        if workflow.patched(PATCH_LOCAL_PERSIST):
+            # One short Postgres write: a local activity records one marker event instead
+            # of scheduling a task, which saves about five history events per burst.
+            return await workflow.execute_local_activity_method(
+                BurstActivities.persist_burst,
+                input,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=DB_RETRY,
+                summary=summary,
+            )
+        return await workflow.execute_activity_method(
+            BurstActivities.persist_burst,
+            input,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=DB_RETRY,
+            summary=summary,
         )
 
     async def _mark_failed(self, key: str, err: ActivityError) -> None:

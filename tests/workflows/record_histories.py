@@ -90,12 +90,18 @@ async def ops_commands_edits(env: WorkflowEnvironment, tq: str):  # type: ignore
     return handle
 
 
+async def local_persist(env: WorkflowEnvironment, tq: str):  # type: ignore[no-untyped-def]
+    """burst_then_lull after the persist-burst-local-activity patch."""
+    return await burst_then_lull(env, tq)
+
+
 SCENARIOS = (
     burst_then_lull,
     capped_and_duplicates,
     typing_lease,
     continue_as_new,
     ops_commands_edits,
+    local_persist,
 )
 
 
