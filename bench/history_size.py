@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import random
 import time
+from collections import Counter
 
 from temporalio.testing import WorkflowEnvironment
 
@@ -49,7 +50,8 @@ async def main(messages: int) -> None:
                 await env.sleep(rng.uniform(0.1, 3.0))
             await env.sleep(6)
         await handle.result()
-        sizes = await run_sizes(env.client, first.id, first.result_run_id or "")
+        by_type: Counter[str] = Counter()
+        sizes = await run_sizes(env.client, first.id, first.result_run_id or "", by_type)
     await env.shutdown()
     total, bursts = sum(sizes), len(rec.persisted)
     print(
@@ -60,6 +62,8 @@ async def main(messages: int) -> None:
         f"history events: {total} in all, {total / messages:.2f} per message, "
         f"{total / bursts:.1f} per burst; largest run {max(sizes)} events"
     )
+    top = by_type.most_common(8)
+    print("per message, by type: " + ", ".join(f"{n.lower()} {c / messages:.2f}" for n, c in top))
 
 
 if __name__ == "__main__":
