@@ -1,0 +1,88 @@
+"""Properties of the real workflow over random event sequences, on the time-skipping server.
+
+Each example starts its own test server (about 0.1 s) so examples never share time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from temporalio.testing import WorkflowEnvironment
+
+from tests.conftest import binary, task_queue
+from tests.workflows.helpers import Recorder, conversation_input, new_worker
+from workflows.conversation import ConversationWorkflow
+from workflows.ids import conversation_workflow_id
+from workflows.payloads import MessageReceived, TypingObserved
+
+MAX_MESSAGES, MAX_CHARS, MAX_WAIT = 4, 120, 20
+
+event = st.tuples(
+    st.floats(min_value=0.05, max_value=7.0),
+    st.sampled_from(["message", "message", "message", "typing", "cancel", "command"]),
+    st.integers(min_value=1, max_value=50),
+)
+
+
+async def run_events(events: list[tuple[float, str, int]]) -> tuple[Recorder, list[int]]:
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=binary("temporal-test-server")
+    )
+    tq, rec = task_queue(), Recorder()
+    inp = conversation_input(
+        tq,
+        debounce=3,
+        max_messages=MAX_MESSAGES,
+        idle_close=30,
+        max_burst_chars=MAX_CHARS,
+        max_wait_seconds=MAX_WAIT,
+        typing_window_seconds=4,
+    )
+    ref = inp.conversation
+    wf_id = conversation_workflow_id(ref.account_key, ref.chat_id, ref.topic_id)
+    sent, handle = [], None
+    try:
+        async with new_worker(env.client, rec, tq):
+            for gap, kind, chars in events:
+                await env.sleep(gap)
+                if kind in ("typing", "cancel"):
+                    if handle is not None and not (await handle.describe()).close_time:
+                        await handle.signal(
+                            ConversationWorkflow.typing_observed, TypingObserved(7, kind)
+                        )
+                    continue
+                message_id = len(sent) + 1
+                handle = await env.client.start_workflow(
+                    ConversationWorkflow.run,
+                    inp,
+                    id=wf_id,
+                    task_queue=tq,
+                    start_signal="message_received",
+                    start_signal_args=[
+                        MessageReceived(
+                            message_id, 7, chars, command="help" if kind == "command" else None
+                        )
+                    ],
+                )
+                sent.append(message_id)
+            if handle is not None:
+                await asyncio.wait_for(handle.result(), timeout=60)
+    finally:
+        await env.shutdown()
+    return rec, sent
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(event, max_size=18))
+def test_workflow_answers_every_message_once_in_order_within_the_rules(events) -> None:  # type: ignore[no-untyped-def]
+    rec, sent = asyncio.run(run_events(events))
+    flat = [i for burst in rec.bursts() for i in burst]
+    assert flat == sent  # exactly once, in order; typing alone never makes a burst
+    assert rec.generated == rec.sent == [p.burst_key for p in rec.persisted]
+    for burst in rec.persisted:
+        assert len(burst.message_ids) <= MAX_MESSAGES
+        waited = burst.flushed_at - burst.first_message_at
+        assert waited <= timedelta(seconds=MAX_WAIT + 0.5)
