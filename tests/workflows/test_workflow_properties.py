@@ -43,7 +43,8 @@ async def run_events(events: list[tuple[float, str, int]]) -> tuple[Recorder, li
     )
     ref = inp.conversation
     wf_id = conversation_workflow_id(ref.account_key, ref.chat_id, ref.topic_id)
-    sent, handle = [], None
+    sent: list[int] = []
+    handle = None
     try:
         async with new_worker(env.client, rec, tq):
             for gap, kind, chars in events:
