@@ -5,6 +5,11 @@
 Runs one conversation on the time-skipping test server with recording activities:
 bursts of 1-12 messages 0.1-3 s apart, typing between some, a lull between bursts.
 Reported, never asserted: the target is at most 8 events per message, no run above 2,000.
+
+Known limit: past about 2,000 messages the time-skipping test server (1.40.0) may reject a
+workflow-task completion with "invalid history builder state for action" when a signal
+lands at the very instant a timer is due, and the run stalls there. The real dev server
+is soaked by ``bench/soak_dev.py`` instead.
 """
 
 from __future__ import annotations
