@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import random
 import time
 from collections import Counter
 
 from temporalio.testing import WorkflowEnvironment
 
+from bench.load import bursty_load
 from tests.conftest import binary, task_queue
 from tests.workflows.helpers import (
     Recorder,
@@ -37,23 +37,16 @@ async def main(messages: int) -> None:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=binary("temporal-test-server")
     )
-    rng = random.Random(11)
     tq, rec = task_queue(), Recorder()
     inp = conversation_input(tq, debounce=5, max_messages=10, idle_close=600)
     started = time.monotonic()
     async with new_worker(env.client, rec, tq):
-        first = await signal_message(env.client, inp, tq, 1)
-        sent = 1
-        while sent < messages:
-            for _ in range(rng.randint(1, 12)):
-                if sent >= messages:
-                    break
-                sent += 1
-                handle = await signal_message(env.client, inp, tq, sent)
-                if rng.random() < 0.3:
-                    await signal_typing(handle)
-                await env.sleep(rng.uniform(0.1, 3.0))
-            await env.sleep(6)
+        first = handle = await signal_message(env.client, inp, tq, 1)
+        for step in bursty_load(messages - 1, seed=11, gap=(0.1, 3.0), lull=6.0):
+            handle = await signal_message(env.client, inp, tq, step.message_id + 1)
+            if step.typing:
+                await signal_typing(handle)
+            await env.sleep(step.then)
         await handle.result()
         by_type: Counter[str] = Counter()
         sizes = await run_sizes(env.client, first.id, first.result_run_id or "", by_type)

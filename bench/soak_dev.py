@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import random
 import time
 from collections import Counter
 
 from temporalio.testing import WorkflowEnvironment
 
+from bench.load import bursty_load
 from tests.conftest import binary, task_queue
 from tests.workflows.helpers import (
     Recorder,
@@ -30,7 +30,6 @@ from tests.workflows.test_continue_as_new import run_sizes
 
 async def main(messages: int) -> int:
     env = await WorkflowEnvironment.start_local(dev_server_existing_path=binary("temporal"))
-    rng = random.Random(5)
     tq, rec = task_queue(), Recorder()
     inp = conversation_input(
         tq, debounce=1.0, max_messages=10, idle_close=600, typing_window_seconds=1.5
@@ -39,16 +38,12 @@ async def main(messages: int) -> int:
     async with new_worker(env.client, rec, tq):
         first = await signal_message(env.client, inp, tq, 1)
         sent = 1
-        while sent < messages:
-            for _ in range(rng.randint(1, 12)):
-                if sent >= messages:
-                    break
-                sent += 1
-                handle = await signal_message(env.client, inp, tq, sent)
-                if rng.random() < 0.3:
-                    await signal_typing(handle)
-                await asyncio.sleep(rng.uniform(0.05, 0.7))
-            await asyncio.sleep(1.2)
+        for step in bursty_load(messages - 1, seed=5, gap=(0.05, 0.7), lull=1.2):
+            sent = step.message_id + 1
+            handle = await signal_message(env.client, inp, tq, sent)
+            if step.typing:
+                await signal_typing(handle)
+            await asyncio.sleep(step.then)
             answered = sum(len(b) for b in rec.bursts())
             if sent - answered > 30:  # the conversation stopped answering
                 print(f"STALL: {sent} sent, {answered} answered")

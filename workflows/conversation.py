@@ -339,17 +339,14 @@ class ConversationWorkflow:
         )
 
     async def _persist(self, input: PersistBurstInput, *, summary: str) -> PersistBurstResult:
-        if workflow.patched(PATCH_LOCAL_PERSIST):
-            # One short Postgres write: a local activity records one marker event instead
-            # of scheduling a task, which saves about five history events per burst.
-            return await workflow.execute_local_activity_method(
-                BurstActivities.persist_burst,
-                input,
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=DB_RETRY,
-                summary=summary,
-            )
-        return await workflow.execute_activity_method(
+        # One short Postgres write: a local activity records one marker event instead of
+        # scheduling a task, which saves about five history events per burst.
+        execute = (
+            workflow.execute_local_activity_method
+            if workflow.patched(PATCH_LOCAL_PERSIST)
+            else workflow.execute_activity_method
+        )
+        return await execute(
             BurstActivities.persist_burst,
             input,
             start_to_close_timeout=timedelta(seconds=30),
