@@ -73,7 +73,7 @@ async def control(
     client: Client, workflow_id: str, action: str, *, minutes: float | None = None
 ) -> ConversationState:
     """Run one of the workflow's ops updates: flush_now, clear, pause or resume."""
-    handle = client.get_workflow_handle_for(ConversationWorkflow.run, workflow_id)
+    handle = client.get_workflow_handle(workflow_id)
     try:
         if action == "flush":
             return await handle.execute_update(ConversationWorkflow.flush_now)
