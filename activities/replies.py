@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -54,7 +57,8 @@ class ReplyActivities:
             completion = Completion(job.builtin, "command", 0, 0)
             return await self._store(job, completion, refresh=job.command == "refresh")
         try:
-            completion = await self._provider.complete(job.prompt, model=job.model)
+            async with heartbeating():
+                completion = await self._provider.complete(job.prompt, model=job.model)
         except LLMError as exc:
             raise from_llm_error(exc) from exc
         return await self._store(job, completion)
@@ -110,6 +114,27 @@ class ReplyActivities:
                 session, job.burst_id, "replied", only_from=("persisted",), replied_at=func.now()
             )
         return GenerateReplyResult(reply_id=reply_id, chars=len(completion.text), reused=False)
+
+
+# An LLM call can take a minute; heartbeats let Temporal notice a dead worker within the
+# heartbeat timeout (30 s, set by the workflow) instead of the whole start-to-close.
+HEARTBEAT_EVERY_SECONDS = 5.0
+
+
+@contextlib.asynccontextmanager
+async def heartbeating() -> AsyncIterator[None]:
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(HEARTBEAT_EVERY_SECONDS)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 @dataclass

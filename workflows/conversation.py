@@ -325,6 +325,7 @@ class ConversationWorkflow:
             ReplyActivities.generate_reply,
             GenerateReplyInput(burst_key=key),
             start_to_close_timeout=timedelta(minutes=3),
+            heartbeat_timeout=timedelta(seconds=30),
             retry_policy=OUTSIDE_RETRY,
             summary="generate reply",
         )

@@ -315,3 +315,30 @@ async def test_a_paused_or_cleared_burst_is_recorded_as_dropped(
         assert (row.status, row.error_type) == ("dropped", why)
     async with sessionmaker() as session:
         assert await queries.pending_message_count(session, account_id) == 0
+
+
+async def test_generate_reply_heartbeats_while_the_llm_thinks(
+    sessionmaker: async_sessionmaker[AsyncSession], account_id: int
+) -> None:
+    import asyncio
+
+    import activities.replies as replies_module
+
+    class SlowProvider(CountingProvider):
+        async def complete(self, prompt: Prompt, *, model: str) -> Completion:
+            await asyncio.sleep(0.35)
+            return await super().complete(prompt, model=model)
+
+    conv, ids = await seed(sessionmaker, account_id, ["think hard"])
+    env = ActivityEnvironment()
+    beats: list[object] = []
+    env.on_heartbeat = lambda *details: beats.append(details)
+    await env.run(BurstActivities(sessionmaker).persist_burst, persist_input(conv, ids))
+    original = replies_module.HEARTBEAT_EVERY_SECONDS
+    replies_module.HEARTBEAT_EVERY_SECONDS = 0.1
+    try:
+        acts = ReplyActivities(sessionmaker, SlowProvider(), OPTIONS)
+        await env.run(acts.generate_reply, GenerateReplyInput(burst_key(f"w{conv}", ids)))
+    finally:
+        replies_module.HEARTBEAT_EVERY_SECONDS = original
+    assert len(beats) >= 3
