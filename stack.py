@@ -171,6 +171,12 @@ async def running_stack(
         if settings.database_url:
             database_url = settings.database_url
         else:
+            if attach and not (settings.data_dir / "pg" / "postmaster.pid").exists():
+                # Joining must not start a server nobody would stop.
+                raise StackError(
+                    f"no embedded Postgres is running in {settings.data_dir}: start `lull dev` "
+                    "first, or set LULL_DATABASE_URL"
+                )
             database_url, pg_server = await start_postgres(settings.data_dir, keep=attach)
         ui_url = None
         if settings.temporal_address:

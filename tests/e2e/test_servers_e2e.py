@@ -76,3 +76,17 @@ def test_unreachable_postgres_is_a_clear_error_without_credentials(data_dir: Pat
     assert "Postgres at" in proc.stderr and "unreachable" in proc.stderr
     assert "s3cret" not in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_lone_worker_refuses_to_start_embedded_servers_it_would_orphan(data_dir: Path) -> None:
+    proc = subprocess.run(
+        lull_command("worker"),
+        cwd=ROOT,
+        env=lull_env(data_dir),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1
+    assert "start `lull dev` first, or set LULL_DATABASE_URL" in proc.stderr
+    assert not (data_dir / "pg").exists()
