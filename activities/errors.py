@@ -28,3 +28,43 @@ def from_llm_error(exc: LLMError) -> ApplicationError:
 def missing(what: str) -> ApplicationError:
     """A row the workflow relies on is absent: retrying cannot help."""
     return ApplicationError(f"{what} not found", type=MISSING, non_retryable=True)
+
+
+def from_telegram_error(exc: Exception) -> ApplicationError:
+    """Classify a Telethon error by type (the send path runs with Telethon's own retries off)."""
+    from telethon import errors
+
+    if isinstance(
+        exc, errors.FloodWaitError | errors.SlowModeWaitError | errors.FloodPremiumWaitError
+    ):
+        wait = timedelta(seconds=max(1, exc.seconds))
+        return ApplicationError(
+            f"{type(exc).__name__}: wait {exc.seconds} s",
+            type=f"Telegram{RETRYABLE}",
+            next_retry_delay=wait,
+        )
+    if isinstance(exc, errors.UnauthorizedError | errors.AuthKeyDuplicatedError):
+        # The session is dead (revoked, deactivated, used twice): no send can succeed.
+        return ApplicationError(
+            f"{type(exc).__name__}: the account's session is unusable",
+            type=f"Telegram{ACCOUNT_FATAL}",
+            non_retryable=True,
+        )
+    permanent = (
+        errors.ChatWriteForbiddenError,
+        errors.UserIsBlockedError,
+        errors.PeerIdInvalidError,
+        errors.InputUserDeactivatedError,
+        errors.UserPrivacyRestrictedError,
+        errors.ChannelPrivateError,
+        errors.MessageTooLongError,
+        errors.MessageEmptyError,
+    )
+    if isinstance(exc, permanent):
+        return ApplicationError(
+            f"{type(exc).__name__}: Telegram refused this send",
+            type=f"Telegram{REJECTED}",
+            non_retryable=True,
+        )
+    # Server errors, timeouts, dropped connections and anything unknown: try again.
+    return ApplicationError(f"{type(exc).__name__}: {exc}", type=f"Telegram{RETRYABLE}")
