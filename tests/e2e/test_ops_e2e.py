@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
 
-from ingest import IncomingMessage, Ingestor, register_account, send_task_queue
+from ingest import IncomingMessage, Ingestor, chat_ref, register_account, send_task_queue
 from tests.conftest import task_queue
 from tests.e2e.helpers import ROOT, lull_command
 from tests.workflows.helpers import Recorder, new_worker
@@ -59,7 +59,9 @@ async def test_ops_commands_drive_an_open_conversation(
         (row,) = rows
         assert row["workflow_id"] == f"conversation/{key}/41/~"
         assert row["account"] == key and row["phase"] == "collecting"
-        assert len(row["chat_ref"]) == 16 and "41" not in row["chat_ref"]
+        # The keyed hash of the chat, never the chat id itself.
+        assert row["chat_ref"] == chat_ref(b"k", key, 41, None)
+        assert row["chat_ref"] != "41"
 
         inspected = await lull(address, "inspect", "41", "--account", key)
         state = json.loads(inspected.stdout)["state"]
