@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -38,6 +40,9 @@ from workflows.payloads import (
 )
 
 CHAT_ACTIONS = frozenset({"typing", "record_audio", "record_video", "upload", "cancel"})
+# The same user's same chat action within this window is signalled once.
+TYPING_DEDUP_SECONDS = 2.0
+TYPING_SEEN_MAX = 10_000
 
 log = logging.getLogger("lull.ingest")
 
@@ -106,6 +111,7 @@ class Ingestor:
         task_queue: str,
         chat_hash_key: bytes,
         commands: frozenset[str] = frozenset(BUILTIN_COMMANDS),
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
         self._sessionmaker = sessionmaker
@@ -114,10 +120,26 @@ class Ingestor:
         self._task_queue = task_queue
         self._hash_key = chat_hash_key
         self._commands = commands
+        self._clock = clock
+        # (chat, topic, user, action) → when last signalled; see typing().
+        self._typing_seen: dict[tuple[int, int | None, int, str], float] = {}
 
     @property
     def account(self) -> Account:
         return self._account
+
+    def _recently_signalled(self, key: tuple[int, int | None, int, str]) -> bool:
+        now = self._clock()
+        last = self._typing_seen.get(key)
+        if last is not None and now - last < TYPING_DEDUP_SECONDS:
+            return True
+        self._typing_seen[key] = now
+        if len(self._typing_seen) > TYPING_SEEN_MAX:
+            # Bounded: forget everything older than the window.
+            self._typing_seen = {
+                k: t for k, t in self._typing_seen.items() if now - t < TYPING_DEDUP_SECONDS
+            }
+        return False
 
     def _search_attributes(self, ref: ConversationRef) -> TypedSearchAttributes | None:
         if not self._config.search_attributes:
@@ -139,6 +161,9 @@ class Ingestor:
         if action not in CHAT_ACTIONS:
             expected = ", ".join(sorted(CHAT_ACTIONS))
             raise ValueError(f"unknown chat action {action!r}; expected one of {expected}")
+        if self._recently_signalled((chat_id, topic_id, sender_id, action)):
+            # Clients repeat actions every few seconds; each signal costs history events.
+            return True
         return await signal_open_conversation(
             self._client,
             self._workflow_id(chat_id, topic_id),

@@ -194,3 +194,46 @@ async def test_edits_and_deletes_are_recorded_and_answered_messages_not_resignal
     assert (one.text, one.edited_at, one.deleted_at) == ("hello", NOW, None)
     assert two.deleted_at == NOW
     await assert_no_conversation(time_env, ingestor, chat_id=78)
+
+
+async def test_repeated_typing_within_two_seconds_is_signalled_once(
+    time_env: WorkflowEnvironment, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    from temporalio.api.enums.v1 import EventType
+
+    tq, rec = task_queue(), Recorder()
+    now = [100.0]
+    key = f"seam-{uuid.uuid4().hex[:8]}"
+    account = await register_account(sessionmaker, key=key, kind="replay", display_name=key)
+    ingestor = Ingestor(
+        time_env.client,
+        sessionmaker,
+        account,
+        config=DebounceConfig(5, 10, IDLE_CLOSE),
+        task_queue=tq,
+        chat_hash_key=b"k",
+        clock=lambda: now[0],
+    )
+    async with new_worker(time_env.client, rec, tq):
+        result = await ingestor.message(IncomingMessage(77, 5, 1, "hi", NOW))
+        for step, action in [
+            (0.0, "typing"),
+            (0.5, "typing"),
+            (1.0, "typing"),
+            (0.2, "cancel"),
+            (0.3, "typing"),
+            (2.5, "typing"),
+        ]:
+            now[0] += step
+            assert await ingestor.typing(chat_id=77, sender_id=5, action=action)
+        await time_env.sleep(1)  # let the workflow take in what was signalled
+        history = await time_env.client.get_workflow_handle(result.workflow_id).fetch_history()
+    typing_signals = [
+        e
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+        and e.workflow_execution_signaled_event_attributes.signal_name == "typing_observed"
+    ]
+    # typing at 0 (sent), 0.5 and 1.5 (within 2 s: skipped), cancel (sent), typing at 2.0
+    # (sent: 2.0 s after the first), typing at 4.5 (sent).
+    assert len(typing_signals) == 4
