@@ -12,6 +12,7 @@ from typing import Any
 from telethon import events
 from telethon.tl import types
 
+from channels.telegram_filters import MessageFacts
 from ingest import IncomingMessage
 
 DEFAULT_PLACEHOLDERS = {
@@ -124,6 +125,24 @@ def to_incoming(
         sent_at=message.date,
         topic_id=topic_of(message),
         kind="text" if message.media is None else "media",
+    )
+
+
+def facts_of(
+    event: events.NewMessage.Event, *, replies_to_us: bool, is_command: bool
+) -> MessageFacts:
+    """The facts the answer filter needs, read from a Telethon event. Whether the message
+    replies to one of ours takes a lookup (our deliveries), so the caller passes it in."""
+    sender = event.message.sender
+    return MessageFacts(
+        chat_id=event.chat_id,
+        sender_id=event.sender_id,
+        is_private=event.is_private,
+        outgoing=bool(event.message.out),
+        sender_is_bot=bool(getattr(sender, "bot", False)),
+        mentions_us=bool(event.message.mentioned),
+        replies_to_us=replies_to_us,
+        is_command=is_command,
     )
 
 

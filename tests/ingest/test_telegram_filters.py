@@ -1,0 +1,75 @@
+"""Which messages are answered, read from real Telethon events."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+from telethon import events
+from telethon.tl import types
+
+from channels.telegram_events import facts_of
+from channels.telegram_filters import AccessLists, Verdict, verdict
+from tests.ingest.telethon_feed import SELF_ID, WHEN, capture, chat, user
+
+ALICE, BOT = 10, 11
+
+
+async def facts(
+    peer: object,
+    *,
+    sender: int = ALICE,
+    out: bool = False,
+    mentioned: bool = False,
+    replies_to_us: bool = False,
+    is_command: bool = False,
+    chats: Sequence[object] = (),
+):  # type: ignore[no-untyped-def]
+    message = types.Message(
+        id=5,
+        peer_id=peer,
+        date=WHEN,
+        message="hello",
+        out=out,
+        mentioned=mentioned,
+        from_id=types.PeerUser(SELF_ID if out else sender),
+    )
+    update = types.UpdateNewMessage(message=message, pts=1, pts_count=1)
+    users = [user(ALICE), user(BOT, bot=True), user(SELF_ID)]
+    (event,) = await capture(events.NewMessage(), update, users=users, chats=chats)
+    return facts_of(event, replies_to_us=replies_to_us, is_command=is_command)
+
+
+OPEN = AccessLists()
+
+
+async def test_private_chats_answer_people_not_bots_and_never_ourselves() -> None:
+    assert verdict(await facts(types.PeerUser(ALICE)), OPEN) == Verdict.ANSWER
+    assert verdict(await facts(types.PeerUser(BOT), sender=BOT), OPEN) == Verdict.RECORD_ONLY
+    assert verdict(await facts(types.PeerUser(ALICE), out=True), OPEN) == Verdict.IGNORE
+
+
+@pytest.mark.parametrize(
+    ("how", "expected"),
+    [
+        ({}, Verdict.RECORD_ONLY),
+        ({"mentioned": True}, Verdict.ANSWER),
+        ({"replies_to_us": True}, Verdict.ANSWER),
+        ({"is_command": True}, Verdict.ANSWER),
+    ],
+)
+async def test_groups_answer_mentions_replies_and_commands(how: dict, expected: Verdict) -> None:  # type: ignore[type-arg]
+    group = await facts(types.PeerChat(77), chats=[chat(77)], **how)
+    assert group.is_private is False
+    assert verdict(group, OPEN) == expected
+
+
+async def test_allow_and_deny_lists() -> None:
+    private = await facts(types.PeerUser(ALICE))
+    assert verdict(private, AccessLists(deny_users=frozenset({ALICE}))) == Verdict.IGNORE
+    assert verdict(private, AccessLists(allow_users=frozenset({99}))) == Verdict.IGNORE
+    assert verdict(private, AccessLists(allow_users=frozenset({ALICE}))) == Verdict.ANSWER
+    group = await facts(types.PeerChat(77), chats=[chat(77)], mentioned=True)
+    assert verdict(group, AccessLists(allow_chats=frozenset({-77}))) == Verdict.ANSWER
+    both = AccessLists(allow_chats=frozenset({-77}), deny_chats=frozenset({-77}))
+    assert verdict(group, both) == Verdict.IGNORE  # deny wins
