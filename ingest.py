@@ -247,6 +247,7 @@ class Ingestor:
                 chat_id=msg.chat_id,
                 topic_id=msg.topic_id,
                 owner_user_id=msg.sender_id,
+                last_message_at=msg.sent_at,
             )
             recorded = await queries.record_message(
                 session,

@@ -45,15 +45,27 @@ async def ensure_conversation(
     chat_id: int,
     topic_id: int | None,
     owner_user_id: int | None,
+    last_message_at: datetime | None = None,
 ) -> int:
-    stmt = (
-        insert(conversation)
-        .values(
-            account_id=account_id, chat_id=chat_id, topic_id=topic_id, owner_user_id=owner_user_id
-        )
-        .on_conflict_do_update(constraint="uq_conversation_chat", set_={"updated_at": func.now()})
-        .returning(conversation.c.id)
+    """The conversation's id, creating it if new. One statement also keeps its
+    ``last_message_at`` (never moving back: a late retry of an old message leaves it)."""
+    new = insert(conversation).values(
+        account_id=account_id,
+        chat_id=chat_id,
+        topic_id=topic_id,
+        owner_user_id=owner_user_id,
+        last_message_at=last_message_at,
     )
+    stmt = new.on_conflict_do_update(
+        constraint="uq_conversation_chat",
+        set_={
+            "updated_at": func.now(),
+            # greatest() skips NULLs: no message time given leaves the stored one.
+            "last_message_at": func.greatest(
+                conversation.c.last_message_at, new.excluded.last_message_at
+            ),
+        },
+    ).returning(conversation.c.id)
     return (await session.execute(stmt)).scalar_one()
 
 
@@ -87,11 +99,6 @@ async def record_message(
     )
     new_id = (await session.execute(stmt)).scalar_one_or_none()
     if new_id is not None:
-        await session.execute(
-            update(conversation)
-            .where(conversation.c.id == conversation_id)
-            .values(last_message_at=sent_at, updated_at=func.now())
-        )
         return RecordedMessage(new_id, created=True, burst_id=None)
     row = (
         await session.execute(

@@ -342,3 +342,31 @@ async def test_generate_reply_heartbeats_while_the_llm_thinks(
     finally:
         replies_module.HEARTBEAT_EVERY_SECONDS = original
     assert len(beats) >= 3
+
+
+async def test_conversation_keeps_its_latest_message_time(
+    sessionmaker: async_sessionmaker[AsyncSession], account_id: int
+) -> None:
+    from datetime import timedelta
+
+    from db.tables import conversation
+
+    later = NOW + timedelta(minutes=5)
+    async with sessionmaker() as session, session.begin():
+        for when in (NOW, later, NOW):  # the last is a late retry of an old message
+            conv = await queries.ensure_conversation(
+                session,
+                account_id=account_id,
+                chat_id=5,
+                topic_id=None,
+                owner_user_id=9,
+                last_message_at=when,
+            )
+        await queries.ensure_conversation(
+            session, account_id=account_id, chat_id=5, topic_id=None, owner_user_id=9
+        )
+    async with sessionmaker() as session:
+        stored = await session.execute(
+            select(conversation.c.last_message_at).where(conversation.c.id == conv)
+        )
+        assert stored.scalar_one() == later
