@@ -193,9 +193,8 @@ class ConversationWorkflow:
     @workflow.query
     def state(self) -> ConversationState:
         decision = self._decision()
-        quiet = self._phase in ("idle", "collecting")
         return ConversationState(
-            phase="paused" if self._paused and quiet else self._phase,
+            phase=self._visible_phase(),
             buffered=len(self._buffer),
             first_message_at=self._buffer[0].received_at if self._buffer else None,
             last_message_at=self._buffer[-1].received_at if self._buffer else None,
@@ -431,10 +430,15 @@ class ConversationWorkflow:
             workflow.upsert_search_attributes([attributes.PHASE.value_set(phase)])
             self._shown_phase = phase
 
-    def _coarse_phase(self) -> str:
+    def _visible_phase(self) -> str:
+        """The phase as ops see it: waiting while paused shows as "paused"."""
         if self._paused and self._phase in ("idle", "collecting"):
             return "paused"
-        return attributes.COARSE_PHASE.get(self._phase, self._phase)
+        return self._phase
+
+    def _coarse_phase(self) -> str:
+        phase = self._visible_phase()
+        return attributes.COARSE_PHASE.get(phase, phase)
 
     def _show_details(self, due_at: datetime, rule: str) -> None:
         when = due_at.strftime("%H:%M:%S")
