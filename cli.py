@@ -11,15 +11,16 @@ import uuid
 import warnings
 from pathlib import Path
 
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowUpdateFailedError
 
 import ops
 from channels import console, replay
 from db import migrate, queries
-from ingest import Ingestor, build_send_worker, register_account
-from runtime import Runtime, banner, lull_runtime, stop_on_signals
+from ingest import register_account, wait_until_answered
+from runtime import banner, lull_runtime, stop_on_signals
 from settings import Settings, SettingsError, load_settings
-from stack import StackError
+from stack import StackError, running_stack, wait_for_temporal
+from workflows.ids import conversation_workflow_id
 
 log = logging.getLogger("lull")
 
@@ -41,35 +42,14 @@ def _setup_logging(settings: Settings, *, to_file: Path | None = None) -> None:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
-def _ingestor(rt: Runtime, account_id: int, key: str) -> Ingestor:
-    from ingest import Account
-
-    return Ingestor(
-        rt.client,
-        rt.sessionmaker,
-        Account(account_id, key),
-        config=rt.debounce_config(),
-        task_queue=rt.settings.task_queue,
-        chat_hash_key=rt.settings.chat_hash_key.get_secret_value().encode(),
-        commands=rt.settings.command_names,
-    )
-
-
 async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     stop = stop_on_signals()
     async with lull_runtime(settings) as rt:
         account = await register_account(
             rt.sessionmaker, key=console.CONSOLE_ACCOUNT_KEY, kind="console", display_name="Console"
         )
-        ingestor = _ingestor(rt, account.id, account.key)
-        sender = console.ConsoleSender(sys.stdout)
-        send_worker = build_send_worker(
-            rt.client,
-            task_queue=settings.task_queue,
-            account=account,
-            sessionmaker=rt.sessionmaker,
-            sender=sender,
-        )
+        ingestor = rt.build_ingestor(account)
+        send_worker = rt.build_send_worker(account, console.ConsoleSender(sys.stdout))
         async with rt.build_worker(), send_worker:
             print(banner(rt))
             print("Type messages, one per line. Lull replies once you pause. Ctrl-C to quit.")
@@ -103,8 +83,6 @@ async def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
-    from stack import running_stack
-
     async with running_stack(settings, with_temporal=False) as stack:
         if args.downgrade:
             await migrate.downgrade(stack.database_url, args.downgrade)
@@ -119,14 +97,8 @@ async def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
     async with lull_runtime(settings) as rt:
         key = f"replay-{uuid.uuid4().hex[:12]}"
         account = await register_account(rt.sessionmaker, key=key, kind="replay", display_name=key)
-        ingestor = _ingestor(rt, account.id, key)
-        send_worker = build_send_worker(
-            rt.client,
-            task_queue=settings.task_queue,
-            account=account,
-            sessionmaker=rt.sessionmaker,
-            sender=replay.ReplaySender(),
-        )
+        ingestor = rt.build_ingestor(account)
+        send_worker = rt.build_send_worker(account, replay.ReplaySender())
         async with rt.build_worker(), send_worker:
             loop = asyncio.get_running_loop()
             started_at = replay.now_utc()
@@ -137,7 +109,7 @@ async def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
                 started_at=started_at,
                 on_reject=lambda why: print(f"rejected {why}", file=sys.stderr),
             )
-            pending = await console.wait_until_answered(
+            pending = await wait_until_answered(
                 rt.sessionmaker,
                 account.id,
                 within=settings.debounce_seconds + REPLAY_DRAIN_GRACE_SECONDS,
@@ -157,16 +129,12 @@ async def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _ops_client(settings: Settings):  # type: ignore[no-untyped-def]
-    from stack import wait_for_temporal
-
+async def _ops_client(settings: Settings) -> Client:
     address = settings.temporal_address or f"127.0.0.1:{settings.temporal_port}"
     return await wait_for_temporal(address, settings.temporal_namespace, within=5)
 
 
 def _workflow_id(args: argparse.Namespace) -> str:
-    from workflows.ids import conversation_workflow_id
-
     return conversation_workflow_id(args.account, args.chat, args.topic)
 
 

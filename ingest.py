@@ -8,6 +8,7 @@ so channel retries and catch-up replays cannot produce a second reply.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
@@ -303,6 +304,23 @@ async def signal_open_conversation(
             return False
         raise
     return True
+
+
+async def wait_until_answered(
+    sessionmaker: async_sessionmaker[AsyncSession], account_id: int, *, within: float
+) -> int:
+    """Poll until every live message of the account is in a sent or failed burst.
+
+    Returns how many are still pending after ``within`` seconds (0 when all are done).
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        async with sessionmaker() as session:
+            pending = await queries.pending_message_count(session, account_id)
+        if pending == 0 or loop.time() >= deadline:
+            return pending
+        await asyncio.sleep(0.05)
 
 
 def build_send_worker(

@@ -18,8 +18,10 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 import worker as worker_module
+from channels.base import ChannelSender
 from db import migrate
 from db.engine import make_engine, make_sessionmaker
+from ingest import Account, Ingestor, build_send_worker
 from llm.factory import build_provider
 from settings import Settings
 from stack import Stack, StackError, running_stack, wait_for_temporal
@@ -54,6 +56,26 @@ class Runtime:
             buffer_enabled=s.buffer_enabled,
             max_history_events=s.max_history_events,
             search_attributes=self.search_attributes,
+        )
+
+    def build_ingestor(self, account: Account) -> Ingestor:
+        return Ingestor(
+            self.client,
+            self.sessionmaker,
+            account,
+            config=self.debounce_config(),
+            task_queue=self.settings.task_queue,
+            chat_hash_key=self.settings.chat_hash_key.get_secret_value().encode(),
+            commands=self.settings.command_names,
+        )
+
+    def build_send_worker(self, account: Account, sender: ChannelSender) -> Worker:
+        return build_send_worker(
+            self.client,
+            task_queue=self.settings.task_queue,
+            account=account,
+            sessionmaker=self.sessionmaker,
+            sender=sender,
         )
 
     def build_worker(self) -> Worker:

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from channels.base import DedupingSender, SendTarget
 from db import queries
-from ingest import IncomingMessage, Ingestor, RejectedMessageError
+from ingest import IncomingMessage, Ingestor, RejectedMessageError, wait_until_answered
 
 log = logging.getLogger("lull.console")
 
@@ -39,23 +39,6 @@ async def _stdin_reader() -> asyncio.StreamReader:
     loop = asyncio.get_running_loop()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     return reader
-
-
-async def wait_until_answered(
-    sessionmaker: async_sessionmaker[AsyncSession], account_id: int, *, within: float
-) -> int:
-    """Poll until every live message of the account is in a sent or failed burst.
-
-    Returns how many are still pending after ``within`` seconds (0 when all are done).
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        async with sessionmaker() as session:
-            pending = await queries.pending_message_count(session, account_id)
-        if pending == 0 or loop.time() >= deadline:
-            return pending
-        await asyncio.sleep(0.05)
 
 
 async def chat(
