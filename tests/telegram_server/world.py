@@ -1,0 +1,298 @@
+"""What the fake Telegram knows: users, basic groups, each user's message box and update log.
+
+Models the documented behaviour Lull depends on:
+- private chats and basic groups number messages per user: the same message has its own
+  id in each participant's box, and every change to a box advances that user's ``pts``;
+- ``messages.sendMessage`` de-duplicates a repeated ``random_id`` per (sender, peer)
+  (answered with ``RANDOM_ID_DUPLICATE``), refuses more than 4096 characters
+  (``MESSAGE_TOO_LONG``) and empty text (``MESSAGE_EMPTY``), and can be told to answer
+  ``FLOOD_WAIT_X``;
+- ``updates.getDifference`` replays a user's box changes after a given ``pts``.
+
+No IO here; `server.py` speaks MTProto and calls into this.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from telethon.tl import types
+
+MAX_MESSAGE_CHARS = 4096
+
+
+class RpcRefusal(Exception):
+    """An RPC error Telegram would answer with (code and TL error message)."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(f"{code} {message}")
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class Account:
+    id: int
+    first_name: str
+    bot: bool = False
+    username: str | None = None
+    auth_key: bytes = field(default_factory=lambda: os.urandom(256))
+    access_hash: int = field(default_factory=lambda: int.from_bytes(os.urandom(7), "big"))
+    next_message_id: int = 1
+    pts: int = 0
+    # (pts after the change, the update) for getDifference.
+    log: list[tuple[int, types.TypeUpdate]] = field(default_factory=list)
+
+    def as_user(self, *, viewer: int) -> types.User:
+        return types.User(
+            id=self.id,
+            is_self=self.id == viewer,
+            bot=self.bot,
+            bot_info_version=1 if self.bot else None,
+            access_hash=self.access_hash,
+            first_name=self.first_name,
+            username=self.username,
+        )
+
+
+@dataclass
+class Group:
+    id: int
+    title: str
+    members: list[int]
+
+    def as_chat(self) -> types.Chat:
+        return types.Chat(
+            id=self.id,
+            title=self.title,
+            photo=types.ChatPhotoEmpty(),
+            participants_count=len(self.members),
+            date=now(),
+            version=1,
+        )
+
+
+@dataclass(frozen=True)
+class Visible:
+    """A message as one participant sees it."""
+
+    box_owner: int
+    id: int
+    sender_id: int
+    peer: types.TypePeer
+    text: str
+    reply_to: int | None
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def peer_key(peer: types.TypePeer) -> tuple[str, int]:
+    if isinstance(peer, types.PeerUser):
+        return ("user", peer.user_id)
+    if isinstance(peer, types.PeerChat):
+        return ("chat", peer.chat_id)
+    raise RpcRefusal(400, "PEER_ID_INVALID")
+
+
+class World:
+    """All state of the fake Telegram. ``push`` delivers an update to a connected user."""
+
+    def __init__(self) -> None:
+        self.accounts: dict[int, Account] = {}
+        self.groups: dict[int, Group] = {}
+        self.boxes: dict[int, list[Visible]] = {}
+        # (sender, peer, random_id) → the sender-box message id of the first send.
+        self.random_ids: dict[tuple[int, tuple[str, int], int], int] = {}
+        # Per account: errors the next sendMessage calls answer with, in order.
+        self.refusals: dict[int, list[RpcRefusal]] = {}
+        self.push: Callable[[int, types.TypeUpdates], None] = lambda user_id, updates: None
+        # Messages per global id: each participant's own id for it.
+        self._copies: dict[int, dict[int, int]] = {}
+        self._next_global = 1
+
+    # -- set-up ---------------------------------------------------------------------------
+    def add_account(self, user_id: int, first_name: str, **kwargs: object) -> Account:
+        account = Account(user_id, first_name, **kwargs)  # type: ignore[arg-type]
+        self.accounts[user_id] = account
+        self.boxes[user_id] = []
+        return account
+
+    def add_group(self, chat_id: int, title: str, members: list[int]) -> Group:
+        group = Group(chat_id, title, members)
+        self.groups[chat_id] = group
+        return group
+
+    def flood_wait_next(self, account_id: int, seconds: int, times: int = 1) -> None:
+        waits = self.refusals.setdefault(account_id, [])
+        waits.extend(RpcRefusal(420, f"FLOOD_WAIT_{seconds}") for _ in range(times))
+
+    # -- what users' apps do ----------------------------------------------------------------
+    def send(
+        self,
+        sender_id: int,
+        peer: types.TypePeer,
+        text: str,
+        *,
+        random_id: int | None = None,
+        reply_to: int | None = None,
+    ) -> int:
+        """A message from ``sender_id`` to ``peer``; returns its id in the sender's box."""
+        kind, target = peer_key(peer)
+        if random_id is not None:
+            waiting = self.refusals.get(sender_id)
+            if waiting:
+                raise waiting.pop(0)
+            if (sender_id, (kind, target), random_id) in self.random_ids:
+                raise RpcRefusal(500, "RANDOM_ID_DUPLICATE")
+        if not text.strip():
+            raise RpcRefusal(400, "MESSAGE_EMPTY")
+        if len(text) > MAX_MESSAGE_CHARS:
+            raise RpcRefusal(400, "MESSAGE_TOO_LONG")
+        members = self._participants(sender_id, kind, target)
+        global_id = self._next_global
+        self._next_global += 1
+        copies = self._copies.setdefault(global_id, {})
+        for owner in members:
+            box_id = self._next_id(owner)
+            copies[owner] = box_id
+            seen_peer = (
+                types.PeerUser(sender_id if owner != sender_id else target)
+                if kind == "user"
+                else types.PeerChat(target)
+            )
+            local_reply = self._translate(reply_to, sender_id, owner)
+            visible = Visible(owner, box_id, sender_id, seen_peer, text, local_reply)
+            self.boxes[owner].append(visible)
+            message = self._tl_message(visible)
+            self._record(owner, types.UpdateNewMessage(message, pts=0, pts_count=1))
+        if random_id is not None:
+            self.random_ids[(sender_id, (kind, target), random_id)] = copies[sender_id]
+        return copies[sender_id]
+
+    def edit(self, sender_id: int, peer: types.TypePeer, message_id: int, text: str) -> None:
+        kind, target = peer_key(peer)
+        global_id = self._global_of(sender_id, message_id)
+        for owner, box_id in self._copies[global_id].items():
+            old = next(m for m in self.boxes[owner] if m.id == box_id)
+            new = Visible(owner, box_id, old.sender_id, old.peer, text, old.reply_to)
+            self.boxes[owner] = [new if m.id == box_id else m for m in self.boxes[owner]]
+            message = self._tl_message(new, edited=True)
+            self._record(owner, types.UpdateEditMessage(message, pts=0, pts_count=1))
+
+    def delete(self, sender_id: int, message_ids: list[int]) -> None:
+        """Delete for everyone (private chats and basic groups)."""
+        per_owner: dict[int, list[int]] = {}
+        for message_id in message_ids:
+            global_id = self._global_of(sender_id, message_id)
+            for owner, box_id in self._copies.pop(global_id).items():
+                per_owner.setdefault(owner, []).append(box_id)
+        for owner, ids in per_owner.items():
+            self.boxes[owner] = [m for m in self.boxes[owner] if m.id not in ids]
+            self._record(owner, types.UpdateDeleteMessages(ids, pts=0, pts_count=len(ids)))
+
+    def typing(self, sender_id: int, peer: types.TypePeer, action: types.TypeSendMessageAction) -> None:
+        kind, target = peer_key(peer)
+        for owner in self._participants(sender_id, kind, target):
+            if owner == sender_id:
+                continue
+            update: types.TypeUpdate
+            if kind == "user":
+                update = types.UpdateUserTyping(user_id=sender_id, action=action)
+            else:
+                update = types.UpdateChatUserTyping(
+                    chat_id=target, from_id=types.PeerUser(sender_id), action=action
+                )
+            # Typing carries no pts: pushed only, never in getDifference.
+            self.push(owner, self._envelope(owner, [update]))
+
+    # -- what a session asks for ------------------------------------------------------------
+    def state(self, user_id: int) -> types.updates.State:
+        return types.updates.State(
+            pts=self.accounts[user_id].pts, qts=0, date=now(), seq=0, unread_count=0
+        )
+
+    def difference(self, user_id: int, pts: int) -> types.updates.TypeDifference:
+        account = self.accounts[user_id]
+        changes = [update for after, update in account.log if after > pts]
+        if not changes:
+            return types.updates.DifferenceEmpty(date=now(), seq=0)
+        new_messages = [u.message for u in changes if isinstance(u, types.UpdateNewMessage)]
+        others = [u for u in changes if not isinstance(u, types.UpdateNewMessage)]
+        return types.updates.Difference(
+            new_messages=new_messages,
+            new_encrypted_messages=[],
+            other_updates=others,
+            chats=[g.as_chat() for g in self.groups.values() if user_id in g.members],
+            users=[a.as_user(viewer=user_id) for a in self.accounts.values()],
+            state=self.state(user_id),
+        )
+
+    def visible_to(self, user_id: int, peer: types.TypePeer) -> list[Visible]:
+        return [m for m in self.boxes[user_id] if m.peer == peer]
+
+    # -- internals ---------------------------------------------------------------------------
+    def _participants(self, sender_id: int, kind: str, target: int) -> list[int]:
+        if kind == "user":
+            if target not in self.accounts:
+                raise RpcRefusal(400, "PEER_ID_INVALID")
+            return [sender_id] if target == sender_id else [sender_id, target]
+        group = self.groups.get(target)
+        if group is None or sender_id not in group.members:
+            raise RpcRefusal(403, "CHAT_WRITE_FORBIDDEN")
+        return list(group.members)
+
+    def _next_id(self, owner: int) -> int:
+        account = self.accounts[owner]
+        box_id = account.next_message_id
+        account.next_message_id += 1
+        return box_id
+
+    def _global_of(self, owner: int, box_id: int) -> int:
+        for global_id, copies in self._copies.items():
+            if copies.get(owner) == box_id:
+                return global_id
+        raise RpcRefusal(400, "MESSAGE_ID_INVALID")
+
+    def _translate(self, box_id: int | None, from_owner: int, to_owner: int) -> int | None:
+        if box_id is None:
+            return None
+        copies = self._copies.get(self._global_of(from_owner, box_id), {})
+        return copies.get(to_owner)
+
+    def _tl_message(self, visible: Visible, *, edited: bool = False) -> types.Message:
+        out = visible.sender_id == visible.box_owner
+        return types.Message(
+            id=visible.id,
+            peer_id=visible.peer,
+            date=now(),
+            message=visible.text,
+            out=out,
+            from_id=types.PeerUser(visible.sender_id),
+            reply_to=types.MessageReplyHeader(reply_to_msg_id=visible.reply_to)
+            if visible.reply_to
+            else None,
+            edit_date=now() if edited else None,
+        )
+
+    def _record(self, owner: int, update: types.TypeUpdate) -> None:
+        """Advance the owner's pts for a box change, log it and push it."""
+        account = self.accounts[owner]
+        account.pts += update.pts_count
+        update.pts = account.pts
+        account.log.append((account.pts, update))
+        self.push(owner, self._envelope(owner, [update]))
+
+    def _envelope(self, owner: int, updates: list[types.TypeUpdate]) -> types.Updates:
+        # seq=0: Telethon treats a non-zero seq on a pts-less push as a gap (see RECIPES).
+        return types.Updates(
+            updates=updates,
+            users=[a.as_user(viewer=owner) for a in self.accounts.values()],
+            chats=[g.as_chat() for g in self.groups.values() if owner in g.members],
+            date=now(),
+            seq=0,
+        )
