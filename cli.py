@@ -82,6 +82,23 @@ async def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
+    from channels import telegram_service
+
+    stop = stop_on_signals()
+    # Like a worker, a listener joins the servers of a running `lull dev` when none are set.
+    async with lull_runtime(settings, run_migrations=False, attach=True) as rt:
+        return await telegram_service.serve(rt, stop)
+
+
+async def cmd_login(settings: Settings, args: argparse.Namespace) -> int:
+    from channels import telegram_service
+
+    async with lull_runtime(settings, run_migrations=True, attach=True) as rt:
+        print(await telegram_service.login(rt))
+    return 0
+
+
 async def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     async with running_stack(settings, with_temporal=False) as stack:
         if args.downgrade:
@@ -166,6 +183,11 @@ COMMANDS = {
     ),
     "dev": (cmd_dev, "the stack and a worker, without the chat"),
     "worker": (cmd_worker, "a worker: conversation workflows plus the DB and LLM activities"),
+    "ingest": (
+        cmd_ingest,
+        "the Telegram listener of one account (LULL_TG_ACCOUNT); hosts its sends",
+    ),
+    "login": (cmd_login, "log a Telegram user account in and store its session in Postgres"),
     "migrate": (cmd_migrate, "upgrade the database to the latest schema"),
     "replay": (cmd_replay, "feed a scripted conversation (JSON lines) and print the replies"),
     "conversations": (cmd_conversations, "list open conversations (Temporal visibility)"),

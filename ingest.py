@@ -16,10 +16,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from temporalio.client import Client
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.client import Client, WithStartWorkflowOperation
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
@@ -37,6 +38,7 @@ from workflows.payloads import (
     MessageEdited,
     MessageReceived,
     MessagesDeleted,
+    PauseInput,
     TypingObserved,
 )
 
@@ -128,6 +130,10 @@ class Ingestor:
     @property
     def account(self) -> Account:
         return self._account
+
+    @property
+    def commands(self) -> frozenset[str]:
+        return self._commands
 
     def _recently_signalled(self, key: tuple[int, int | None, int, str]) -> bool:
         now = self._clock()
@@ -234,7 +240,11 @@ class Ingestor:
             MessagesDeleted(unanswered),
         )
 
-    async def message(self, msg: IncomingMessage) -> IngestResult:
+    async def message(
+        self, msg: IncomingMessage, *, unanswered_reason: str | None = None
+    ) -> IngestResult:
+        """Record a message, then signal its conversation. With ``unanswered_reason`` the
+        message is only recorded (kept in the transcript, never answered)."""
         text = msg.text.strip()
         if not text:
             raise RejectedMessageError(
@@ -260,36 +270,94 @@ class Ingestor:
                 text=text,
                 kind="command" if command else msg.kind,
                 sent_at=msg.sent_at,
+                unanswered_reason=unanswered_reason,
             )
         workflow_id = self._workflow_id(msg.chat_id, msg.topic_id)
+        if unanswered_reason is not None:
+            return IngestResult(workflow_id, signalled=False)
         if recorded.burst_id is not None:
             log.info(
                 "message %s of %s already answered; not re-signalled", msg.message_id, workflow_id
             )
             return IngestResult(workflow_id, signalled=False)
-        ref = ConversationRef(
-            account_key=self._account.key,
-            account_id=self._account.id,
-            chat_id=msg.chat_id,
-            topic_id=msg.topic_id,
-            conversation_id=conversation_id,
-            chat_ref=chat_ref(self._hash_key, self._account.key, msg.chat_id, msg.topic_id),
-        )
+        ref = self._ref(msg.chat_id, msg.topic_id, conversation_id)
         handle = await self._client.start_workflow(
             ConversationWorkflow.run,
-            ConversationInput(
-                ref, self._config, send_task_queue(self._task_queue, ref.account_key)
-            ),
-            id=workflow_id,
-            task_queue=self._task_queue,
+            self._input(ref),
             start_signal="message_received",
             start_signal_args=[
                 MessageReceived(msg.message_id, msg.sender_id, len(text), command=command)
             ],
-            static_summary=f"conversation of {ref.account_key}, chat {ref.chat_ref}",
-            search_attributes=self._search_attributes(ref),
+            **self._start_options(ref),
         )
         return IngestResult(workflow_id, signalled=True, run_id=handle.result_run_id)
+
+    async def resignal_unanswered(self) -> int:
+        """Signal again every recorded message not yet in a burst (a crash may have come
+        between recording and signalling). The workflow buffers a message id once, so one
+        still buffered is not doubled. Returns how many were signalled."""
+        async with self._sessionmaker() as session:
+            rows = await queries.unsignalled_messages(session, self._account.id)
+        for row in rows:
+            await self.message(
+                IncomingMessage(
+                    chat_id=row.chat_id,
+                    sender_id=row.sender_id,
+                    message_id=row.message_id,
+                    text=row.text,
+                    sent_at=row.sent_at,
+                    topic_id=row.topic_id,
+                    kind="text" if row.kind == "command" else row.kind,
+                )
+            )
+        return len(rows)
+
+    async def hand_off(
+        self, *, chat_id: int, topic_id: int | None, owner_id: int, minutes: float | None
+    ) -> None:
+        """The account's human owner wrote in this chat: pause the bot there (human
+        handoff), starting the conversation if none is open so the pause is kept."""
+        async with self._sessionmaker() as session, session.begin():
+            conversation_id = await queries.ensure_conversation(
+                session,
+                account_id=self._account.id,
+                chat_id=chat_id,
+                topic_id=topic_id,
+                owner_user_id=owner_id,
+            )
+        ref = self._ref(chat_id, topic_id, conversation_id)
+        start = WithStartWorkflowOperation(
+            ConversationWorkflow.run,
+            self._input(ref),
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            **self._start_options(ref),
+        )
+        await self._client.execute_update_with_start_workflow(
+            ConversationWorkflow.pause, PauseInput(minutes), start_workflow_operation=start
+        )
+
+    def _ref(self, chat_id: int, topic_id: int | None, conversation_id: int) -> ConversationRef:
+        return ConversationRef(
+            account_key=self._account.key,
+            account_id=self._account.id,
+            chat_id=chat_id,
+            topic_id=topic_id,
+            conversation_id=conversation_id,
+            chat_ref=chat_ref(self._hash_key, self._account.key, chat_id, topic_id),
+        )
+
+    def _input(self, ref: ConversationRef) -> ConversationInput:
+        return ConversationInput(
+            ref, self._config, send_task_queue(self._task_queue, ref.account_key)
+        )
+
+    def _start_options(self, ref: ConversationRef) -> dict[str, Any]:
+        return {
+            "id": self._workflow_id(ref.chat_id, ref.topic_id),
+            "task_queue": self._task_queue,
+            "static_summary": f"conversation of {ref.account_key}, chat {ref.chat_ref}",
+            "search_attributes": self._search_attributes(ref),
+        }
 
 
 async def signal_open_conversation(

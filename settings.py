@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "LULL_"
@@ -68,6 +68,23 @@ class Settings(BaseSettings):
     tg_api_id: int | None = None
     tg_api_hash: SecretStr | None = None
     tg_bot_token: SecretStr | None = None
+    # The account key this listener serves (one listener per account at a time).
+    tg_account: str = Field(default="telegram", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    # host:port of an MTProto server to use instead of Telegram's (tests, proxies).
+    tg_server: str | None = Field(default=None, pattern=r"^[^:]+:[0-9]+$")
+    # Comma-separated ids; deny wins over allow; an empty allow-list allows everyone.
+    tg_allow_users: str = ""
+    tg_deny_users: str = ""
+    tg_allow_chats: str = ""
+    tg_deny_chats: str = ""
+    # JSON object overriding media placeholders, e.g. {"photo": "[a photo]"}.
+    tg_placeholders: dict[str, str] = Field(default_factory=dict)
+    # A user account's owner writing in a chat pauses the bot there this long (0: forever).
+    handoff_minutes: float = Field(default=60.0, ge=0)
+    flow_ttl_hours: float = Field(default=72.0, gt=0)
+    health_port: int = Field(default=8080, ge=0, le=65535)
+    # On SIGTERM the listener finishes in-flight updates for at most this long.
+    drain_seconds: float = Field(default=30.0, gt=0)
 
     # Keys the chat-id hash shown in the Temporal UI, so small ids cannot be brute-forced back.
     chat_hash_key: SecretStr = SecretStr("lull-default-chat-hash-key")
@@ -89,6 +106,18 @@ class Settings(BaseSettings):
 
         extra = (c.strip().lstrip("/").lower() for c in self.commands.split(","))
         return frozenset(BUILTIN_COMMANDS) | {c for c in extra if c}
+
+    @field_validator("tg_allow_users", "tg_deny_users", "tg_allow_chats", "tg_deny_chats")
+    @classmethod
+    def _comma_separated_ids(cls, value: str) -> str:
+        for part in value.split(","):
+            if part.strip() and not part.strip().lstrip("-").isdigit():
+                raise ValueError(f"expected comma-separated ids, got {part.strip()!r}")
+        return value
+
+    def id_list(self, name: str) -> frozenset[int]:
+        raw: str = getattr(self, name)
+        return frozenset(int(part) for part in raw.split(",") if part.strip())
 
     @property
     def llm_label(self) -> str:

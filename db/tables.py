@@ -12,6 +12,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     Table,
@@ -120,6 +121,9 @@ message = Table(
     Column("edited_at", DateTime(timezone=True)),
     Column("deleted_at", DateTime(timezone=True)),
     Column("burst_id", BigInteger, ForeignKey("burst.id")),
+    # Set for messages kept in the transcript but never answered (group chatter, another
+    # user's reply inside someone's flow, bots); such messages never join a burst.
+    Column("unanswered_reason", Text),
     UniqueConstraint("account_id", "chat_id", "message_id", name="uq_message_channel_id"),
 )
 
@@ -147,6 +151,54 @@ delivery = Table(
     Column("channel_message_id", BigInteger),
     Column("sent_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     UniqueConstraint("reply_id", "chunk_index", name="uq_delivery_chunk"),
+)
+
+# Telethon's session, in our database so listener pods need no disk and keep their update
+# state (catch-up after a restart) and entity cache (access hashes to send with).
+telegram_session = Table(
+    "telegram_session",
+    metadata,
+    Column("account_key", Text, primary_key=True),
+    Column("dc_id", Integer, nullable=False),
+    Column("server_address", Text, nullable=False),
+    Column("port", Integer, nullable=False),
+    # A credential: read only by the listener, never logged or sent through Temporal.
+    Column("auth_key", LargeBinary),
+    Column("takeout_id", BigInteger),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+telegram_update_state = Table(
+    "telegram_update_state",
+    metadata,
+    Column(
+        "account_key",
+        Text,
+        ForeignKey("telegram_session.account_key", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    # 0 for the account's common box, else a channel id.
+    Column("entity_id", BigInteger, primary_key=True),
+    Column("pts", BigInteger, nullable=False),
+    Column("qts", BigInteger, nullable=False),
+    Column("date", DateTime(timezone=True), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+)
+
+telegram_entity = Table(
+    "telegram_entity",
+    metadata,
+    Column(
+        "account_key",
+        Text,
+        ForeignKey("telegram_session.account_key", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("id", BigInteger, primary_key=True),
+    Column("hash", BigInteger, nullable=False),
+    Column("username", Text),
+    Column("phone", Text),
+    Column("name", Text),
 )
 
 # Prompt history walks a conversation's bursts newest first; a burst finds its messages.

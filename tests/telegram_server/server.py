@@ -128,7 +128,11 @@ class FakeTelegramServer:
             return False
         if isinstance(event, NeedAuthkey):
             account = next(
-                (a for a in self.world.accounts.values() if _key_id(a.auth_key) == event.auth_key_id),
+                (
+                    a
+                    for a in self.world.accounts.values()
+                    if _key_id(a.auth_key) == event.auth_key_id
+                ),
                 None,
             )
             if account is None:
@@ -163,7 +167,9 @@ class FakeTelegramServer:
             )
             conn.send(body, response=True)
             return
-        conn.send(struct.pack("<Iq", RPC_RESULT, event.message_id) + _serialize(result), response=True)
+        conn.send(
+            struct.pack("<Iq", RPC_RESULT, event.message_id) + _serialize(result), response=True
+        )
 
     def _push(self, user_id: int, updates: types.TypeUpdates) -> None:
         for conn in self._connections:

@@ -169,7 +169,10 @@ class World:
             visible = Visible(owner, box_id, sender_id, seen_peer, text, local_reply)
             self.boxes[owner].append(visible)
             message = self._tl_message(visible)
-            self._record(owner, types.UpdateNewMessage(message, pts=0, pts_count=1))
+            # The sending session gets its own message in the RPC answer, not as a push.
+            own_send = owner == sender_id and random_id is not None
+            update = types.UpdateNewMessage(message, pts=0, pts_count=1)
+            self._record(owner, update, push=not own_send)
         if random_id is not None:
             self.random_ids[(sender_id, (kind, target), random_id)] = copies[sender_id]
         return copies[sender_id]
@@ -195,7 +198,9 @@ class World:
             self.boxes[owner] = [m for m in self.boxes[owner] if m.id not in ids]
             self._record(owner, types.UpdateDeleteMessages(ids, pts=0, pts_count=len(ids)))
 
-    def typing(self, sender_id: int, peer: types.TypePeer, action: types.TypeSendMessageAction) -> None:
+    def typing(
+        self, sender_id: int, peer: types.TypePeer, action: types.TypeSendMessageAction
+    ) -> None:
         kind, target = peer_key(peer)
         for owner in self._participants(sender_id, kind, target):
             if owner == sender_id:
@@ -279,13 +284,14 @@ class World:
             edit_date=now() if edited else None,
         )
 
-    def _record(self, owner: int, update: types.TypeUpdate) -> None:
+    def _record(self, owner: int, update: types.TypeUpdate, *, push: bool = True) -> None:
         """Advance the owner's pts for a box change, log it and push it."""
         account = self.accounts[owner]
         account.pts += update.pts_count
         update.pts = account.pts
         account.log.append((account.pts, update))
-        self.push(owner, self._envelope(owner, [update]))
+        if push:
+            self.push(owner, self._envelope(owner, [update]))
 
     def _envelope(self, owner: int, updates: list[types.TypeUpdate]) -> types.Updates:
         # seq=0: Telethon treats a non-zero seq on a pts-less push as a gap (see RECIPES).

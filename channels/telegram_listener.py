@@ -1,0 +1,277 @@
+"""The Telethon listener: one account's updates → the ingest seam, never losing one.
+
+- Handlers stay tiny: each turns its event into a job and returns; jobs run as our own
+  tasks, so shutdown can drain them (Telethon's ``disconnect()`` cancels its handler tasks).
+- A job that fails for a transient reason (Temporal or Postgres unreachable) is retried
+  with backoff for as long as it takes; meanwhile the listener reports unready.
+- Telethon would save the update state (pts) every minute and on disconnect, whether or not
+  our jobs finished. The session only takes a state at our checkpoints, which happen when
+  no job is in flight, so a crash can only make catch-up replay updates, never skip one;
+  message-id de-duplication in the seam absorbs the replays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from telethon import TelegramClient, events
+
+from channels.commands import parse_command
+from channels.telegram_events import (
+    Placeholders,
+    facts_of,
+    to_chat_action,
+    to_deletion,
+    to_edit,
+    to_incoming,
+)
+from channels.telegram_filters import AccessLists, Verdict, verdict
+from channels.telegram_flows import FlowOwnership
+from channels.telegram_session import PostgresSession
+from db import listener_queries
+from ingest import Ingestor, RejectedMessageError
+
+log = logging.getLogger("lull.telegram")
+
+CHECKPOINT_EVERY_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class ListenerOptions:
+    access: AccessLists = AccessLists()
+    placeholders: Placeholders = Placeholders()
+    # A user account's owner writing in a chat pauses the bot there for this long.
+    handoff_minutes: float | None = 60.0
+    flow_ttl: timedelta = timedelta(hours=72)
+    retry_initial_seconds: float = 0.2
+    retry_max_seconds: float = 30.0
+
+
+class TelegramListener:
+    def __init__(
+        self,
+        client: TelegramClient,
+        ingestor: Ingestor,
+        session: PostgresSession,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        *,
+        self_id: int,
+        user_account: bool,
+        options: ListenerOptions = ListenerOptions(),
+    ) -> None:
+        self._client = client
+        self._ingestor = ingestor
+        self._session = session
+        self._sessionmaker = sessionmaker
+        self._self_id = self_id
+        self._user_account = user_account
+        self._options = options
+        self._account_id = ingestor.account.id
+        self._flows = FlowOwnership(sessionmaker, self._account_id, ttl=options.flow_ttl)
+        self._jobs: set[asyncio.Task[None]] = set()
+        self._failing = 0  # jobs currently retrying after a failure
+        self._checkpointer: asyncio.Task[None] | None = None
+        session.hold_update_state()
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        add = self._client.add_event_handler
+        add(self._on_message, events.NewMessage())
+        add(self._on_edit, events.MessageEdited())
+        add(self._on_delete, events.MessageDeleted())
+        add(self._on_user_update, events.UserUpdate())
+        self._checkpointer = asyncio.create_task(self._checkpoint_loop())
+
+    @property
+    def healthy_backlog(self) -> bool:
+        """False while some accepted update cannot be handed to Temporal / Postgres."""
+        return self._failing == 0
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._jobs)
+
+    async def drain(self, *, within: float) -> int:
+        """Wait for in-flight jobs (and Telethon's pending dispatches); returns how many
+        were still running when ``within`` ran out. Then checkpoint the update state."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        # Telethon's dispatch tasks offer no event to wait on, so poll briefly.
+        while (self._jobs or self._dispatching()) and loop.time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+        left = len(self._jobs)
+        if self._checkpointer is not None:
+            self._checkpointer.cancel()
+        if left == 0:
+            await self.checkpoint()
+        return left
+
+    async def checkpoint(self) -> None:
+        """Save the update state Telethon has reached, with every update before it handed
+        to the seam. Only called when no job is in flight."""
+        with self._session.allow_update_state():
+            await self._client._save_states_and_entities()  # pinned telethon: see module
+            await self._session.save()
+
+    def _dispatching(self) -> bool:
+        return bool(self._client._event_handler_tasks)
+
+    async def _checkpoint_loop(self) -> None:
+        while True:
+            await asyncio.sleep(CHECKPOINT_EVERY_SECONDS)
+            if not self._jobs and not self._dispatching():
+                try:
+                    await self.checkpoint()
+                except Exception:
+                    log.warning("could not save the update state; will retry", exc_info=True)
+
+    # -- handlers: tiny, they only start jobs -----------------------------------------------
+    async def _on_message(self, event: events.NewMessage.Event) -> None:
+        self._submit(f"message {event.id} in {event.chat_id}", lambda: self._message(event))
+
+    async def _on_edit(self, event: events.MessageEdited.Event) -> None:
+        self._submit(f"edit of {event.id} in {event.chat_id}", lambda: self._edit(event))
+
+    async def _on_delete(self, event: events.MessageDeleted.Event) -> None:
+        self._submit(f"delete of {event.deleted_ids}", lambda: self._delete(event))
+
+    async def _on_user_update(self, event: events.UserUpdate.Event) -> None:
+        action = to_chat_action(event)
+        if action is None or action.sender_id == self._self_id:
+            return
+        self._submit(
+            f"{action.action} in {action.chat_id}",
+            lambda: self._ingestor.typing(
+                chat_id=action.chat_id, sender_id=action.sender_id, action=action.action
+            ),
+        )
+
+    def _submit(self, label: str, job: Callable[[], Awaitable[Any]]) -> None:
+        task = asyncio.create_task(self._run_with_retry(label, job))
+        self._jobs.add(task)
+        task.add_done_callback(self._jobs.discard)
+
+    async def _run_with_retry(self, label: str, job: Callable[[], Awaitable[Any]]) -> None:
+        delay = self._options.retry_initial_seconds
+        failed = False
+        try:
+            while True:
+                try:
+                    await job()
+                    return
+                except (RejectedMessageError, ValueError) as exc:
+                    log.warning("rejected %s: %s", label, exc)
+                    return
+                except Exception as exc:
+                    if not failed:
+                        failed = True
+                        self._failing += 1
+                    log.warning(
+                        "%s not handed over yet (%s: %s); retrying in %.1f s",
+                        label,
+                        type(exc).__name__,
+                        exc,
+                        delay,
+                    )
+                    await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+                    delay = min(delay * 2, self._options.retry_max_seconds)
+        finally:
+            if failed:
+                self._failing -= 1
+
+    # -- jobs --------------------------------------------------------------------------------
+    async def _message(self, event: events.NewMessage.Event) -> None:
+        incoming = to_incoming(event, self._options.placeholders)
+        if incoming is None:
+            return  # service messages
+        if event.message.out:
+            await self._outgoing(event, incoming.topic_id)
+            return
+        is_command = parse_command(incoming.text, self._ingestor.commands) is not None
+        replies_to_us = await self._replies_to_us(event)
+        facts = facts_of(event, replies_to_us=replies_to_us, is_command=is_command)
+        decision = verdict(facts, self._options.access)
+        if decision is Verdict.IGNORE:
+            return
+        reason: str | None = None
+        if decision is Verdict.RECORD_ONLY:
+            reason = "bot_sender" if facts.sender_is_bot else "group_chatter"
+        elif not facts.is_private:
+            explicit = facts.mentions_us or facts.is_command
+            admitted = await self._flows.admits(
+                incoming.chat_id,
+                incoming.topic_id,
+                incoming.sender_id,
+                incoming.sent_at,
+                explicit=explicit,
+            )
+            reason = None if admitted else "flow_owned"
+        await self._ingestor.message(incoming, unanswered_reason=reason)
+
+    async def _outgoing(self, event: events.NewMessage.Event, topic_id: int | None) -> None:
+        """Our own message. A bot's are our replies; a user account's, unless one of our
+        delivered chunks, were typed by its human owner: hand the chat over to them."""
+        if not self._user_account or self._options.handoff_minutes is None:
+            return
+        async with self._sessionmaker() as session:
+            ours = await listener_queries.sent_by_us(
+                session,
+                account_id=self._account_id,
+                chat_id=event.chat_id,
+                channel_message_id=event.message.id,
+            )
+        if ours:
+            return
+        log.info("owner wrote in chat %s; pausing the bot there", event.chat_id)
+        await self._ingestor.hand_off(
+            chat_id=event.chat_id,
+            topic_id=topic_id,
+            owner_id=self._self_id,
+            minutes=self._options.handoff_minutes,
+        )
+
+    async def _replies_to_us(self, event: events.NewMessage.Event) -> bool:
+        reply_to = getattr(event.message.reply_to, "reply_to_msg_id", None)
+        if reply_to is None:
+            return False
+        async with self._sessionmaker() as session:
+            return await listener_queries.sent_by_us(
+                session,
+                account_id=self._account_id,
+                chat_id=event.chat_id,
+                channel_message_id=reply_to,
+            )
+
+    async def _edit(self, event: events.MessageEdited.Event) -> None:
+        if event.message.out:
+            return
+        edit = to_edit(event, self._options.placeholders)
+        if edit is None:
+            return
+        await self._ingestor.edit(
+            chat_id=edit.chat_id,
+            message_id=edit.message_id,
+            text=edit.text,
+            edited_at=event.message.edit_date or event.message.date,
+            topic_id=edit.topic_id,
+        )
+
+    async def _delete(self, event: events.MessageDeleted.Event) -> None:
+        deletion = to_deletion(event)
+        now = datetime.now(UTC)
+        if deletion.chat_id is not None:
+            by_chat = {deletion.chat_id: deletion.message_ids}
+        else:
+            async with self._sessionmaker() as session:
+                by_chat = await listener_queries.chats_of_messages(
+                    session, account_id=self._account_id, message_ids=deletion.message_ids
+                )
+        for chat_id, ids in by_chat.items():
+            await self._ingestor.delete(chat_id=chat_id, message_ids=ids, deleted_at=now)

@@ -1,0 +1,205 @@
+"""The Telegram listener process (`lull ingest`) and `lull login`.
+
+This process owns the account's one MTProto connection: it takes the account's advisory
+lock before connecting (an auth key used twice at once gets revoked), feeds updates to the
+ingest seam, and hosts the account's `send_reply` activity on its own task queue, using
+the same connected client.
+
+Shutdown order on SIGTERM: stop the health check reporting ready, drain the listener's
+in-flight updates and checkpoint the update state, let the send worker finish its sends,
+then disconnect (Telethon's ``disconnect()`` cancels running handlers, hence drain first).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from getpass import getpass
+
+from sqlalchemy import text
+from telethon import TelegramClient
+
+from channels.telegram_events import DEFAULT_PLACEHOLDERS, Placeholders
+from channels.telegram_filters import AccessLists
+from channels.telegram_listener import ListenerOptions, TelegramListener
+from channels.telegram_sender import TelegramSender
+from channels.telegram_session import PostgresSession
+from db.locks import account_listener_lock
+from health import HealthServer
+from ingest import Account, register_account
+from runtime import Runtime
+from settings import Settings
+from stack import StackError
+
+log = logging.getLogger("lull.telegram")
+
+CONNECT_TIMEOUT_SECONDS = 30.0
+# Telegram's own DC 2; only used when no session and no LULL_TG_SERVER say otherwise.
+DEFAULT_DC = 2
+
+
+def build_client(session: PostgresSession, settings: Settings) -> TelegramClient:
+    """Telethon configured so that Temporal, not Telethon, retries sends: one attempt per
+    call and the real error raised (see RECIPES). Reconnects are Telethon's (forever)."""
+    if settings.tg_api_id is None or settings.tg_api_hash is None:
+        raise StackError("Telegram needs LULL_TG_API_ID and LULL_TG_API_HASH (my.telegram.org)")
+    if settings.tg_server:
+        host, port = settings.tg_server.rsplit(":", 1)
+        session.set_dc(session.dc_id or DEFAULT_DC, host, int(port))
+    return TelegramClient(
+        session,
+        settings.tg_api_id,
+        settings.tg_api_hash.get_secret_value(),
+        flood_sleep_threshold=0,
+        request_retries=0,
+        raise_last_call_error=True,
+        connection_retries=-1,
+        retry_delay=1,
+        catch_up=True,
+    )
+
+
+def listener_options(settings: Settings) -> ListenerOptions:
+    return ListenerOptions(
+        access=AccessLists(
+            allow_users=settings.id_list("tg_allow_users"),
+            deny_users=settings.id_list("tg_deny_users"),
+            allow_chats=settings.id_list("tg_allow_chats"),
+            deny_chats=settings.id_list("tg_deny_chats"),
+        ),
+        placeholders=Placeholders({**DEFAULT_PLACEHOLDERS, **settings.tg_placeholders}),
+        handoff_minutes=settings.handoff_minutes or None,
+        flow_ttl=timedelta(hours=settings.flow_ttl_hours),
+    )
+
+
+async def _connect(client: TelegramClient, settings: Settings) -> None:
+    try:
+        await asyncio.wait_for(client.connect(), CONNECT_TIMEOUT_SECONDS)
+    except TimeoutError:
+        raise StackError(
+            f"could not reach Telegram within {CONNECT_TIMEOUT_SECONDS:g} s"
+            + (f" at {settings.tg_server}" if settings.tg_server else "")
+        ) from None
+    if await client.is_user_authorized():
+        return
+    if settings.tg_bot_token is not None:
+        await client.sign_in(bot_token=settings.tg_bot_token.get_secret_value())
+        return
+    await client.disconnect()
+    raise StackError(
+        f"no Telegram session for account {settings.tg_account!r}: set LULL_TG_BOT_TOKEN "
+        "for a bot, or run `lull login` for a user account"
+    )
+
+
+async def serve(
+    rt: Runtime, stop: asyncio.Event, *, on_ready: Callable[[HealthServer], None] | None = None
+) -> int:
+    s = rt.settings
+    kind = "telegram_bot" if s.tg_bot_token is not None else "telegram_user"
+    account = await register_account(
+        rt.sessionmaker, key=s.tg_account, kind=kind, display_name=s.tg_account
+    )
+    # The lock first: a second listener must not even connect with the same auth key.
+    async with account_listener_lock(rt.engine, account.id):
+        session = await PostgresSession.load(rt.sessionmaker, s.tg_account)
+        client = build_client(session, s)
+        await _connect(client, s)
+        try:
+            return await _serve_connected(rt, client, session, account, stop, on_ready)
+        finally:
+            await client.disconnect()
+
+
+async def _serve_connected(
+    rt: Runtime,
+    client: TelegramClient,
+    session: PostgresSession,
+    account: Account,
+    stop: asyncio.Event,
+    on_ready: Callable[[HealthServer], None] | None,
+) -> int:
+    s = rt.settings
+    me = await client.get_me()
+    ingestor = rt.build_ingestor(account)
+    listener = TelegramListener(
+        client,
+        ingestor,
+        session,
+        rt.sessionmaker,
+        self_id=me.id,
+        user_account=not me.bot,
+        options=listener_options(s),
+    )
+    stopping = False
+
+    async def temporal_ok() -> bool:
+        return bool(await rt.client.service_client.check_health())
+
+    async def postgres_ok() -> bool:
+        async with rt.engine.connect() as conn:
+            await conn.execute(text("select 1"))
+        return True
+
+    async def telegram_ok() -> bool:
+        return client.is_connected() and not stopping
+
+    async def backlog_ok() -> bool:
+        return listener.healthy_backlog
+
+    checks = {
+        "telegram": telegram_ok,
+        "temporal": temporal_ok,
+        "postgres": postgres_ok,
+        "updates": backlog_ok,
+    }
+    send_worker = rt.build_send_worker(account, TelegramSender(client))
+    async with HealthServer(checks, port=s.health_port) as health, send_worker:
+        listener.start()
+        resent = await ingestor.resignal_unanswered()
+        if resent:
+            log.info("signalled %s recorded but unanswered messages again", resent)
+        log.info("listening as %s (id %s) for account %s", me.username, me.id, account.key)
+        if on_ready is not None:
+            on_ready(health)
+        disconnected = asyncio.ensure_future(client.disconnected)
+        waiting = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({disconnected, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        waiting.cancel()
+        stopping = True
+        left = await listener.drain(within=s.drain_seconds)
+        if left:
+            log.error(
+                "%s updates still in flight after %s s; catch-up will replay them",
+                left,
+                s.drain_seconds,
+            )
+        if disconnected.done():
+            log.error("the Telegram connection ended; stopping")
+            return 1
+    return 0
+
+
+async def login(rt: Runtime, *, ask: Callable[[str], str] = input) -> str:
+    """Create a user session interactively (phone, code, 2FA password) and store it."""
+    s = rt.settings
+    session = await PostgresSession.load(rt.sessionmaker, s.tg_account)
+    client = build_client(session, s)
+    await asyncio.wait_for(client.connect(), CONNECT_TIMEOUT_SECONDS)
+    try:
+        await client.start(
+            phone=lambda: ask("phone number (international format): "),
+            code_callback=lambda: ask("login code Telegram sent you: "),
+            password=lambda: getpass("two-step verification password: "),
+        )
+        me = await client.get_me()
+        await session.save()
+    finally:
+        await client.disconnect()
+    await register_account(
+        rt.sessionmaker, key=s.tg_account, kind="telegram_user", display_name=s.tg_account
+    )
+    return f"logged in as {me.first_name} (id {me.id}); session stored for {s.tg_account!r}"

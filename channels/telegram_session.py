@@ -1,0 +1,178 @@
+"""A Telethon session stored in Postgres, so listener pods need no local disk.
+
+Telethon awaits session methods that return coroutines (``utils.maybe_async``), so
+``save``, ``close`` and ``delete`` write to the database directly. The session is loaded
+before the client is built (``PostgresSession.load``) because Telethon reads it
+synchronously on connect.
+
+What is stored: the DC and auth key (a credential: it never leaves this module and the
+database), the update state (so ``catch_up`` resumes where the last listener stopped) and
+the entity cache (access hashes, needed to send to a user after a restart).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from telethon.crypto import AuthKey
+from telethon.sessions import MemorySession
+from telethon.tl import types
+
+from db.tables import telegram_entity, telegram_session, telegram_update_state
+
+
+class PostgresSession(MemorySession):
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], account_key: str) -> None:
+        super().__init__()
+        self._sessionmaker = sessionmaker
+        self.account_key = account_key
+        self._saved_entities: set[tuple[Any, ...]] = set()
+        self._holding = False
+        self._allowed = False
+
+    @classmethod
+    async def load(
+        cls, sessionmaker: async_sessionmaker[AsyncSession], account_key: str
+    ) -> PostgresSession:
+        session = cls(sessionmaker, account_key)
+        async with sessionmaker() as db:
+            row = (
+                await db.execute(
+                    select(telegram_session).where(telegram_session.c.account_key == account_key)
+                )
+            ).one_or_none()
+            if row is None:
+                return session
+            session._dc_id = row.dc_id
+            session._server_address = row.server_address
+            session._port = row.port
+            session._auth_key = AuthKey(row.auth_key) if row.auth_key else None
+            session._takeout_id = row.takeout_id
+            states = await db.execute(
+                select(telegram_update_state).where(
+                    telegram_update_state.c.account_key == account_key
+                )
+            )
+            for s in states:
+                session._update_states[s.entity_id] = types.updates.State(
+                    pts=s.pts, qts=s.qts, date=s.date, seq=s.seq, unread_count=0
+                )
+            entities = await db.execute(
+                select(telegram_entity).where(telegram_entity.c.account_key == account_key)
+            )
+            for e in entities:
+                entry = (e.id, e.hash, e.username, e.phone, e.name)
+                session._entities.add(entry)
+                session._saved_entities.add(entry)
+        return session
+
+    def hold_update_state(self) -> None:
+        """From now on Telethon's own update-state saves are ignored; only states given
+        inside ``allow_update_state()`` (the listener's checkpoints) are kept."""
+        self._holding = True
+
+    @contextlib.contextmanager
+    def allow_update_state(self) -> Iterator[None]:
+        self._allowed = True
+        try:
+            yield
+        finally:
+            self._allowed = False
+
+    def set_update_state(self, entity_id: int, state: Any) -> None:
+        if self._holding and not self._allowed:
+            return
+        super().set_update_state(entity_id, state)
+
+    @property
+    def exists(self) -> bool:
+        """Whether a login has stored a key for this account."""
+        return self._auth_key is not None
+
+    async def save(self) -> None:  # type: ignore[override]
+        async with self._sessionmaker() as db, db.begin():
+            await self._save_session_row(db)
+            await self._save_update_states(db)
+            await self._save_new_entities(db)
+
+    async def close(self) -> None:  # type: ignore[override]
+        await self.save()
+
+    async def delete(self) -> None:  # type: ignore[override]
+        async with self._sessionmaker() as db, db.begin():
+            await db.execute(
+                delete(telegram_session).where(telegram_session.c.account_key == self.account_key)
+            )
+        self._auth_key = None
+        self._saved_entities.clear()
+
+    async def _save_session_row(self, db: AsyncSession) -> None:
+        values = {
+            "dc_id": self._dc_id,
+            "server_address": self._server_address,
+            "port": self._port,
+            "auth_key": self._auth_key.key if self._auth_key else None,
+            "takeout_id": self._takeout_id,
+            "updated_at": datetime.now(UTC),
+        }
+        stmt = insert(telegram_session).values(account_key=self.account_key, **values)
+        await db.execute(stmt.on_conflict_do_update(index_elements=["account_key"], set_=values))
+
+    async def _save_update_states(self, db: AsyncSession) -> None:
+        rows = [
+            {
+                "account_key": self.account_key,
+                "entity_id": entity_id,
+                "pts": state.pts,
+                "qts": state.qts,
+                "date": _aware(state.date),
+                "seq": state.seq,
+            }
+            for entity_id, state in self._update_states.items()
+        ]
+        if not rows:
+            return
+        stmt = insert(telegram_update_state).values(rows)
+        await db.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["account_key", "entity_id"],
+                set_={c: stmt.excluded[c] for c in ("pts", "qts", "date", "seq")},
+            )
+        )
+
+    async def _save_new_entities(self, db: AsyncSession) -> None:
+        new = self._entities - self._saved_entities
+        if not new:
+            return
+        # One row per id (a renamed user appears twice in the set): the last one wins.
+        latest = {row[0]: row for row in new}
+        rows = [
+            {
+                "account_key": self.account_key,
+                "id": id_,
+                "hash": hash_,
+                "username": username,
+                "phone": phone,
+                "name": name,
+            }
+            for id_, hash_, username, phone, name in latest.values()
+        ]
+        stmt = insert(telegram_entity).values(rows)
+        await db.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["account_key", "id"],
+                set_={c: stmt.excluded[c] for c in ("hash", "username", "phone", "name")},
+            )
+        )
+        self._saved_entities |= new
+
+
+def _aware(when: datetime) -> datetime:
+    # Telethon stores a naive local datetime for channel states ("any datetime works").
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)

@@ -1,0 +1,96 @@
+"""Lookups the Telegram listener makes while mapping updates. Never commit (caller does)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.tables import burst, conversation, delivery, message, reply
+
+# Telethon's marked ids: channels and supergroups are below this; their message ids are
+# per channel, while private chats and basic groups share the account's own numbering.
+_CHANNEL_ID_CEILING = -1_000_000_000_000
+
+
+@dataclass(frozen=True)
+class Flow:
+    owner_user_id: int | None
+    last_answered_at: datetime | None
+
+
+async def sent_by_us(
+    session: AsyncSession, *, account_id: int, chat_id: int, channel_message_id: int
+) -> bool:
+    """Whether this message of the chat is one of our delivered reply chunks."""
+    stmt = (
+        select(delivery.c.id)
+        .join(reply, reply.c.id == delivery.c.reply_id)
+        .join(burst, burst.c.id == reply.c.burst_id)
+        .join(conversation, conversation.c.id == burst.c.conversation_id)
+        .where(
+            conversation.c.account_id == account_id,
+            conversation.c.chat_id == chat_id,
+            delivery.c.channel_message_id == channel_message_id,
+        )
+        .limit(1)
+    )
+    return (await session.execute(stmt)).first() is not None
+
+
+async def chats_of_messages(
+    session: AsyncSession, *, account_id: int, message_ids: list[int]
+) -> dict[int, list[int]]:
+    """For deletes Telegram reports without a chat (private chats, basic groups): which of
+    our chats each message id belongs to."""
+    stmt = select(message.c.chat_id, message.c.message_id).where(
+        message.c.account_id == account_id,
+        message.c.message_id.in_(message_ids),
+        message.c.chat_id > _CHANNEL_ID_CEILING,
+    )
+    found: dict[int, list[int]] = {}
+    for chat_id, message_id in await session.execute(stmt):
+        found.setdefault(chat_id, []).append(message_id)
+    return found
+
+
+async def load_flow(
+    session: AsyncSession, *, account_id: int, chat_id: int, topic_id: int | None
+) -> Flow:
+    """Who owns the conversation's flow, and when one of its messages was last answered."""
+    last_answered = (
+        select(func.max(message.c.sent_at))
+        .where(
+            message.c.conversation_id == conversation.c.id,
+            message.c.burst_id.is_not(None),
+        )
+        .scalar_subquery()
+    )
+    stmt = select(conversation.c.owner_user_id, last_answered).where(
+        conversation.c.account_id == account_id,
+        conversation.c.chat_id == chat_id,
+        conversation.c.topic_id.is_not_distinct_from(topic_id),
+    )
+    row = (await session.execute(stmt)).first()
+    return Flow(row[0], row[1]) if row else Flow(None, None)
+
+
+async def set_flow_owner(
+    session: AsyncSession,
+    *,
+    account_id: int,
+    chat_id: int,
+    topic_id: int | None,
+    owner_user_id: int,
+) -> None:
+    await session.execute(
+        update(conversation)
+        .where(
+            conversation.c.account_id == account_id,
+            conversation.c.chat_id == chat_id,
+            conversation.c.topic_id.is_not_distinct_from(topic_id),
+        )
+        .values(owner_user_id=owner_user_id)
+    )

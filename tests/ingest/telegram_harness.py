@@ -1,0 +1,125 @@
+"""Runs the real listener process code (`channels.telegram_service.serve`) in-process against
+the project's fake MTProto server, a real Temporal dev server and real Postgres."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from telethon.tl import types
+from temporalio.testing import WorkflowEnvironment
+
+from channels import telegram_service
+from channels.telegram_session import PostgresSession
+from db.tables import account, burst, message
+from health import HealthServer
+from runtime import Runtime
+from settings import load_settings
+from stack import Stack
+from tests.conftest import task_queue
+from tests.telegram_server.server import FakeTelegramServer
+from tests.telegram_server.world import Visible
+
+BOT_ID = 100
+ALICE = 200
+BOB = 300
+GROUP = 77
+
+
+@dataclass
+class Listener:
+    task: asyncio.Task[int]
+    stop: asyncio.Event
+    health: HealthServer
+
+
+@dataclass
+class TelegramHarness:
+    env: WorkflowEnvironment
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    server: FakeTelegramServer
+    account_key: str = field(default_factory=lambda: f"tg-{uuid.uuid4().hex[:8]}")
+    task_queue: str = field(default_factory=task_queue)
+    settings_overrides: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def world(self) -> Any:
+        return self.server.world
+
+    def runtime(self) -> Runtime:
+        settings = load_settings(
+            tg_api_id=1,
+            tg_api_hash="x",
+            tg_server=f"127.0.0.1:{self.server.port}",
+            tg_account=self.account_key,
+            task_queue=self.task_queue,
+            debounce_seconds=1,
+            health_port=0,
+            drain_seconds=10,
+            **self.settings_overrides,
+        )
+        stack = Stack(database_url="(test)", temporal_address="(test)", ui_url=None)
+        return Runtime(settings, stack, self.env.client, self.engine, self.sessionmaker)
+
+    async def seed_session(self, user_id: int = BOT_ID) -> None:
+        session = await PostgresSession.load(self.sessionmaker, self.account_key)
+        self.server.seed(session, user_id)
+        await session.save()
+
+    async def start_listener(self) -> Listener:
+        stop = asyncio.Event()
+        ready: asyncio.Future[HealthServer] = asyncio.get_running_loop().create_future()
+        task = asyncio.create_task(
+            telegram_service.serve(self.runtime(), stop, on_ready=ready.set_result)
+        )
+        done, _ = await asyncio.wait({task, ready}, timeout=20, return_when="FIRST_COMPLETED")
+        if task in done:
+            task.result()  # raises what stopped it
+            raise AssertionError("listener stopped before it was ready")
+        assert ready in done, "listener not ready within 20 s"
+        return Listener(task, stop, ready.result())
+
+    async def stop_listener(self, listener: Listener) -> int:
+        listener.stop.set()
+        return await asyncio.wait_for(listener.task, 30)
+
+    @contextlib.asynccontextmanager
+    async def worker(self) -> AsyncIterator[None]:
+        async with self.runtime().build_worker():
+            yield
+
+    def replies_to(self, user_id: int, peer: types.TypePeer | None = None) -> list[Visible]:
+        """What the user sees from the bot."""
+        peer = peer or types.PeerUser(BOT_ID)
+        return [m for m in self.world.visible_to(user_id, peer) if m.sender_id == BOT_ID]
+
+    async def wait_for_replies(
+        self, user_id: int, count: int, *, peer: types.TypePeer | None = None, within: float = 20
+    ) -> list[Visible]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while len(self.replies_to(user_id, peer)) < count and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        return self.replies_to(user_id, peer)
+
+    async def messages(self) -> list[Any]:
+        async with self.sessionmaker() as session:
+            stmt = (
+                select(message, burst.c.reason, burst.c.status)
+                .join(account, account.c.id == message.c.account_id)
+                .outerjoin(burst, burst.c.id == message.c.burst_id)
+                .where(account.c.key == self.account_key)
+                .order_by(message.c.chat_id, message.c.message_id)
+            )
+            return list(await session.execute(stmt))
+
+
+def private(user_id: int = BOT_ID) -> types.PeerUser:
+    return types.PeerUser(user_id)
