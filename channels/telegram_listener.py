@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -25,6 +26,7 @@ from telethon import TelegramClient, events
 
 from channels.commands import parse_command
 from channels.telegram_events import (
+    ChatAction,
     Placeholders,
     facts_of,
     to_chat_action,
@@ -41,6 +43,7 @@ from ingest import Ingestor, RejectedMessageError
 log = logging.getLogger("lull.telegram")
 
 CHECKPOINT_EVERY_SECONDS = 5.0
+CHECKPOINT_MIN_INTERVAL_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -62,26 +65,36 @@ class TelegramListener:
         session: PostgresSession,
         sessionmaker: async_sessionmaker[AsyncSession],
         *,
-        self_id: int,
-        user_account: bool,
         options: ListenerOptions = ListenerOptions(),
     ) -> None:
         self._client = client
         self._ingestor = ingestor
         self._session = session
         self._sessionmaker = sessionmaker
-        self._self_id = self_id
-        self._user_account = user_account
+        # Known once connected (see identify); jobs wait for it.
+        self._self_id = 0
+        self._user_account = False
+        self._identified = asyncio.Event()
         self._options = options
         self._account_id = ingestor.account.id
         self._flows = FlowOwnership(sessionmaker, self._account_id, ttl=options.flow_ttl)
         self._jobs: set[asyncio.Task[None]] = set()
+        self._tails: dict[int | None, asyncio.Task[None]] = {}  # each chat's newest job
         self._failing = 0  # jobs currently retrying after a failure
         self._checkpointer: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()
         session.hold_update_state()
 
     # -- lifecycle -------------------------------------------------------------------------
+    def identify(self, self_id: int, *, user_account: bool) -> None:
+        """Who the account is, from ``get_me()`` once connected."""
+        self._self_id = self_id
+        self._user_account = user_account
+        self._identified.set()
+
     def start(self) -> None:
+        """Register the handlers. Call before connecting: catch-up updates are fetched
+        and dispatched while the client connects, and must not find no handler."""
         add = self._client.add_event_handler
         add(self._on_message, events.NewMessage())
         add(self._on_edit, events.MessageEdited())
@@ -93,6 +106,10 @@ class TelegramListener:
     def healthy_backlog(self) -> bool:
         """False while some accepted update cannot be handed to Temporal / Postgres."""
         return self._failing == 0
+
+    @property
+    def ingestor(self) -> Ingestor:
+        return self._ingestor
 
     @property
     def in_flight(self) -> int:
@@ -124,39 +141,74 @@ class TelegramListener:
         return bool(self._client._event_handler_tasks)
 
     async def _checkpoint_loop(self) -> None:
+        """Checkpoint soon after the listener goes idle (at most once a second), and every
+        few seconds in case an update produced no job to wake us."""
         while True:
-            await asyncio.sleep(CHECKPOINT_EVERY_SECONDS)
-            if not self._jobs and not self._dispatching():
-                try:
-                    await self.checkpoint()
-                except Exception:
-                    log.warning("could not save the update state; will retry", exc_info=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), CHECKPOINT_EVERY_SECONDS)
+            self._idle.clear()
+            if self._jobs or self._dispatching():
+                continue  # the last of those jobs sets _idle again
+            try:
+                await self.checkpoint()
+            except Exception:
+                log.warning("could not save the update state; will retry", exc_info=True)
+            await asyncio.sleep(CHECKPOINT_MIN_INTERVAL_SECONDS)
 
     # -- handlers: tiny, they only start jobs -----------------------------------------------
     async def _on_message(self, event: events.NewMessage.Event) -> None:
-        self._submit(f"message {event.id} in {event.chat_id}", lambda: self._message(event))
+        label = f"message {event.id} in {event.chat_id}"
+        self._submit(event.chat_id, label, lambda: self._message(event))
 
     async def _on_edit(self, event: events.MessageEdited.Event) -> None:
-        self._submit(f"edit of {event.id} in {event.chat_id}", lambda: self._edit(event))
+        label = f"edit of {event.id} in {event.chat_id}"
+        self._submit(event.chat_id, label, lambda: self._edit(event))
 
     async def _on_delete(self, event: events.MessageDeleted.Event) -> None:
-        self._submit(f"delete of {event.deleted_ids}", lambda: self._delete(event))
+        # Without a chat (private chats, basic groups) the delete is resolved from our
+        # records, so it waits for every job before it, in whichever chat.
+        label = f"delete of {event.deleted_ids}"
+        self._submit(event.chat_id, label, lambda: self._delete(event))
 
     async def _on_user_update(self, event: events.UserUpdate.Event) -> None:
         action = to_chat_action(event)
-        if action is None or action.sender_id == self._self_id:
+        if action is None:
             return
         self._submit(
+            action.chat_id,
             f"{action.action} in {action.chat_id}",
-            lambda: self._ingestor.typing(
-                chat_id=action.chat_id, sender_id=action.sender_id, action=action.action
-            ),
+            lambda: self._typing(action),
         )
 
-    def _submit(self, label: str, job: Callable[[], Awaitable[Any]]) -> None:
-        task = asyncio.create_task(self._run_with_retry(label, job))
+    def _submit(self, chat_id: int | None, label: str, job: Callable[[], Awaitable[Any]]) -> None:
+        """Run ``job`` after the chat's earlier jobs (``None``: after all earlier jobs).
+        Telethon dispatches updates concurrently, but an edit or delete must find its
+        message recorded, and a chat's messages should reach the seam in order."""
+        if chat_id is None:
+            before = set(self._jobs)
+        else:
+            tail = self._tails.get(chat_id)
+            before = {tail} if tail is not None else set()
+        task = asyncio.create_task(self._run_after(before, label, job))
         self._jobs.add(task)
-        task.add_done_callback(self._jobs.discard)
+        self._tails[chat_id] = task
+
+        def done(finished: asyncio.Task[None]) -> None:
+            self._jobs.discard(finished)
+            if self._tails.get(chat_id) is finished:
+                del self._tails[chat_id]
+            if not self._jobs:
+                self._idle.set()
+
+        task.add_done_callback(done)
+
+    async def _run_after(
+        self, before: set[asyncio.Task[None]], label: str, job: Callable[[], Awaitable[Any]]
+    ) -> None:
+        await self._identified.wait()
+        if before:
+            await asyncio.wait(before)
+        await self._run_with_retry(label, job)
 
     async def _run_with_retry(self, label: str, job: Callable[[], Awaitable[Any]]) -> None:
         delay = self._options.retry_initial_seconds
@@ -187,6 +239,13 @@ class TelegramListener:
                 self._failing -= 1
 
     # -- jobs --------------------------------------------------------------------------------
+    async def _typing(self, action: ChatAction) -> None:
+        if action.sender_id == self._self_id:
+            return
+        await self._ingestor.typing(
+            chat_id=action.chat_id, sender_id=action.sender_id, action=action.action
+        )
+
     async def _message(self, event: events.NewMessage.Event) -> None:
         incoming = to_incoming(event, self._options.placeholders)
         if incoming is None:

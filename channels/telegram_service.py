@@ -107,9 +107,17 @@ async def serve(
     async with account_listener_lock(rt.engine, account.id):
         session = await PostgresSession.load(rt.sessionmaker, s.tg_account)
         client = build_client(session, s)
+        ingestor = rt.build_ingestor(account)
+        listener = TelegramListener(
+            client, ingestor, session, rt.sessionmaker, options=listener_options(s)
+        )
+        listener.start()  # before connecting: catch-up is dispatched during connect
         await _connect(client, s)
         try:
-            return await _serve_connected(rt, client, session, account, stop, on_ready)
+            me = await client.get_me()
+            listener.identify(me.id, user_account=not me.bot)
+            log.info("listening as %s (id %s) for account %s", me.username, me.id, account.key)
+            return await _serve_connected(rt, client, account, listener, stop, on_ready)
         finally:
             await client.disconnect()
 
@@ -117,23 +125,12 @@ async def serve(
 async def _serve_connected(
     rt: Runtime,
     client: TelegramClient,
-    session: PostgresSession,
     account: Account,
+    listener: TelegramListener,
     stop: asyncio.Event,
     on_ready: Callable[[HealthServer], None] | None,
 ) -> int:
     s = rt.settings
-    me = await client.get_me()
-    ingestor = rt.build_ingestor(account)
-    listener = TelegramListener(
-        client,
-        ingestor,
-        session,
-        rt.sessionmaker,
-        self_id=me.id,
-        user_account=not me.bot,
-        options=listener_options(s),
-    )
     stopping = False
 
     async def temporal_ok() -> bool:
@@ -158,11 +155,9 @@ async def _serve_connected(
     }
     send_worker = rt.build_send_worker(account, TelegramSender(client))
     async with HealthServer(checks, port=s.health_port) as health, send_worker:
-        listener.start()
-        resent = await ingestor.resignal_unanswered()
+        resent = await listener.ingestor.resignal_unanswered()
         if resent:
             log.info("signalled %s recorded but unanswered messages again", resent)
-        log.info("listening as %s (id %s) for account %s", me.username, me.id, account.key)
         if on_ready is not None:
             on_ready(health)
         disconnected = asyncio.ensure_future(client.disconnected)

@@ -105,7 +105,8 @@ class TelegramHarness:
     ) -> list[Visible]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
-        while len(self.replies_to(user_id, peer)) < count and loop.time() < deadline:
+        # The fake Telegram has no event for "a user saw a message"; poll it.
+        while len(self.replies_to(user_id, peer)) < count and loop.time() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         return self.replies_to(user_id, peer)
 

@@ -92,3 +92,105 @@ async def test_a_second_listener_for_the_account_is_refused(tg: TelegramHarness)
         await tg.start_listener()
     # The refused one never connected: only the first listener's session asked anything.
     assert await tg.stop_listener(listener) == 0
+
+
+async def test_edits_and_deletes_change_the_buffered_burst(tg: TelegramHarness) -> None:
+    async with tg.worker():
+        listener = await tg.start_listener()
+        first = tg.world.send(ALICE, private(), "tuesday")
+        second = tg.world.send(ALICE, private(), "at 10")
+        tg.world.edit(ALICE, private(), second, "at 11")
+        tg.world.delete(ALICE, [first])
+        replies = await tg.wait_for_replies(ALICE, 1)
+        await asyncio.sleep(1.5)
+        assert [r.text for r in tg.replies_to(ALICE)] == ["[echo: 1 message] at 11"]
+        assert [r.text for r in replies] == ["[echo: 1 message] at 11"]
+        rows = {r.message_id: r for r in await tg.messages()}
+        assert rows[min(rows)].deleted_at is not None
+        await tg.stop_listener(listener)
+
+
+async def test_a_crashed_listener_catches_up_without_losing_or_doubling(
+    tg: TelegramHarness,
+) -> None:
+    async with tg.worker():
+        listener = await tg.start_listener()
+        tg.world.send(ALICE, private(), "first")
+        await tg.wait_for_replies(ALICE, 1)
+        # A crash: no drain, no checkpoint beyond the last one.
+        listener.task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await listener.task
+        tg.world.send(ALICE, private(), "while you")
+        tg.world.send(ALICE, private(), "were away")
+        restarted = await tg.start_listener()
+        replies = await tg.wait_for_replies(ALICE, 2)
+        await asyncio.sleep(1.5)
+        assert [r.text for r in tg.replies_to(ALICE)] == [
+            "[echo: 1 message] first",
+            "[echo: 2 messages] while you were away",
+        ]
+        assert len(replies) == 2
+        assert ("GetDifferenceRequest" in {name for _, name in tg.server.requests})
+        await tg.stop_listener(restarted)
+
+
+async def test_health_endpoints_report_alive_and_ready(tg: TelegramHarness) -> None:
+    listener = await tg.start_listener()
+    port = listener.health.port
+    assert await http_get(port, "/healthz") == (200, {"alive": True})
+    status, checks = await http_get(port, "/readyz")
+    assert (status, checks) == (
+        200,
+        {"telegram": True, "temporal": True, "postgres": True, "updates": True},
+    )
+    assert (await http_get(port, "/nope"))[0] == 404
+    await tg.stop_listener(listener)
+
+
+async def http_get(port: int, path: str) -> tuple[int, object]:
+    import json
+
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    raw = await reader.read()
+    writer.close()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)
+
+
+@pytest.fixture
+async def tg_user(
+    dev_env: WorkflowEnvironment,
+    engine: AsyncEngine,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[TelegramHarness]:
+    """A user account (not a bot) whose human owner also writes from their phone."""
+    server = await FakeTelegramServer().start()
+    server.world.add_account(BOT_ID, "Owner")
+    server.world.add_account(ALICE, "Alice")
+    harness = TelegramHarness(dev_env, engine, sessionmaker, server)
+    await harness.seed_session()
+    yield harness
+    await server.stop()
+
+
+async def test_the_owner_writing_hands_the_chat_over(tg_user: TelegramHarness) -> None:
+    tg = tg_user
+    async with tg.worker():
+        listener = await tg.start_listener()
+        tg.world.send(ALICE, private(), "hello?")
+        await tg.wait_for_replies(ALICE, 1)
+        # The owner types on their phone: Telegram pushes it as an outgoing message.
+        tg.world.send(BOT_ID, types.PeerUser(ALICE), "I'll take it from here")
+        await asyncio.sleep(0.5)
+        tg.world.send(ALICE, private(), "great, thanks")
+        await asyncio.sleep(2.5)  # debounce 1 s: a reply would have come
+        from_account = tg.replies_to(ALICE)
+        assert [m.text for m in from_account] == [
+            "[echo: 1 message] hello?",
+            "I'll take it from here",
+        ]
+        rows = {r.text: r for r in await tg.messages()}
+        assert rows["great, thanks"].status == "dropped"  # recorded, not answered
+        await tg.stop_listener(listener)
