@@ -26,6 +26,7 @@ from channels.telegram_filters import AccessLists
 from channels.telegram_listener import ListenerOptions, TelegramListener
 from channels.telegram_sender import TelegramSender
 from channels.telegram_session import PostgresSession
+from channels.telegram_typing import TypingIndicator, telethon_typing
 from db.locks import account_listener_lock
 from health import HealthServer
 from ingest import Account, register_account
@@ -158,12 +159,15 @@ async def _serve_connected(
         resent = await listener.ingestor.resignal_unanswered()
         if resent:
             log.info("signalled %s recorded but unanswered messages again", resent)
+        typing = TypingIndicator(rt.sessionmaker, account.id, telethon_typing(client))
+        typing_task = asyncio.create_task(typing.run())
         if on_ready is not None:
             on_ready(health)
         disconnected = asyncio.ensure_future(client.disconnected)
         waiting = asyncio.ensure_future(stop.wait())
         await asyncio.wait({disconnected, waiting}, return_when=asyncio.FIRST_COMPLETED)
         waiting.cancel()
+        typing_task.cancel()
         stopping = True
         left = await listener.drain(within=s.drain_seconds)
         if left:

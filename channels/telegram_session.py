@@ -13,6 +13,7 @@ the entity cache (access hashes, needed to send to a user after a restart).
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +26,10 @@ from telethon.sessions import MemorySession
 from telethon.tl import types
 
 from db.tables import telegram_entity, telegram_session, telegram_update_state
+
+# Telethon awaits coroutine session methods (utils.maybe_async) but warns each time; we
+# depend on it deliberately, with Telethon pinned, and the tests exercise it.
+warnings.filterwarnings("ignore", message="Using async sessions support is an experimental")
 
 
 class PostgresSession(MemorySession):

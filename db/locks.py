@@ -40,7 +40,9 @@ async def account_listener_lock(engine: AsyncEngine, account_id: int) -> AsyncIt
                 "start a second one (one Telegram session must not be used twice at once)"
             )
         yield
-        await conn.execute(text("select pg_advisory_unlock(:key)"), {"key": key})
-        await conn.commit()
     finally:
+        # The lock belongs to the database session, and a pooled connection outlives this
+        # block: end the session itself so the lock goes whatever happened (an error or a
+        # cancellation mid-way must not leave the account locked until the pool recycles).
+        await conn.invalidate()
         await conn.close()

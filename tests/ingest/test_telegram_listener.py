@@ -12,7 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from telethon.tl import types
 from temporalio.testing import WorkflowEnvironment
 
+from channels import telegram_service
 from db.locks import AccountLockedError
+from stack import StackError
+from tests.fakes.openai_server import Answer, running_fake_openai
 from tests.ingest.telegram_harness import ALICE, BOB, BOT_ID, GROUP, TelegramHarness, private
 from tests.telegram_server.server import FakeTelegramServer
 
@@ -131,7 +134,7 @@ async def test_a_crashed_listener_catches_up_without_losing_or_doubling(
             "[echo: 2 messages] while you were away",
         ]
         assert len(replies) == 2
-        assert ("GetDifferenceRequest" in {name for _, name in tg.server.requests})
+        assert "GetDifferenceRequest" in {name for _, name in tg.server.requests}
         await tg.stop_listener(restarted)
 
 
@@ -194,3 +197,71 @@ async def test_the_owner_writing_hands_the_chat_over(tg_user: TelegramHarness) -
         rows = {r.text: r for r in await tg.messages()}
         assert rows["great, thanks"].status == "dropped"  # recorded, not answered
         await tg.stop_listener(listener)
+
+
+async def test_the_chat_shows_typing_while_the_reply_is_generated(tg: TelegramHarness) -> None:
+    seen: list[str] = []
+    tg.world.push_observers.append(
+        lambda user_id, updates: seen.extend(
+            type(u.action).__name__
+            for u in updates.updates
+            if isinstance(u, types.UpdateUserTyping) and u.user_id == BOT_ID
+        )
+    )
+    async with running_fake_openai() as llm:
+        llm.script.append(Answer(delay=9.0, content="sorry for the wait"))
+        tg.settings_overrides.update(llm_base_url=llm.base_url, llm_api_key="k")
+        listener = await tg.start_listener()
+        async with tg.worker():
+            tg.world.send(ALICE, private(), "slow question")
+            await asyncio.sleep(7.5)  # debounce 1 s, then generation running
+            typing_while_generating = list(seen)
+            replies = await tg.wait_for_replies(ALICE, 1)
+            await asyncio.sleep(1.5)
+        await tg.stop_listener(listener)
+    assert [r.text for r in replies] == ["sorry for the wait"]
+    # Shown within a second of persisting, renewed every 4 s, cancelled when done.
+    assert typing_while_generating[:2] == ["SendMessageTypingAction"] * 2
+    assert "SendMessageCancelAction" not in typing_while_generating
+    assert seen[-1] == "SendMessageCancelAction"
+
+
+async def test_login_stores_a_user_session_the_listener_then_uses(tg: TelegramHarness) -> None:
+    owner = tg.world.add_account(500, "Owner")
+    owner.authorized = False  # a fresh key: Telegram knows it, no one signed in with it
+    await tg.seed_session(500)
+    answers = iter(["+15550100", "12345"])
+    message = await telegram_service.login(tg.runtime(), ask=lambda prompt: next(answers))
+    assert message.startswith("logged in as Owner (id 500)")
+    assert owner.authorized
+    # The session is in Postgres: a listener started from it serves the user account.
+    async with tg.worker():
+        listener = await tg.start_listener()
+        tg.world.send(ALICE, types.PeerUser(500), "are you there?")
+        replies = []
+        for _ in range(200):
+            replies = [
+                m for m in tg.world.visible_to(ALICE, types.PeerUser(500)) if m.sender_id == 500
+            ]
+            if replies:
+                break
+            await asyncio.sleep(0.05)
+        assert [m.text for m in replies] == ["[echo: 1 message] are you there?"]
+        await tg.stop_listener(listener)
+
+
+async def test_a_bot_signs_in_with_its_token(tg: TelegramHarness) -> None:
+    bot = tg.world.add_account(600, "Fresh bot", bot=True, bot_token="600:secret")
+    bot.authorized = False
+    await tg.seed_session(600)
+    tg.settings_overrides["tg_bot_token"] = "600:secret"
+    listener = await tg.start_listener()
+    assert bot.authorized
+    await tg.stop_listener(listener)
+
+
+async def test_a_listener_without_a_session_says_how_to_get_one(tg: TelegramHarness) -> None:
+    tg.world.add_account(700, "Nobody").authorized = False
+    await tg.seed_session(700)
+    with pytest.raises(StackError, match="run `lull login`"):
+        await tg.start_listener()

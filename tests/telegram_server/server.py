@@ -34,6 +34,7 @@ log = logging.getLogger("tests.telegram_server")
 
 DC_ID = 2
 RPC_RESULT = 0xF35C6D01
+BOOL_TRUE = 0x997275B5
 WRAPPERS = (
     functions.InvokeWithLayerRequest,
     functions.InitConnectionRequest,
@@ -179,6 +180,9 @@ class FakeTelegramServer:
     # -- the RPCs a Telethon session makes ----------------------------------------------------
     def _answer(self, user_id: int, request: TLRequest) -> Any:
         world = self.world
+        account = world.accounts[user_id]
+        if not account.authorized:
+            return self._answer_login(account, request)
         match request:
             case functions.help.GetConfigRequest():
                 return self._config()
@@ -208,6 +212,27 @@ class FakeTelegramServer:
                 return True
             case _:
                 raise RpcRefusal(400, f"METHOD_NOT_IMPLEMENTED_{type(request).__name__.upper()}")
+
+    def _answer_login(self, account: Any, request: TLRequest) -> Any:
+        """Before sign-in only the login RPCs work (2FA passwords are not modelled)."""
+        match request:
+            case functions.help.GetConfigRequest():
+                return self._config()
+            case functions.auth.SendCodeRequest():
+                return types.auth.SentCode(
+                    type=types.auth.SentCodeTypeApp(length=len(account.login_code)),
+                    phone_code_hash="hash",
+                )
+            case functions.auth.SignInRequest(phone_code=code):
+                if code != account.login_code:
+                    raise RpcRefusal(400, "PHONE_CODE_INVALID")
+            case functions.auth.ImportBotAuthorizationRequest(bot_auth_token=token):
+                if account.bot_token is None or token != account.bot_token:
+                    raise RpcRefusal(400, "ACCESS_TOKEN_INVALID")
+            case _:
+                raise RpcRefusal(401, "AUTH_KEY_UNREGISTERED")
+        account.authorized = True
+        return types.auth.Authorization(user=account.as_user(viewer=account.id))
 
     def _user(self, viewer: int, wanted: Any) -> types.User:
         if isinstance(wanted, types.InputUserSelf):
@@ -269,7 +294,7 @@ def _peer_of(input_peer: Any) -> types.TypePeer:
 
 def _serialize(result: Any) -> bytes:
     if result is True:
-        return bytes(types.BoolTrue())
+        return struct.pack("<I", BOOL_TRUE)
     if isinstance(result, list):  # TL Vector
         return struct.pack("<Ii", 0x1CB5C415, len(result)) + b"".join(bytes(r) for r in result)
     return bytes(result)

@@ -41,6 +41,10 @@ class Account:
     username: str | None = None
     auth_key: bytes = field(default_factory=lambda: os.urandom(256))
     access_hash: int = field(default_factory=lambda: int.from_bytes(os.urandom(7), "big"))
+    # Login: a key not yet authorized gets AUTH_KEY_UNREGISTERED until it signs in.
+    authorized: bool = True
+    login_code: str = "12345"
+    bot_token: str | None = None
     next_message_id: int = 1
     pts: int = 0
     # (pts after the change, the update) for getDifference.
@@ -111,6 +115,8 @@ class World:
         # Per account: errors the next sendMessage calls answer with, in order.
         self.refusals: dict[int, list[RpcRefusal]] = {}
         self.push: Callable[[int, types.TypeUpdates], None] = lambda user_id, updates: None
+        # Tests watching what users' apps receive (e.g. "typing…" from the bot).
+        self.push_observers: list[Callable[[int, types.Updates], None]] = []
         # Messages per global id: each participant's own id for it.
         self._copies: dict[int, dict[int, int]] = {}
         self._next_global = 1
@@ -213,7 +219,7 @@ class World:
                     chat_id=target, from_id=types.PeerUser(sender_id), action=action
                 )
             # Typing carries no pts: pushed only, never in getDifference.
-            self.push(owner, self._envelope(owner, [update]))
+            self._deliver(owner, self._envelope(owner, [update]))
 
     # -- what a session asks for ------------------------------------------------------------
     def state(self, user_id: int) -> types.updates.State:
@@ -291,7 +297,12 @@ class World:
         update.pts = account.pts
         account.log.append((account.pts, update))
         if push:
-            self.push(owner, self._envelope(owner, [update]))
+            self._deliver(owner, self._envelope(owner, [update]))
+
+    def _deliver(self, owner: int, updates: types.Updates) -> None:
+        for observe in self.push_observers:
+            observe(owner, updates)
+        self.push(owner, updates)
 
     def _envelope(self, owner: int, updates: list[types.TypeUpdate]) -> types.Updates:
         # seq=0: Telethon treats a non-zero seq on a pts-less push as a gap (see RECIPES).
