@@ -44,6 +44,8 @@ log = logging.getLogger("lull.telegram")
 
 CHECKPOINT_EVERY_SECONDS = 5.0
 CHECKPOINT_MIN_INTERVAL_SECONDS = 1.0
+# An update still not handed over after this long makes the listener report unready.
+STUCK_AFTER_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,7 @@ class TelegramListener:
         self._options = options
         self._account_id = ingestor.account.id
         self._flows = FlowOwnership(sessionmaker, self._account_id, ttl=options.flow_ttl)
-        self._jobs: set[asyncio.Task[None]] = set()
+        self._jobs: dict[asyncio.Task[None], float] = {}  # in-flight job → when submitted
         self._tails: dict[int | None, asyncio.Task[None]] = {}  # each chat's newest job
         self._failing = 0  # jobs currently retrying after a failure
         self._checkpointer: asyncio.Task[None] | None = None
@@ -104,8 +106,13 @@ class TelegramListener:
 
     @property
     def healthy_backlog(self) -> bool:
-        """False while some accepted update cannot be handed to Temporal / Postgres."""
-        return self._failing == 0
+        """False while some accepted update cannot be handed to Temporal / Postgres: one
+        has failed and is retrying, or one has been in flight for too long (the SDK
+        retries an unreachable server itself for a while before it reports a failure)."""
+        if self._failing:
+            return False
+        now = asyncio.get_running_loop().time()
+        return all(now - started < STUCK_AFTER_SECONDS for started in self._jobs.values())
 
     @property
     def ingestor(self) -> Ingestor:
@@ -190,11 +197,11 @@ class TelegramListener:
             tail = self._tails.get(chat_id)
             before = {tail} if tail is not None else set()
         task = asyncio.create_task(self._run_after(before, label, job))
-        self._jobs.add(task)
+        self._jobs[task] = asyncio.get_running_loop().time()
         self._tails[chat_id] = task
 
         def done(finished: asyncio.Task[None]) -> None:
-            self._jobs.discard(finished)
+            self._jobs.pop(finished, None)
             if self._tails.get(chat_id) is finished:
                 del self._tails[chat_id]
             if not self._jobs:

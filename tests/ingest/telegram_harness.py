@@ -79,7 +79,8 @@ class TelegramHarness:
         task = asyncio.create_task(
             telegram_service.serve(self.runtime(), stop, on_ready=ready.set_result)
         )
-        done, _ = await asyncio.wait({task, ready}, timeout=20, return_when="FIRST_COMPLETED")
+        waiting: set[asyncio.Future[Any]] = {task, ready}
+        done, _ = await asyncio.wait(waiting, timeout=20, return_when="FIRST_COMPLETED")
         if task in done:
             task.result()  # raises what stopped it
             raise AssertionError("listener stopped before it was ready")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -15,6 +16,8 @@ from temporalio.testing import WorkflowEnvironment
 from channels import telegram_service
 from db.locks import AccountLockedError
 from stack import StackError
+from tests.conftest import binary
+from tests.e2e.helpers import free_port
 from tests.fakes.openai_server import Answer, running_fake_openai
 from tests.ingest.telegram_harness import ALICE, BOB, BOT_ID, GROUP, TelegramHarness, private
 from tests.telegram_server.server import FakeTelegramServer
@@ -265,3 +268,47 @@ async def test_a_listener_without_a_session_says_how_to_get_one(tg: TelegramHarn
     await tg.seed_session(700)
     with pytest.raises(StackError, match="run `lull login`"):
         await tg.start_listener()
+
+
+async def test_updates_wait_out_a_temporal_outage_and_the_listener_reports_unready(
+    engine: AsyncEngine,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    options = {
+        "dev_server_existing_path": binary("temporal"),
+        "port": port,
+        "ui": False,
+        "dev_server_database_filename": str(tmp_path / "temporal.db"),
+    }
+    temporal = await WorkflowEnvironment.start_local(**options)  # type: ignore[arg-type]
+    server = await FakeTelegramServer().start()
+    server.world.add_account(BOT_ID, "Lull", bot=True)
+    server.world.add_account(ALICE, "Alice")
+    tg = TelegramHarness(temporal, engine, sessionmaker, server)
+    await tg.seed_session()
+    try:
+        async with tg.worker():
+            listener = await tg.start_listener()
+            tg.world.send(ALICE, private(), "before")
+            await tg.wait_for_replies(ALICE, 1)
+            await temporal.shutdown()
+            tg.world.send(ALICE, private(), "during the outage")
+            await asyncio.sleep(6)  # the listener reports unready after 5 s
+            status, checks = await http_get(listener.health.port, "/readyz")
+            assert status == 503
+            assert checks == {
+                "telegram": True,
+                "temporal": False,
+                "postgres": True,
+                "updates": False,
+            }
+            temporal = await WorkflowEnvironment.start_local(**options)  # type: ignore[arg-type]
+            replies = await tg.wait_for_replies(ALICE, 2, within=60)
+            assert [r.text for r in replies][-1] == "[echo: 1 message] during the outage"
+            assert (await http_get(listener.health.port, "/readyz"))[0] == 200
+            await tg.stop_listener(listener)
+    finally:
+        await temporal.shutdown()
+        await server.stop()
