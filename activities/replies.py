@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -14,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
 from activities.errors import from_llm_error, missing
+from activities.heartbeat import heartbeating
 from channels.commands import BUILTIN_COMMANDS, REFRESH_REPLY, help_text, parse_command
 from db import queries
 from llm.base import Completion, LLMError, LLMProvider, Prompt
@@ -114,27 +112,6 @@ class ReplyActivities:
                 session, job.burst_id, "replied", only_from=("persisted",), replied_at=func.now()
             )
         return GenerateReplyResult(reply_id=reply_id, chars=len(completion.text), reused=False)
-
-
-# An LLM call can take a minute; heartbeats let Temporal notice a dead worker within the
-# heartbeat timeout (30 s, set by the workflow) instead of the whole start-to-close.
-HEARTBEAT_EVERY_SECONDS = 5.0
-
-
-@contextlib.asynccontextmanager
-async def heartbeating() -> AsyncIterator[None]:
-    async def beat() -> None:
-        while True:
-            activity.heartbeat()
-            await asyncio.sleep(HEARTBEAT_EVERY_SECONDS)
-
-    task = asyncio.create_task(beat())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 @dataclass

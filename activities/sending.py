@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
 from activities.errors import missing
+from activities.heartbeat import heartbeating
 from channels.base import ChannelSender, SendTarget
 from channels.chunking import split_message
 from db import queries
@@ -34,25 +37,32 @@ class SendActivities:
                 raise missing(f"reply of burst {input.burst_key}")
             done = await queries.delivered_chunks(session, reply.id)
         chunks = split_message(reply.text, self._sender.max_chars)
+        async with heartbeating():
+            newly_sent = await self._send_missing(input.burst_key, burst, reply.id, chunks, done)
+        async with self._sessionmaker() as session, session.begin():
+            await queries.set_burst_status(
+                session, burst.id, "sent", only_from=("persisted", "replied"), sent_at=func.now()
+            )
+        return SendReplyResult(chunks=len(chunks), newly_sent=newly_sent)
+
+    async def _send_missing(
+        self, burst_key: str, burst: Any, reply_id: int, chunks: list[str], done: set[int]
+    ) -> int:
         newly_sent = 0
         for index, chunk in enumerate(chunks):
             if index in done:
                 continue
-            random_id = delivery_random_id(input.burst_key, index)
+            random_id = delivery_random_id(burst_key, index)
             reply_to = max(burst.message_ids) if index == 0 else None
             target = SendTarget(burst.chat_id, burst.topic_id, reply_to)
             channel_id = await self._sender.send(target, chunk, random_id=random_id)
             async with self._sessionmaker() as session, session.begin():
                 await queries.insert_delivery(
                     session,
-                    reply_id=reply.id,
+                    reply_id=reply_id,
                     chunk_index=index,
                     random_id=random_id,
                     channel_message_id=channel_id,
                 )
             newly_sent += 1
-        async with self._sessionmaker() as session, session.begin():
-            await queries.set_burst_status(
-                session, burst.id, "sent", only_from=("persisted", "replied"), sent_at=func.now()
-            )
-        return SendReplyResult(chunks=len(chunks), newly_sent=newly_sent)
+        return newly_sent

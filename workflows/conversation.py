@@ -57,6 +57,8 @@ with workflow.unsafe.imports_passed_through():
 
 # Runs started before this patch persisted bursts with a regular activity.
 PATCH_LOCAL_PERSIST = "persist-burst-local-activity"
+# send_reply heartbeats, so a dead listener is noticed in seconds, not after 60 s.
+PATCH_SEND_HEARTBEAT = "send-reply-heartbeat"
 
 # Message ids remembered for de-duplication (listener retries, catch-up replays).
 SEEN_IDS_KEPT = 1000
@@ -334,6 +336,9 @@ class ConversationWorkflow:
             SendReplyInput(burst_key=key),
             task_queue=self._send_task_queue,
             start_to_close_timeout=timedelta(seconds=60),
+            heartbeat_timeout=(
+                timedelta(seconds=15) if workflow.patched(PATCH_SEND_HEARTBEAT) else None
+            ),
             retry_policy=OUTSIDE_RETRY,
             summary="send reply",
         )

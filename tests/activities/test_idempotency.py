@@ -322,7 +322,7 @@ async def test_generate_reply_heartbeats_while_the_llm_thinks(
 ) -> None:
     import asyncio
 
-    import activities.replies as replies_module
+    import activities.heartbeat as heartbeat_module
 
     class SlowProvider(CountingProvider):
         async def complete(self, prompt: Prompt, *, model: str) -> Completion:
@@ -334,13 +334,13 @@ async def test_generate_reply_heartbeats_while_the_llm_thinks(
     beats: list[object] = []
     env.on_heartbeat = lambda *details: beats.append(details)
     await env.run(BurstActivities(sessionmaker).persist_burst, persist_input(conv, ids))
-    original = replies_module.HEARTBEAT_EVERY_SECONDS
-    replies_module.HEARTBEAT_EVERY_SECONDS = 0.1
+    original = heartbeat_module.HEARTBEAT_EVERY_SECONDS
+    heartbeat_module.HEARTBEAT_EVERY_SECONDS = 0.1
     try:
         acts = ReplyActivities(sessionmaker, SlowProvider(), OPTIONS)
         await env.run(acts.generate_reply, GenerateReplyInput(burst_key(f"w{conv}", ids)))
     finally:
-        replies_module.HEARTBEAT_EVERY_SECONDS = original
+        heartbeat_module.HEARTBEAT_EVERY_SECONDS = original
     assert len(beats) >= 3
 
 
