@@ -312,3 +312,36 @@ async def test_updates_wait_out_a_temporal_outage_and_the_listener_reports_unrea
     finally:
         await temporal.shutdown()
         await server.stop()
+
+
+async def test_a_flood_wait_delays_the_send_which_then_goes_out_once(tg: TelegramHarness) -> None:
+    tg.world.flood_wait_next(BOT_ID, seconds=2)
+    async with tg.worker():
+        listener = await tg.start_listener()
+        tg.world.send(ALICE, private(), "busy?")
+        replies = await tg.wait_for_replies(ALICE, 1, within=30)
+        await asyncio.sleep(1.0)
+        await tg.stop_listener(listener)
+    assert [r.text for r in tg.replies_to(ALICE)] == ["[echo: 1 message] busy?"]
+    assert len(replies) == 1
+    sends = [name for _, name in tg.server.requests if name == "SendMessageRequest"]
+    assert len(sends) == 2  # refused with FLOOD_WAIT_2, retried by Temporal after it
+
+
+async def test_a_long_reply_arrives_in_chunks_within_telegrams_limit(tg: TelegramHarness) -> None:
+    paragraphs = [f"Paragraph {i}. " + "word " * 300 for i in range(7)]
+    long_text = "\n\n".join(paragraphs)  # about 10,600 characters
+    async with running_fake_openai() as llm:
+        llm.script.append(Answer(content=long_text))
+        tg.settings_overrides.update(llm_base_url=llm.base_url, llm_api_key="k")
+        async with tg.worker():
+            listener = await tg.start_listener()
+            tg.world.send(ALICE, private(), "tell me everything")
+            replies = await tg.wait_for_replies(ALICE, 4, within=30)
+            await asyncio.sleep(1.0)
+            await tg.stop_listener(listener)
+    # Paragraphs of ~1,500 characters: two fit a 4,096-character message, three do not.
+    assert len(tg.replies_to(ALICE)) == 4
+    assert all(len(r.text) <= 4096 for r in replies)
+    assert "\n\n".join(r.text for r in replies).split() == long_text.split()
+    assert all(r.text.startswith("Paragraph") for r in replies)  # split between paragraphs
