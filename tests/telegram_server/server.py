@@ -17,8 +17,8 @@ from datetime import timedelta
 from typing import Any
 
 from mtproto import ConnectionRole
-from mtproto.session.messages import Data, NeedAuthkey, TransportError
 from mtproto.session import session as mtproto_session
+from mtproto.session.messages import Data, NeedAuthkey, TransportError
 from mtproto.session.session import Session
 from mtproto.transport.packets import EncryptedMessagePacket
 from mtproto.utils import Int, Long
