@@ -25,6 +25,7 @@ DEFAULT_PLACEHOLDERS = {
     "sticker": "[sticker {emoji}]",
     "document": "[file {name}]",
     "other": "[media]",
+    "album": "[album of {count}]",
 }
 
 
@@ -128,19 +129,50 @@ def to_incoming(
     )
 
 
+def album_to_incoming(
+    event: events.Album.Event, placeholders: Placeholders
+) -> IncomingMessage | None:
+    """An album (messages sharing a ``grouped_id``) is one message: its caption, else a
+    placeholder; it takes the first item's id, so a re-delivered album is still one."""
+    items = sorted(event.messages, key=lambda m: m.id)
+    if not items:
+        return None
+    first = items[0]
+    caption = next((m.message.strip() for m in items if (m.message or "").strip()), "")
+    text = caption or placeholders.render("album", count=_album_count(items))
+    return IncomingMessage(
+        chat_id=event.chat_id,
+        sender_id=event.sender_id,
+        message_id=first.id,
+        text=text,
+        sent_at=first.date,
+        topic_id=topic_of(first),
+        kind="media",
+    )
+
+
+def _album_count(items: list[Any]) -> str:
+    photos = sum(1 for m in items if m.photo)
+    if photos == len(items):
+        return f"{photos} photos"
+    return f"{len(items)} files"
+
+
 def facts_of(
-    event: events.NewMessage.Event, *, replies_to_us: bool, is_command: bool
+    event: Any, *, replies_to_us: bool, is_command: bool, message: Any = None
 ) -> MessageFacts:
-    """The facts the answer filter needs, read from a Telethon event. Whether the message
-    replies to one of ours takes a lookup (our deliveries), so the caller passes it in."""
-    sender = event.message.sender
+    """The facts the answer filter needs, read from a Telethon event (a new message, or an
+    album with ``message`` its first item). Whether the message replies to one of ours
+    takes a lookup (our deliveries), so the caller passes it in."""
+    message = message if message is not None else event.message
+    sender = message.sender
     return MessageFacts(
         chat_id=event.chat_id,
         sender_id=event.sender_id,
         is_private=event.is_private,
-        outgoing=bool(event.message.out),
+        outgoing=bool(message.out),
         sender_is_bot=bool(getattr(sender, "bot", False)),
-        mentions_us=bool(event.message.mentioned),
+        mentions_us=bool(message.mentioned),
         replies_to_us=replies_to_us,
         is_command=is_command,
     )

@@ -28,6 +28,7 @@ from channels.commands import parse_command
 from channels.telegram_events import (
     ChatAction,
     Placeholders,
+    album_to_incoming,
     facts_of,
     to_chat_action,
     to_deletion,
@@ -99,6 +100,7 @@ class TelegramListener:
         and dispatched while the client connects, and must not find no handler."""
         add = self._client.add_event_handler
         add(self._on_message, events.NewMessage())
+        add(self._on_album, events.Album())
         add(self._on_edit, events.MessageEdited())
         add(self._on_delete, events.MessageDeleted())
         add(self._on_user_update, events.UserUpdate())
@@ -164,8 +166,15 @@ class TelegramListener:
 
     # -- handlers: tiny, they only start jobs -----------------------------------------------
     async def _on_message(self, event: events.NewMessage.Event) -> None:
+        if event.message.grouped_id is not None:
+            return  # an album item: _on_album takes the whole album as one message
         label = f"message {event.id} in {event.chat_id}"
-        self._submit(event.chat_id, label, lambda: self._message(event))
+        self._submit(event.chat_id, label, lambda: self._message(event, event.message))
+
+    async def _on_album(self, event: events.Album.Event) -> None:
+        first = min(event.messages, key=lambda m: m.id)
+        label = f"album {first.id} in {event.chat_id}"
+        self._submit(event.chat_id, label, lambda: self._message(event, first))
 
     async def _on_edit(self, event: events.MessageEdited.Event) -> None:
         label = f"edit of {event.id} in {event.chat_id}"
@@ -253,16 +262,20 @@ class TelegramListener:
             chat_id=action.chat_id, sender_id=action.sender_id, action=action.action
         )
 
-    async def _message(self, event: events.NewMessage.Event) -> None:
-        incoming = to_incoming(event, self._options.placeholders)
+    async def _message(self, event: Any, message: Any) -> None:
+        """A new message, or an album; ``message`` is the message or the album's first."""
+        if isinstance(event, events.Album.Event):
+            incoming = album_to_incoming(event, self._options.placeholders)
+        else:
+            incoming = to_incoming(event, self._options.placeholders)
         if incoming is None:
             return  # service messages
-        if event.message.out:
-            await self._outgoing(event, incoming.topic_id)
+        if message.out:
+            await self._outgoing(incoming.chat_id, message.id, incoming.topic_id)
             return
         is_command = parse_command(incoming.text, self._ingestor.commands) is not None
-        replies_to_us = await self._replies_to_us(event)
-        facts = facts_of(event, replies_to_us=replies_to_us, is_command=is_command)
+        replies_to_us = await self._replies_to_us(incoming.chat_id, message)
+        facts = facts_of(event, replies_to_us=replies_to_us, is_command=is_command, message=message)
         decision = verdict(facts, self._options.access)
         if decision is Verdict.IGNORE:
             return
@@ -281,7 +294,7 @@ class TelegramListener:
             reason = None if admitted else "flow_owned"
         await self._ingestor.message(incoming, unanswered_reason=reason)
 
-    async def _outgoing(self, event: events.NewMessage.Event, topic_id: int | None) -> None:
+    async def _outgoing(self, chat_id: int, message_id: int, topic_id: int | None) -> None:
         """Our own message. A bot's are our replies; a user account's, unless one of our
         delivered chunks, were typed by its human owner: hand the chat over to them."""
         if not self._user_account or self._options.handoff_minutes is None:
@@ -290,28 +303,28 @@ class TelegramListener:
             ours = await listener_queries.sent_by_us(
                 session,
                 account_id=self._account_id,
-                chat_id=event.chat_id,
-                channel_message_id=event.message.id,
+                chat_id=chat_id,
+                channel_message_id=message_id,
             )
         if ours:
             return
-        log.info("owner wrote in chat %s; pausing the bot there", event.chat_id)
+        log.info("owner wrote in chat %s; pausing the bot there", chat_id)
         await self._ingestor.hand_off(
-            chat_id=event.chat_id,
+            chat_id=chat_id,
             topic_id=topic_id,
             owner_id=self._self_id,
             minutes=self._options.handoff_minutes,
         )
 
-    async def _replies_to_us(self, event: events.NewMessage.Event) -> bool:
-        reply_to = getattr(event.message.reply_to, "reply_to_msg_id", None)
+    async def _replies_to_us(self, chat_id: int, message: Any) -> bool:
+        reply_to = getattr(message.reply_to, "reply_to_msg_id", None)
         if reply_to is None:
             return False
         async with self._sessionmaker() as session:
             return await listener_queries.sent_by_us(
                 session,
                 account_id=self._account_id,
-                chat_id=event.chat_id,
+                chat_id=chat_id,
                 channel_message_id=reply_to,
             )
 

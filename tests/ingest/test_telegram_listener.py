@@ -345,3 +345,25 @@ async def test_a_long_reply_arrives_in_chunks_within_telegrams_limit(tg: Telegra
     assert all(len(r.text) <= 4096 for r in replies)
     assert "\n\n".join(r.text for r in replies).split() == long_text.split()
     assert all(r.text.startswith("Paragraph") for r in replies)  # split between paragraphs
+
+
+async def test_an_album_is_one_message_and_a_bare_photo_a_placeholder(
+    tg: TelegramHarness,
+) -> None:
+    async with tg.worker():
+        listener = await tg.start_listener()
+        for caption in ("", "our new salon", ""):
+            tg.world.send(ALICE, private(), caption, photo=True, grouped_id=42)
+        await tg.wait_for_replies(ALICE, 1)
+        tg.world.send(ALICE, private(), "", photo=True)
+        replies = await tg.wait_for_replies(ALICE, 2)
+        await asyncio.sleep(1.5)
+        await tg.stop_listener(listener)
+    assert [r.text for r in tg.replies_to(ALICE)] == [
+        "[echo: 1 message] our new salon",
+        "[echo: 1 message] [photo]",
+    ]
+    assert len(replies) == 2
+    rows = await tg.messages()
+    # Ids in the bot's box: the album took 1-3, the bot's reply 4.
+    assert [(r.message_id, r.kind) for r in rows] == [(1, "media"), (5, "media")]

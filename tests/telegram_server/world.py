@@ -89,6 +89,9 @@ class Visible:
     peer: types.TypePeer
     text: str
     reply_to: int | None
+    # A photo (no other media is modelled) and the album it belongs to.
+    photo: bool = False
+    grouped_id: int | None = None
 
 
 def now() -> datetime:
@@ -146,8 +149,11 @@ class World:
         *,
         random_id: int | None = None,
         reply_to: int | None = None,
+        photo: bool = False,
+        grouped_id: int | None = None,
     ) -> int:
-        """A message from ``sender_id`` to ``peer``; returns its id in the sender's box."""
+        """A message from ``sender_id`` to ``peer``; returns its id in the sender's box.
+        With ``photo`` it carries a photo and ``text`` is its caption (may be empty)."""
         kind, target = peer_key(peer)
         if random_id is not None:
             waiting = self.refusals.get(sender_id)
@@ -155,7 +161,7 @@ class World:
                 raise waiting.pop(0)
             if (sender_id, (kind, target), random_id) in self.random_ids:
                 raise RpcRefusal(500, "RANDOM_ID_DUPLICATE")
-        if not text.strip():
+        if not text.strip() and not photo:
             raise RpcRefusal(400, "MESSAGE_EMPTY")
         if len(text) > MAX_MESSAGE_CHARS:
             raise RpcRefusal(400, "MESSAGE_TOO_LONG")
@@ -172,7 +178,9 @@ class World:
                 else types.PeerChat(target)
             )
             local_reply = self._translate(reply_to, sender_id, owner)
-            visible = Visible(owner, box_id, sender_id, seen_peer, text, local_reply)
+            visible = Visible(
+                owner, box_id, sender_id, seen_peer, text, local_reply, photo, grouped_id
+            )
             self.boxes[owner].append(visible)
             message = self._tl_message(visible)
             # The sending session gets its own message in the RPC answer, not as a push.
@@ -188,7 +196,16 @@ class World:
         global_id = self._global_of(sender_id, message_id)
         for owner, box_id in self._copies[global_id].items():
             old = next(m for m in self.boxes[owner] if m.id == box_id)
-            new = Visible(owner, box_id, old.sender_id, old.peer, text, old.reply_to)
+            new = Visible(
+                owner,
+                box_id,
+                old.sender_id,
+                old.peer,
+                text,
+                old.reply_to,
+                old.photo,
+                old.grouped_id,
+            )
             self.boxes[owner] = [new if m.id == box_id else m for m in self.boxes[owner]]
             message = self._tl_message(new, edited=True)
             self._record(owner, types.UpdateEditMessage(message, pts=0, pts_count=1))
@@ -288,6 +305,8 @@ class World:
             if visible.reply_to
             else None,
             edit_date=now() if edited else None,
+            media=_photo(visible.id) if visible.photo else None,
+            grouped_id=visible.grouped_id,
         )
 
     def _record(self, owner: int, update: types.TypeUpdate, *, push: bool = True) -> None:
@@ -313,3 +332,16 @@ class World:
             date=now(),
             seq=0,
         )
+
+
+def _photo(seed: int) -> types.MessageMediaPhoto:
+    return types.MessageMediaPhoto(
+        photo=types.Photo(
+            id=seed,
+            access_hash=seed,
+            file_reference=b"",
+            date=now(),
+            sizes=[types.PhotoSize(type="x", w=800, h=600, size=1000)],
+            dc_id=2,
+        )
+    )
