@@ -9,6 +9,7 @@ Temporal, not Telethon, retries and the real error type reaches us.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from telethon import TelegramClient, errors, functions
@@ -23,8 +24,16 @@ TELEGRAM_MAX_CHARS = 4096
 class TelegramSender:
     max_chars = TELEGRAM_MAX_CHARS
 
-    def __init__(self, client: TelegramClient) -> None:
+    def __init__(
+        self,
+        client: TelegramClient,
+        *,
+        on_session_dead: Callable[[Exception], None] | None = None,
+    ) -> None:
         self._client = client
+        # Told when Telegram says the session is unusable (revoked, deactivated, used
+        # twice): the listener must stop loudly, since nothing it does can succeed.
+        self._on_session_dead = on_session_dead
 
     async def send(self, target: SendTarget, text: str, *, random_id: int) -> int | None:
         try:
@@ -43,6 +52,9 @@ class TelegramSender:
             # This chunk reached Telegram on an earlier attempt: it is sent.
             return None
         except (errors.RPCError, ConnectionError, TimeoutError, ValueError) as exc:
+            dead = isinstance(exc, errors.UnauthorizedError | errors.AuthKeyDuplicatedError)
+            if dead and self._on_session_dead is not None:
+                self._on_session_dead(exc)
             raise from_telegram_error(exc) from exc
         return sent_message_id(result, random_id)
 

@@ -37,6 +37,8 @@ from stack import StackError
 log = logging.getLogger("lull.telegram")
 
 CONNECT_TIMEOUT_SECONDS = 30.0
+# Exit status when Telegram revoked the session: restarting will not help, a login will.
+EXIT_SESSION_DEAD = 3
 # Telegram's own DC 2; only used when no session and no LULL_TG_SERVER say otherwise.
 DEFAULT_DC = 2
 
@@ -154,7 +156,21 @@ async def _serve_connected(
         "postgres": postgres_ok,
         "updates": backlog_ok,
     }
-    send_worker = rt.build_send_worker(account, TelegramSender(client))
+    dead_session: list[Exception] = []
+
+    def session_dead(exc: Exception) -> None:
+        if not dead_session:
+            log.critical(
+                "Telegram refused the session of account %s (%s); stopping the listener. "
+                "Log in again (`lull login`, or check LULL_TG_BOT_TOKEN).",
+                account.key,
+                type(exc).__name__,
+            )
+        dead_session.append(exc)
+        stop.set()
+
+    sender = TelegramSender(client, on_session_dead=session_dead)
+    send_worker = rt.build_send_worker(account, sender)
     async with HealthServer(checks, port=s.health_port) as health, send_worker:
         resent = await listener.ingestor.resignal_unanswered()
         if resent:
@@ -179,7 +195,7 @@ async def _serve_connected(
         if disconnected.done():
             log.error("the Telegram connection ended; stopping")
             return 1
-    return 0
+    return EXIT_SESSION_DEAD if dead_session else 0
 
 
 async def login(rt: Runtime, *, ask: Callable[[str], str] = input) -> str:

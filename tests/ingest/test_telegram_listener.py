@@ -367,3 +367,26 @@ async def test_an_album_is_one_message_and_a_bare_photo_a_placeholder(
     rows = await tg.messages()
     # Ids in the bot's box: the album took 1-3, the bot's reply 4.
     assert [(r.message_id, r.kind) for r in rows] == [(1, "media"), (5, "media")]
+
+
+async def test_a_revoked_session_stops_the_listener_loudly(
+    tg: TelegramHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with tg.worker():
+        listener = await tg.start_listener()
+        tg.world.send(ALICE, private(), "hello")
+        tg.world.revoke(BOT_ID)
+        code = await asyncio.wait_for(listener.task, 30)
+        rows = await tg.messages()
+        for _ in range(100):  # the workflow records the failure after the activity's
+            if rows[0].status == "failed":
+                break
+            await asyncio.sleep(0.1)
+            rows = await tg.messages()
+    assert code == telegram_service.EXIT_SESSION_DEAD
+    assert any(
+        r.levelname == "CRITICAL" and "refused the session" in r.getMessage()
+        for r in caplog.records
+    )
+    assert rows[0].status == "failed"
+    assert tg.replies_to(ALICE) == []

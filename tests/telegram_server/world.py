@@ -136,6 +136,10 @@ class World:
         self.groups[chat_id] = group
         return group
 
+    def revoke(self, user_id: int) -> None:
+        """The account's session is terminated (e.g. from another device)."""
+        self.accounts[user_id].authorized = False
+
     def flood_wait_next(self, account_id: int, seconds: int, times: int = 1) -> None:
         waits = self.refusals.setdefault(account_id, [])
         waits.extend(RpcRefusal(420, f"FLOOD_WAIT_{seconds}") for _ in range(times))
