@@ -16,6 +16,7 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 import ops
 from channels import console, replay
 from db import migrate, queries
+from db.locks import AccountLockedError
 from ingest import register_account, wait_until_answered
 from runtime import banner, lull_runtime, stop_on_signals
 from settings import Settings, SettingsError, load_settings
@@ -85,6 +86,7 @@ async def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 async def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     from channels import telegram_service
 
+    _require_telegram_app(settings)
     stop = stop_on_signals()
     # Like a worker, a listener joins the servers of a running `lull dev` when none are set.
     async with lull_runtime(settings, run_migrations=False, attach=True) as rt:
@@ -94,9 +96,19 @@ async def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
 async def cmd_login(settings: Settings, args: argparse.Namespace) -> int:
     from channels import telegram_service
 
+    _require_telegram_app(settings)
     async with lull_runtime(settings, run_migrations=True, attach=True) as rt:
         print(await telegram_service.login(rt))
     return 0
+
+
+def _require_telegram_app(settings: Settings) -> None:
+    # Checked before any server starts, so the mistake is the first thing reported.
+    if settings.tg_api_id is None or settings.tg_api_hash is None:
+        raise StackError(
+            "Telegram needs LULL_TG_API_ID and LULL_TG_API_HASH (create an app at "
+            "https://my.telegram.org)"
+        )
 
 
 async def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
@@ -239,6 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return asyncio.run(handler(settings, args))
     except (StackError, replay.ScriptError) as exc:
+        print(f"lull: {exc}", file=sys.stderr)
+        return 1
+    except AccountLockedError as exc:
         print(f"lull: {exc}", file=sys.stderr)
         return 1
     except ops.NoConversationError as exc:
