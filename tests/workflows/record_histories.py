@@ -95,6 +95,11 @@ async def local_persist(env: WorkflowEnvironment, tq: str):  # type: ignore[no-u
     return await burst_then_lull(env, tq)
 
 
+async def send_heartbeat(env: WorkflowEnvironment, tq: str):  # type: ignore[no-untyped-def]
+    """burst_then_lull after the send-reply-heartbeat patch."""
+    return await burst_then_lull(env, tq)
+
+
 SCENARIOS = (
     burst_then_lull,
     capped_and_duplicates,
@@ -102,6 +107,7 @@ SCENARIOS = (
     continue_as_new,
     ops_commands_edits,
     local_persist,
+    send_heartbeat,
 )
 
 
