@@ -9,12 +9,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from telethon.tl import types
 from temporalio.testing import WorkflowEnvironment
 
 from channels import telegram_service
 from db.locks import AccountLockedError
+from db.tables import telegram_update_state
 from stack import StackError
 from tests.conftest import binary
 from tests.e2e.helpers import free_port
@@ -390,3 +392,43 @@ async def test_a_revoked_session_stops_the_listener_loudly(
     )
     assert rows[0].status == "failed"
     assert tg.replies_to(ALICE) == []
+
+
+async def test_a_replay_of_answered_updates_produces_no_second_burst(
+    tg: TelegramHarness,
+) -> None:
+    async with tg.worker():
+        listener = await tg.start_listener()
+        tg.world.send(ALICE, private(), "once")
+        await tg.wait_for_replies(ALICE, 1)
+        await tg.stop_listener(listener)
+        # Forget how far the session got: catch-up replays every update from the start.
+        async with tg.sessionmaker() as session, session.begin():
+            await session.execute(
+                update(telegram_update_state)
+                .where(telegram_update_state.c.account_key == tg.account_key)
+                .values(pts=0)
+            )
+        listener = await tg.start_listener()
+        tg.world.send(ALICE, private(), "twice?")
+        await tg.wait_for_replies(ALICE, 2)
+        await asyncio.sleep(1.5)
+        await tg.stop_listener(listener)
+    assert [r.text for r in tg.replies_to(ALICE)] == [
+        "[echo: 1 message] once",
+        "[echo: 1 message] twice?",
+    ]
+    assert len({r.burst_id for r in await tg.messages()}) == 2
+
+
+async def test_a_dropped_connection_is_reestablished(tg: TelegramHarness) -> None:
+    async with tg.worker():
+        listener = await tg.start_listener()
+        tg.world.send(ALICE, private(), "before")
+        await tg.wait_for_replies(ALICE, 1)
+        tg.server.drop_connections(BOT_ID)
+        await asyncio.sleep(0.5)
+        tg.world.send(ALICE, private(), "after")  # pushed after reconnecting, or fetched
+        replies = await tg.wait_for_replies(ALICE, 2, within=30)
+        await tg.stop_listener(listener)
+    assert [r.text for r in replies] == ["[echo: 1 message] before", "[echo: 1 message] after"]
