@@ -16,6 +16,11 @@ lint: $(VENV)/.stamp-dev
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
 
+# Lull against a Redis batcher and a per-message bot; needs redis-server (Debian package).
+bench: $(VENV)/.stamp-dev
+	@command -v redis-server >/dev/null || (echo "bench needs redis-server: apt-get install -y redis-server"; exit 1)
+	$(BIN)/python -m bench.compare
+
 install: $(VENV)/.stamp-run
 install-dev: $(VENV)/.stamp-dev
 

@@ -85,6 +85,7 @@ class Runtime:
             sessionmaker=self.sessionmaker,
             provider=build_provider(self.settings),
             options=worker_module.reply_options(self.settings),
+            max_cached_workflows=self.settings.max_cached_workflows,
         )
 
 

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     recording_window_seconds: float = Field(default=15.0, ge=0)
     upload_window_seconds: float = Field(default=15.0, ge=0)
     max_history_events: int = Field(default=1500, ge=100, le=50_000)
+    # Conversations a worker keeps in memory (sticky cache); beyond it, a conversation's
+    # next event replays its history onto the worker first.
+    max_cached_workflows: int = Field(default=2000, ge=2)
     # Extra commands (comma-separated, without "/") answered alone and at once by the LLM;
     # /start, /help and /refresh are always known.
     commands: str = ""

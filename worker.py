@@ -41,6 +41,7 @@ def build_worker(
     sessionmaker: async_sessionmaker[AsyncSession],
     provider: LLMProvider,
     options: ReplyOptions,
+    max_cached_workflows: int = 2000,
 ) -> Worker:
     bursts = BurstActivities(sessionmaker)
     replies = ReplyActivities(sessionmaker, provider, options)
@@ -51,6 +52,7 @@ def build_worker(
         activities=[bursts.persist_burst, bursts.mark_burst_failed, replies.generate_reply],
         # Let a shutdown finish in-flight activities (an LLM call) before giving up on them.
         graceful_shutdown_timeout=timedelta(seconds=10),
+        max_cached_workflows=max_cached_workflows,
     )
 
 

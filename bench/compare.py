@@ -1,0 +1,402 @@
+"""`make bench`: Lull against the designs it replaces, on the same load, in one run.
+
+    python -m bench.compare [--reps 3] [--scales 10,100,1000] [--throughput-seconds 60]
+                            [--footprint 1000,10000] [--quick]
+
+Lull runs on the embedded stack (Temporal dev server + Postgres) with `lull worker`
+subprocesses and the echo LLM; the Redis batcher runs against its own `redis-server`
+(started and stopped here). Every figure is printed and written to `bench/results/` as
+markdown and JSON, with Lull's figures as ratios to the baseline measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import json
+import os
+import platform
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from redis.asyncio import Redis
+
+from bench import report
+from bench.baselines.per_message import PerMessageBot
+from bench.baselines.redis_batcher import RedisBatcher
+from bench.lull_driver import Sent, WorkerProcesses, burst_stages, run_workload
+from bench.workload import DEBOUNCE, MAX_BATCH, TYPING_WINDOW, Workload, build
+from ingest import IncomingMessage, Ingestor, register_account, wait_until_answered
+from runtime import Runtime, lull_runtime
+from settings import load_settings
+from tests.e2e.helpers import free_port
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def overheads(sent: list[Sent], workload: Workload) -> tuple[list[float], int]:
+    """Seconds from each batch's ideal flush moment to its send call; and how many batches
+    did not match an ideal batch (split or merged differently)."""
+    values, unmatched = [], 0
+    for s in sent:
+        due = workload.due.get((s.chat_id, s.last_message_id))
+        if due is None:
+            unmatched += 1
+            continue
+        values.append(s.at - due)
+    return values, unmatched
+
+
+# -- the Redis batcher ---------------------------------------------------------------------
+@contextlib.asynccontextmanager
+async def running_redis(work_dir: Path) -> AsyncIterator[Redis]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("redis-server not found; install it: apt-get install -y redis-server")
+    port = free_port()
+    # A one-off spawn at set-up; the bench measures nothing while it runs.
+    proc = subprocess.Popen(  # noqa: ASYNC220
+        [binary, "--port", str(port), "--save", "", "--appendonly", "no", "--dir", str(work_dir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    redis = Redis(host="127.0.0.1", port=port)
+    try:
+        for _ in range(100):
+            with contextlib.suppress(Exception):
+                if await redis.ping():
+                    break
+            await asyncio.sleep(0.05)
+        yield redis
+    finally:
+        await redis.aclose()
+        proc.terminate()
+        proc.wait(10)
+
+
+async def run_redis_batcher(redis: Redis, workload: Workload) -> tuple[list[Sent], int]:
+    await redis.flushall()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    sent: list[Sent] = []
+
+    async def answer(chat_id: int, texts: list[str]) -> None:
+        last = int(texts[-1].removeprefix("m"))
+        sent.append(Sent(chat_id, last, len(texts), loop.time() - started))
+
+    batcher = RedisBatcher(redis, debounce=DEBOUNCE, max_batch=MAX_BATCH, answer=answer)
+    stop = asyncio.Event()
+    processor = asyncio.create_task(batcher.run(stop))
+    by_chat: dict[int, list[Any]] = {}
+    for event in workload.events:
+        if event.kind == "message":
+            by_chat.setdefault(event.chat_id, []).append(event)
+
+    async def chat(events: list[Any]) -> None:
+        for event in events:
+            delay = started + event.at - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await batcher.ingest(event.chat_id, f"m{event.message_id}")
+
+    await asyncio.gather(*(chat(e) for e in by_chat.values()))
+    deadline = loop.time() + DEBOUNCE + 30
+    # Polls the baseline's own record of answers, which offers no event to wait on.
+    while sum(s.messages for s in sent) < workload.messages and loop.time() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.1)
+    stop.set()
+    await processor
+    return sent, batcher.llm_calls
+
+
+async def count_per_message_calls(workload: Workload) -> int:
+    async def answer(chat_id: int, texts: list[str]) -> None:
+        await asyncio.sleep(0)
+
+    bot = PerMessageBot(answer)
+    for event in workload.events:
+        if event.kind == "message":
+            await bot.ingest(event.chat_id, f"m{event.message_id}")
+    return bot.llm_calls
+
+
+# -- Lull measurements -----------------------------------------------------------------------
+async def history_figures(rt: Runtime, account_prefix: str) -> dict[str, float]:
+    """Events per message and per burst over a run's conversations, and the largest run."""
+    client = rt.client
+    query = f"WorkflowId STARTS_WITH 'conversation/{account_prefix}/'"
+    events = runs = largest = 0
+    async for wf in client.list_workflows(query):
+        history = await client.get_workflow_handle(wf.id, run_id=wf.run_id).fetch_history()
+        size = len(history.events)
+        events += size
+        runs += 1
+        largest = max(largest, size)
+    return {"events": events, "runs": runs, "largest_run": largest}
+
+
+async def throughput(rt: Runtime, seconds: float, *, concurrency: int = 64) -> dict[str, Any]:
+    """Closed loop: ``concurrency`` senders push messages through the seam as fast as it
+    takes them, over 1,000 conversations; messages per second, per 10 s window."""
+    key = f"tput-{uuid.uuid4().hex[:8]}"
+    account = await register_account(rt.sessionmaker, key=key, kind="replay", display_name=key)
+    ingestor = rt.build_ingestor(account)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    done: list[float] = []
+
+    async def sender(lane: int) -> None:
+        chats = list(range(lane, 1000, concurrency))
+        next_id = dict.fromkeys(chats, 0)
+        i = 0
+        while loop.time() - started < seconds:
+            chat_id = chats[i % len(chats)]
+            i += 1
+            next_id[chat_id] += 1
+            await ingestor.message(
+                IncomingMessage(
+                    chat_id, chat_id, next_id[chat_id], "load", sent_at=datetime.now(UTC)
+                )
+            )
+            done.append(loop.time() - started)
+
+    await asyncio.gather(*(sender(lane) for lane in range(concurrency)))
+    windows = [
+        sum(1 for t in done if w * 10 <= t < (w + 1) * 10) / 10 for w in range(int(seconds // 10))
+    ]
+    pending = await wait_until_answered(rt.sessionmaker, account.id, within=120)
+    return {
+        "messages": len(done),
+        "per_second": len(done) / seconds,
+        "windows_per_second": windows,
+        "unanswered_after_drain": pending,
+    }
+
+
+async def footprint(rt: Runtime, workers: WorkerProcesses, sizes: list[int]) -> list[dict]:
+    """Worker RSS with N open conversations (each one buffered message and a long quiet
+    period, so every one stays open and cached)."""
+    await workers.scale_to(0)
+    await workers.scale_to(1)
+    key = f"rss-{uuid.uuid4().hex[:8]}"
+    account = await register_account(rt.sessionmaker, key=key, kind="replay", display_name=key)
+    config = dataclasses.replace(
+        rt.debounce_config(), debounce_seconds=3600, max_wait_seconds=7200, idle_close_seconds=7200
+    )
+    ingestor = Ingestor(
+        rt.client,
+        rt.sessionmaker,
+        account,
+        config=config,
+        task_queue=rt.settings.task_queue,
+        chat_hash_key=b"bench",
+    )
+    baseline = await settled_rss(workers)
+    rows, opened = [], 0
+    semaphore = asyncio.Semaphore(64)
+    for size in sizes:
+
+        async def open_one(chat_id: int) -> None:
+            async with semaphore:
+                await ingestor.message(
+                    IncomingMessage(chat_id, chat_id, 1, "hi", sent_at=datetime.now(UTC))
+                )
+
+        await asyncio.gather(*(open_one(c) for c in range(opened, size)))
+        opened = size
+        rss = await settled_rss(workers)
+        rows.append(
+            {
+                "conversations": size,
+                "rss_kib": rss,
+                "baseline_kib": baseline,
+                "per_conversation_kib": (rss - baseline) / size,
+            }
+        )
+    # Leave nothing running for later runs of the bench on this state.
+    await workers.scale_to(0)
+    return rows
+
+
+async def settled_rss(workers: WorkerProcesses) -> int:
+    """The worker's RSS once it stops moving (workflow tasks done)."""
+    last = -1
+    for _ in range(60):
+        await asyncio.sleep(1.0)
+        (now,) = workers.rss_kib()
+        if abs(now - last) < 256:
+            return now
+        last = now
+    return last
+
+
+# -- the run ---------------------------------------------------------------------------------
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    work_dir = Path(".lull") / f"bench-{uuid.uuid4().hex[:6]}"
+    work_dir.mkdir(parents=True)
+    settings = load_settings(
+        data_dir=work_dir,
+        temporal_port=free_port(),
+        temporal_ui_port=free_port(),
+        task_queue=f"bench-{uuid.uuid4().hex[:6]}",
+        debounce_seconds=DEBOUNCE,
+        typing_window_seconds=TYPING_WINDOW,
+        max_burst_messages=MAX_BATCH,
+        log_level="WARNING",
+    )
+    results: dict[str, Any] = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "load": {"debounce_s": DEBOUNCE, "typing_window_s": TYPING_WINDOW, "cap": MAX_BATCH},
+        "overhead": [],
+    }
+    try:
+        async with lull_runtime(settings) as rt, running_redis(work_dir) as redis:
+            workers = WorkerProcesses(
+                rt, work_dir, LULL_MAX_CACHED_WORKFLOWS=str(max(args.footprint + [2000]) + 500)
+            )
+            try:
+                await measure(rt, redis, workers, args, results)
+            finally:
+                await workers.close()
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    return results
+
+
+async def measure(
+    rt: Runtime, redis: Redis, workers: WorkerProcesses, args: argparse.Namespace, out: dict
+) -> None:
+    for worker_count in args.workers:
+        await workers.scale_to(worker_count)
+        for scale in args.scales:
+            for rep in range(args.reps):
+                workload = build(scale, seed=rep)
+                print(f"overhead: {scale} conversations, {worker_count} worker(s), rep {rep + 1}")
+                t0 = time.monotonic()
+                sender = await run_workload(rt, workload, within=DEBOUNCE + 120)
+                lull_values, lull_unmatched = overheads(sender.sent, workload)
+                stages = stage_medians(await burst_stages(rt, sender), sender.sent, workload)
+                redis_sent, redis_calls = await run_redis_batcher(redis, workload)
+                redis_values, redis_unmatched = overheads(redis_sent, workload)
+                row = {
+                    "workers": worker_count,
+                    "conversations": scale,
+                    "rep": rep,
+                    "messages": workload.messages,
+                    "lull": summary(lull_values, sender.sent, lull_unmatched, workload),
+                    "redis": summary(redis_values, redis_sent, redis_unmatched, workload),
+                    "redis_llm_calls": redis_calls,
+                    "lull_stages_ms": stages,
+                    "wall_s": time.monotonic() - t0,
+                }
+                if worker_count == args.workers[0] and scale == 100 and rep == 0:
+                    prefix = await last_account_prefix(rt)
+                    row["history"] = await history_figures(rt, prefix)
+                    row["per_message_llm_calls"] = await count_per_message_calls(workload)
+                out["overhead"].append(row)
+                print(report.overhead_line(row))
+        out["throughput"] = out.get("throughput", []) + [
+            {"workers": worker_count, **await throughput(rt, args.throughput_seconds)}
+        ]
+        print(report.throughput_line(out["throughput"][-1]))
+    out["footprint"] = await footprint(rt, workers, args.footprint)
+    for row in out["footprint"]:
+        print(report.footprint_line(row))
+
+
+async def last_account_prefix(rt: Runtime) -> str:
+    from sqlalchemy import select
+
+    from db.tables import account
+
+    async with rt.sessionmaker() as session:
+        key = (
+            await session.execute(
+                select(account.c.key)
+                .where(account.c.key.like("bench-%"))
+                .order_by(account.c.id.desc())
+                .limit(1)
+            )
+        ).scalar_one()
+    return key
+
+
+def stage_medians(
+    stages: list[tuple[int, int, float, float]], sent: list[Sent], workload: Workload
+) -> dict[str, float]:
+    """Where Lull's overhead goes, median ms: ideal moment → flush (timer and workflow
+    task), flush → reply stored (persist + generate), reply stored → send call."""
+    send_at = {(s.chat_id, s.last_message_id): s.at for s in sent}
+    timer, answer, send = [], [], []
+    for chat_id, last_id, flushed, stored in stages:
+        due = workload.due.get((chat_id, last_id))
+        sent_time = send_at.get((chat_id, last_id))
+        if due is None or sent_time is None:
+            continue
+        timer.append(flushed - due)
+        answer.append(stored - flushed)
+        send.append(sent_time - stored)
+
+    def ms(values: list[float]) -> float:
+        return percentile(values, 50) * 1000
+
+    return {"to_flush": ms(timer), "flush_to_reply": ms(answer), "reply_to_send": ms(send)}
+
+
+def summary(values: list[float], sent: list[Sent], unmatched: int, workload: Workload) -> dict:
+    answered = sum(s.messages for s in sent)
+    return {
+        "batches": len(sent),
+        "answered_messages": answered,
+        "unanswered_messages": workload.messages - answered,
+        "unmatched_batches": unmatched,
+        "p50_ms": percentile(values, 50) * 1000,
+        "p99_ms": percentile(values, 99) * 1000,
+        "llm_calls_per_message": len(sent) / workload.messages,
+    }
+
+
+def parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--scales", default="10,100,1000")
+    parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--throughput-seconds", type=float, default=60)
+    parser.add_argument("--footprint", default="1000,10000")
+    parser.add_argument("--quick", action="store_true", help="1 rep, 10 and 100, 20 s, 1,000")
+    args = parser.parse_args()
+    if args.quick:
+        args.reps, args.scales, args.throughput_seconds, args.footprint = 1, "10,100", 20, "1000"
+    args.scales = [int(x) for x in args.scales.split(",")]
+    args.workers = [int(x) for x in args.workers.split(",")]
+    args.footprint = [int(x) for x in args.footprint.split(",") if x]
+    return args
+
+
+if __name__ == "__main__":
+    arguments = parse()
+    measured = asyncio.run(main(arguments))
+    RESULTS.mkdir(exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d-%H%M")
+    (RESULTS / f"{stamp}.json").write_text(json.dumps(measured, indent=2))
+    markdown = report.markdown(measured)
+    (RESULTS / f"{stamp}.md").write_text(markdown)
+    print(markdown)
+    print(f"written to bench/results/{stamp}.md and .json")

@@ -1,0 +1,185 @@
+"""Drives a workload through Lull's ingest seam and records when each reply is sent.
+
+The bench hosts the send queue itself, as a channel process would, with a sender that
+notes the time of each send call; workers run as `lull worker` subprocesses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.workload import Event, Workload
+from channels.base import SendTarget
+from ingest import IncomingMessage, Ingestor, register_account
+from runtime import Runtime
+
+ECHO_COUNT = re.compile(r"^\[echo: (\d+) messages?\]")
+
+
+@dataclass
+class Sent:
+    chat_id: int
+    last_message_id: int
+    messages: int
+    at: float  # seconds after the run started
+
+
+@dataclass
+class RecordingSender:
+    """A channel that only notes when each reply's send call happened."""
+
+    started: float = 0.0
+    started_wall: float = 0.0  # time.time() at ``started``, to place database timestamps
+    account_id: int = 0
+    sent: list[Sent] = field(default_factory=list)
+    max_chars: int = 4096
+
+    async def send(self, target: SendTarget, text: str, *, random_id: int) -> int | None:
+        now = asyncio.get_running_loop().time() - self.started
+        match = ECHO_COUNT.match(text)
+        count = int(match.group(1)) if match else 0
+        self.sent.append(Sent(target.chat_id, target.reply_to or 0, count, now))
+        return len(self.sent)
+
+
+async def feed(ingestor: Ingestor, events: list[Event], started: float) -> list[float]:
+    """Play the events in real time, each chat in order; returns each ingest's lateness."""
+    loop = asyncio.get_running_loop()
+    late: list[float] = []
+    by_chat: dict[int, list[Event]] = {}
+    for event in events:
+        by_chat.setdefault(event.chat_id, []).append(event)
+
+    async def chat(chat_events: list[Event]) -> None:
+        for event in chat_events:
+            delay = started + event.at - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            late.append(max(0.0, loop.time() - started - event.at))
+            if event.kind == "typing":
+                await ingestor.typing(
+                    chat_id=event.chat_id, sender_id=event.chat_id, action="typing"
+                )
+                continue
+            await ingestor.message(
+                IncomingMessage(
+                    chat_id=event.chat_id,
+                    sender_id=event.chat_id,
+                    message_id=event.message_id,
+                    text=f"m{event.message_id}",
+                    sent_at=datetime.now(UTC),
+                )
+            )
+
+    await asyncio.gather(*(chat(evs) for evs in by_chat.values()))
+    return late
+
+
+async def run_workload(rt: Runtime, workload: Workload, *, within: float) -> RecordingSender:
+    """One run on a fresh account; returns the sends, once all messages are answered."""
+    key = f"bench-{uuid.uuid4().hex[:8]}"
+    account = await register_account(rt.sessionmaker, key=key, kind="replay", display_name=key)
+    ingestor = rt.build_ingestor(account)
+    sender = RecordingSender()
+    async with rt.build_send_worker(account, sender):
+        loop = asyncio.get_running_loop()
+        sender.started, sender.started_wall = loop.time(), time.time()
+        sender.account_id = account.id
+        await feed(ingestor, workload.events, sender.started)
+        deadline = loop.time() + within
+        while sum(s.messages for s in sender.sent) < workload.messages:
+            if loop.time() > deadline:
+                break
+            await asyncio.sleep(0.1)
+    return sender
+
+
+class WorkerProcesses:
+    """`lull worker` subprocesses attached to the runtime's servers."""
+
+    def __init__(self, rt: Runtime, log_dir: Path, **extra_env: str) -> None:
+        self._env = {k: v for k, v in os.environ.items() if not k.startswith("LULL_")}
+        self._env.update(
+            LULL_DATABASE_URL=rt.stack.database_url,
+            LULL_TEMPORAL_ADDRESS=rt.stack.temporal_address,
+            LULL_TASK_QUEUE=rt.settings.task_queue,
+            LULL_LOG_LEVEL="WARNING",
+            PYTHONWARNINGS="ignore",
+            **extra_env,
+        )
+        self._log_dir = log_dir
+        self.procs: list[asyncio.subprocess.Process] = []
+
+    async def scale_to(self, count: int) -> None:
+        while len(self.procs) < count:
+            log = open(self._log_dir / f"worker-{len(self.procs)}.log", "ab")  # noqa: SIM115, ASYNC230
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "cli", "worker", env=self._env, stdout=log, stderr=log
+            )
+            self.procs.append(proc)
+        while len(self.procs) > count:
+            await self._stop(self.procs.pop())
+        await asyncio.sleep(2.0)  # let them connect and poll
+
+    def rss_kib(self) -> list[int]:
+        return [rss_kib(p.pid) for p in self.procs]
+
+    async def close(self) -> None:
+        while self.procs:
+            await self._stop(self.procs.pop())
+
+    @staticmethod
+    async def _stop(proc: asyncio.subprocess.Process) -> None:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), 30)
+            except TimeoutError:
+                proc.kill()
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+async def burst_stages(rt: Runtime, sender: RecordingSender) -> list[tuple[int, int, float, float]]:
+    """Per burst: (chat, last message id, flushed at, reply stored at), in run seconds,
+    so the report can split the overhead into its steps."""
+    from sqlalchemy import select
+
+    from db.tables import burst, conversation, reply
+
+    stmt = (
+        select(
+            conversation.c.chat_id,
+            burst.c.message_ids,
+            burst.c.flushed_at,
+            reply.c.created_at,
+        )
+        .join(conversation, conversation.c.id == burst.c.conversation_id)
+        .join(reply, reply.c.burst_id == burst.c.id)
+        .where(conversation.c.account_id == sender.account_id)
+    )
+    async with rt.sessionmaker() as session:
+        rows = list(await session.execute(stmt))
+    return [
+        (
+            row.chat_id,
+            max(row.message_ids),
+            row.flushed_at.timestamp() - sender.started_wall,
+            row.created_at.timestamp() - sender.started_wall,
+        )
+        for row in rows
+    ]
