@@ -180,7 +180,7 @@ async def throughput(rt: Runtime, seconds: float, *, concurrency: int = 64) -> d
     windows = [
         sum(1 for t in done if w * 10 <= t < (w + 1) * 10) / 10 for w in range(int(seconds // 10))
     ]
-    pending = await wait_until_answered(rt.sessionmaker, account.id, within=120)
+    pending = await wait_until_answered(rt.sessionmaker, account.id, within=60)
     return {
         "messages": len(done),
         "per_second": len(done) / seconds,
