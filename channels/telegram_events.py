@@ -48,6 +48,7 @@ class ChatAction:
     chat_id: int
     sender_id: int
     action: str
+    topic_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -194,7 +195,9 @@ def to_chat_action(event: events.UserUpdate.Event) -> ChatAction | None:
         action = "typing"
     else:
         return None
-    return ChatAction(event.chat_id, event.user_id, action)
+    # Forum topics: a supergroup's typing names its topic (top_msg_id).
+    topic = getattr(event.original_update, "top_msg_id", None)
+    return ChatAction(event.chat_id, event.user_id, action, topic)
 
 
 def to_edit(event: events.MessageEdited.Event, placeholders: Placeholders) -> Edit | None:

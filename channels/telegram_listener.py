@@ -259,7 +259,10 @@ class TelegramListener:
         if action.sender_id == self._self_id:
             return
         await self._ingestor.typing(
-            chat_id=action.chat_id, sender_id=action.sender_id, action=action.action
+            chat_id=action.chat_id,
+            sender_id=action.sender_id,
+            action=action.action,
+            topic_id=action.topic_id,
         )
 
     async def _message(self, event: Any, message: Any) -> None:

@@ -101,6 +101,8 @@ class PostgresSession(MemorySession):
         return self._auth_key is not None
 
     async def save(self) -> None:  # type: ignore[override]
+        if self._server_address is None:
+            return  # never connected: nothing worth keeping yet
         async with self._sessionmaker() as db, db.begin():
             await self._save_session_row(db)
             await self._save_update_states(db)
