@@ -10,7 +10,7 @@ import os
 import shutil
 import signal
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -138,6 +138,17 @@ def bot_replies(telegram: FakeTelegramServer) -> list[str]:
     return [m.text for m in telegram.world.visible_to(ALICE, TO_BOT) if m.sender_id == BOT]
 
 
+async def eventually(check: Callable[[], Awaitable[bool]], *, within: float) -> bool:
+    """Poll an async check (database state, no event to wait on) until true or timed out."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not await check():
+        if loop.time() > deadline:
+            return False
+        await asyncio.sleep(0.1)
+    return True
+
+
 async def until(condition: object, *, within: float, what: str) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
@@ -188,11 +199,8 @@ async def test_a_listener_killed_after_telegram_took_the_send_posts_it_once(
         rows = await message_bursts(sessionmaker, key)
         return all(status == "sent" for _, status in rows.values())
 
-    for _ in range(600):  # the send's heartbeat timeout (15 s) plus its retry
-        if await all_sent():
-            break
-        await asyncio.sleep(0.1)
-    assert await all_sent(), deployment.log("ingest")
+    # Within the send's heartbeat timeout (15 s) plus its retry.
+    assert await eventually(all_sent, within=60), deployment.log("ingest")
     await asyncio.sleep(1)
     # The send was retried with its random_id and Telegram de-duplicated it.
     sends = [name for _, name in telegram.requests if name == "SendMessageRequest"]
@@ -226,11 +234,7 @@ async def test_a_listener_killed_mid_burst_catches_up_without_loss_or_doubles(
         rows = await message_bursts(sessionmaker, key)
         return len(rows) == len(texts) and all(s == "sent" for _, s in rows.values())
 
-    for _ in range(600):
-        if await answered():
-            break
-        await asyncio.sleep(0.1)
-    assert await answered(), deployment.log("ingest")
+    assert await eventually(answered, within=60), deployment.log("ingest")
     await asyncio.sleep(1.5)
     assert_each_answered_once(bot_replies(telegram), texts)
     bursts = {burst_id for burst_id, _ in (await message_bursts(sessionmaker, key)).values()}

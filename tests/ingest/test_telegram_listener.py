@@ -27,20 +27,31 @@ from tests.telegram_server.server import FakeTelegramServer
 TYPING = types.SendMessageTypingAction()
 
 
+async def _harness(
+    env: WorkflowEnvironment,
+    engine: AsyncEngine,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    *,
+    bot: bool,
+) -> AsyncIterator[TelegramHarness]:
+    server = await FakeTelegramServer().start()
+    server.world.add_account(BOT_ID, "Lull" if bot else "Owner", bot=bot)
+    server.world.add_account(ALICE, "Alice")
+    server.world.add_account(BOB, "Bob")
+    harness = TelegramHarness(env, engine, sessionmaker, server)
+    await harness.seed_session()
+    yield harness
+    await server.stop()
+
+
 @pytest.fixture
 async def tg(
     dev_env: WorkflowEnvironment,
     engine: AsyncEngine,
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> AsyncIterator[TelegramHarness]:
-    server = await FakeTelegramServer().start()
-    server.world.add_account(BOT_ID, "Lull", bot=True, username="lullbot")
-    server.world.add_account(ALICE, "Alice")
-    server.world.add_account(BOB, "Bob")
-    harness = TelegramHarness(dev_env, engine, sessionmaker, server)
-    await harness.seed_session()
-    yield harness
-    await server.stop()
+    async for harness in _harness(dev_env, engine, sessionmaker, bot=True):
+        yield harness
 
 
 async def test_a_burst_in_a_private_chat_gets_one_reply(tg: TelegramHarness) -> None:
@@ -174,13 +185,8 @@ async def tg_user(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> AsyncIterator[TelegramHarness]:
     """A user account (not a bot) whose human owner also writes from their phone."""
-    server = await FakeTelegramServer().start()
-    server.world.add_account(BOT_ID, "Owner")
-    server.world.add_account(ALICE, "Alice")
-    harness = TelegramHarness(dev_env, engine, sessionmaker, server)
-    await harness.seed_session()
-    yield harness
-    await server.stop()
+    async for harness in _harness(dev_env, engine, sessionmaker, bot=False):
+        yield harness
 
 
 async def test_the_owner_writing_hands_the_chat_over(tg_user: TelegramHarness) -> None:
