@@ -76,7 +76,8 @@ async def running_redis(work_dir: Path) -> AsyncIterator[Redis]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    redis = Redis(host="127.0.0.1", port=port)
+    # One connection per concurrently ingesting chat, as many bots run it.
+    redis = Redis(host="127.0.0.1", port=port, max_connections=4096)
     try:
         for _ in range(100):
             with contextlib.suppress(Exception):
