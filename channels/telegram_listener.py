@@ -139,6 +139,13 @@ class TelegramListener:
             await self.checkpoint()
         return left
 
+    def close(self) -> None:
+        """Stop background work; jobs still running are abandoned (catch-up replays)."""
+        if self._checkpointer is not None:
+            self._checkpointer.cancel()
+        for job in list(self._jobs):
+            job.cancel()
+
     async def checkpoint(self) -> None:
         """Save the update state Telethon has reached, with every update before it handed
         to the seam. Only called when no job is in flight."""

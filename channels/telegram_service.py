@@ -13,6 +13,7 @@ then disconnect (Telethon's ``disconnect()`` cancels running handlers, hence dra
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from datetime import timedelta
@@ -115,13 +116,18 @@ async def serve(
             client, ingestor, session, rt.sessionmaker, options=listener_options(s)
         )
         listener.start()  # before connecting: catch-up is dispatched during connect
-        await _connect(client, s)
+        try:
+            await _connect(client, s)
+        except BaseException:
+            listener.close()
+            raise
         try:
             me = await client.get_me()
             listener.identify(me.id, user_account=not me.bot)
             log.info("listening as %s (id %s) for account %s", me.username, me.id, account.key)
             return await _serve_connected(rt, client, account, listener, stop, on_ready)
         finally:
+            listener.close()
             await client.disconnect()
 
 
@@ -171,12 +177,18 @@ async def _serve_connected(
 
     sender = TelegramSender(client, on_session_dead=session_dead)
     send_worker = rt.build_send_worker(account, sender)
-    async with HealthServer(checks, port=s.health_port) as health, send_worker:
+    async with (
+        HealthServer(checks, port=s.health_port) as health,
+        send_worker,
+        contextlib.AsyncExitStack() as stack,
+    ):
         resent = await listener.ingestor.resignal_unanswered()
         if resent:
             log.info("signalled %s recorded but unanswered messages again", resent)
         typing = TypingIndicator(rt.sessionmaker, account.id, telethon_typing(client))
         typing_task = asyncio.create_task(typing.run())
+        # Cancelled on every way out, not only the clean one below.
+        stack.callback(typing_task.cancel)
         if on_ready is not None:
             on_ready(health)
         disconnected = asyncio.ensure_future(client.disconnected)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
@@ -38,7 +40,8 @@ async def test_a_message_at_the_idle_close_instant_is_answered(
         now = (await time_env.get_current_time()).timestamp()
         await time_env.sleep(fires_at - now + offset)
         last = await signal_message(time_env.client, inp, tq, 2)
-        await last.result()
+        # Bounded: a lost message must fail the test, not hang the suite.
+        await asyncio.wait_for(last.result(), 60)
     # Whether the message landed before the completion, in the same instant (the server
     # rejects the completion) or after it (a new run), it was answered exactly once.
     assert rec.bursts() == [[1], [2]]
