@@ -6,7 +6,9 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import sys
+import traceback
 import uuid
 import warnings
 from pathlib import Path
@@ -266,6 +268,30 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def run() -> None:
+    """The `lull` console entry point.
+
+    The Temporal client's Rust runtime keeps background threads that can crash CPython's
+    finalization (temporalio/sdk-python#300: SIGSEGV or SIGABRT after the command already
+    succeeded, seen here as `lull flush` exiting -11). Everything is finished by now, so
+    flush what was written and leave without interpreter teardown.
+    """
+    code = 1
+    try:
+        with contextlib.suppress(BrokenPipeError):
+            code = main()
+    except SystemExit as exit_:  # argparse: --help (0) and usage errors (2)
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    except BaseException:  # a bug: show it, since os._exit would swallow it
+        traceback.print_exc()
+        code = 1
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        logging.shutdown()
+        os._exit(code)
+
+
 if __name__ == "__main__":
-    with contextlib.suppress(BrokenPipeError):
-        sys.exit(main())
+    run()
