@@ -33,6 +33,7 @@ from bench import report
 from bench.baselines.per_message import PerMessageBot
 from bench.baselines.redis_batcher import RedisBatcher
 from bench.lull_driver import Sent, WorkerProcesses, burst_stages, run_workload
+from bench.stats import percentile
 from bench.workload import DEBOUNCE, MAX_BATCH, TYPING_WINDOW, Workload, build
 from ingest import IncomingMessage, Ingestor, register_account, wait_until_answered
 from runtime import Runtime, lull_runtime
@@ -40,14 +41,6 @@ from settings import load_settings
 from tests.e2e.helpers import free_port
 
 RESULTS = Path(__file__).parent / "results"
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
 
 
 def overheads(sent: list[Sent], workload: Workload) -> tuple[list[float], int]:
@@ -356,7 +349,7 @@ def stage_medians(
         send.append(sent_time - stored)
 
     def ms(values: list[float]) -> float:
-        return percentile(values, 50) * 1000
+        return percentile(values, 0.50) * 1000
 
     return {"to_flush": ms(timer), "flush_to_reply": ms(answer), "reply_to_send": ms(send)}
 
@@ -368,8 +361,8 @@ def summary(values: list[float], sent: list[Sent], unmatched: int, workload: Wor
         "answered_messages": answered,
         "unanswered_messages": workload.messages - answered,
         "unmatched_batches": unmatched,
-        "p50_ms": percentile(values, 50) * 1000,
-        "p99_ms": percentile(values, 99) * 1000,
+        "p50_ms": percentile(values, 0.50) * 1000,
+        "p99_ms": percentile(values, 0.99) * 1000,
         "llm_calls_per_message": len(sent) / workload.messages,
     }
 

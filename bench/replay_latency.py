@@ -19,6 +19,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench.stats import percentile
+
 
 def make_script(bursts: int, debounce: float, seed: int = 7) -> list[dict]:  # type: ignore[type-arg]
     rng = random.Random(seed)
@@ -44,11 +46,6 @@ def make_script(bursts: int, debounce: float, seed: int = 7) -> list[dict]:  # t
             at += rng.uniform(0.05, debounce * 0.6)
         next_at[chat] = at + debounce + 1.0  # a clear lull before the chat's next burst
     return events
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def summary(values: list[float]) -> str:

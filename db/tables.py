@@ -153,6 +153,17 @@ delivery = Table(
     UniqueConstraint("reply_id", "chunk_index", name="uq_delivery_chunk"),
 )
 
+
+def _telegram_session_key() -> Column:
+    # Rows owned by one stored Telegram session; they go when the session is deleted.
+    return Column(
+        "account_key",
+        Text,
+        ForeignKey("telegram_session.account_key", ondelete="CASCADE"),
+        primary_key=True,
+    )
+
+
 # Telethon's session, in our database so listener pods need no disk and keep their update
 # state (catch-up after a restart) and entity cache (access hashes to send with).
 telegram_session = Table(
@@ -171,12 +182,7 @@ telegram_session = Table(
 telegram_update_state = Table(
     "telegram_update_state",
     metadata,
-    Column(
-        "account_key",
-        Text,
-        ForeignKey("telegram_session.account_key", ondelete="CASCADE"),
-        primary_key=True,
-    ),
+    _telegram_session_key(),
     # 0 for the account's common box, else a channel id.
     Column("entity_id", BigInteger, primary_key=True),
     Column("pts", BigInteger, nullable=False),
@@ -188,12 +194,7 @@ telegram_update_state = Table(
 telegram_entity = Table(
     "telegram_entity",
     metadata,
-    Column(
-        "account_key",
-        Text,
-        ForeignKey("telegram_session.account_key", ondelete="CASCADE"),
-        primary_key=True,
-    ),
+    _telegram_session_key(),
     Column("id", BigInteger, primary_key=True),
     Column("hash", BigInteger, nullable=False),
     Column("username", Text),
