@@ -190,6 +190,27 @@ async def cmd_control(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_failed(settings: Settings, args: argparse.Namespace) -> int:
+    async with lull_runtime(settings, run_migrations=False, attach=True) as rt:
+        rows = await ops.failed_bursts(rt.sessionmaker, args.account, limit=args.limit)
+    for row in rows:
+        print(ops.to_json(row))
+    return 0
+
+
+async def cmd_retry(settings: Settings, args: argparse.Namespace) -> int:
+    async with lull_runtime(settings, run_migrations=False, attach=True) as rt:
+        result = await ops.retry_burst(
+            rt.client,
+            rt.sessionmaker,
+            args.burst,
+            task_queue=settings.task_queue,
+            outage_window_seconds=settings.outage_window_minutes * 60,
+        )
+    print(ops.to_json(result))
+    return 0 if result.status == "sent" else 1
+
+
 COMMANDS = {
     "run": (
         cmd_run,
@@ -210,6 +231,8 @@ COMMANDS = {
     "clear": (cmd_control, "drop a conversation's buffer unanswered (kept recorded)"),
     "pause": (cmd_control, "stop replying in a conversation (human handoff)"),
     "resume": (cmd_control, "start replying in a paused conversation again"),
+    "failed": (cmd_failed, "list failed bursts, newest first (JSON lines)"),
+    "retry": (cmd_retry, "re-run a failed burst's remaining steps (no second LLM call)"),
 }
 CHAT_COMMANDS = ("inspect", "flush", "clear", "pause", "resume")
 
@@ -235,6 +258,11 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--account", default=default, help="account key (default: %(default)s)")
         if name == "pause":
             p.add_argument("--minutes", type=float, help="resume by itself after this long")
+        if name == "failed":
+            p.add_argument("--account", default=None, help="only this account's bursts")
+            p.add_argument("--limit", type=int, default=100, help="at most this many")
+        if name == "retry":
+            p.add_argument("burst", help="the burst key, as `lull failed` shows it")
     return parser
 
 
@@ -260,6 +288,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except ops.NoConversationError as exc:
         print(f"lull: no open conversation {exc}", file=sys.stderr)
+        return 1
+    except ops.NoBurstError as exc:
+        print(f"lull: no burst {exc}", file=sys.stderr)
+        return 1
+    except ops.RetryRefusedError as exc:
+        print(f"lull: retry refused: {exc}", file=sys.stderr)
         return 1
     except WorkflowUpdateFailedError as exc:
         print(f"lull: {args.command} refused: {exc.cause}", file=sys.stderr)

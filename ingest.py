@@ -404,5 +404,5 @@ def build_send_worker(
     return Worker(
         client,
         task_queue=send_task_queue(task_queue, account.key),
-        activities=[sends.send_reply],
+        activities=[sends.send_reply, sends.send_failure_notice],
     )

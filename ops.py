@@ -1,8 +1,6 @@
-"""Operator commands on open conversations: list, inspect, flush, clear, pause, resume.
-
-They talk to Temporal only (queries, updates and the visibility API), so they work against
-any running Lull, embedded or not.
-"""
+"""Operator commands: on open conversations (list, inspect, flush, clear, pause, resume,
+through Temporal queries, updates and the visibility API) and on failed bursts (list from
+Postgres, retry through a workflow)."""
 
 from __future__ import annotations
 
@@ -11,12 +9,17 @@ import json
 from datetime import datetime
 from typing import Any
 
-from temporalio.client import Client, WorkflowExecutionStatus
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
+from db import failure_queries, queries
+from ingest import send_task_queue
 from workflows import attributes
 from workflows.conversation import ConversationWorkflow
-from workflows.payloads import ConversationState, PauseInput
+from workflows.payloads import ConversationState, PauseInput, RetryBurstInput, RetryBurstResult
+from workflows.retry_burst import RetryBurstWorkflow, retry_workflow_id
 
 OPEN_CONVERSATIONS = "WorkflowType = 'ConversationWorkflow' AND ExecutionStatus = 'Running'"
 
@@ -88,3 +91,49 @@ async def control(
             raise NoConversationError(workflow_id) from None
         raise
     raise ValueError(f"unknown action {action!r}")
+
+
+async def failed_bursts(
+    sessionmaker: async_sessionmaker[AsyncSession], account: str | None, *, limit: int = 100
+) -> list[dict[str, Any]]:
+    """Failed bursts, newest first: where, which messages, what went wrong. No user text."""
+    async with sessionmaker() as session:
+        rows = await failure_queries.failed_bursts(session, account_key=account, limit=limit)
+    return [dict(row._mapping) for row in rows]
+
+
+async def retry_burst(
+    client: Client,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    burst_key: str,
+    *,
+    task_queue: str,
+    outage_window_seconds: float,
+) -> RetryBurstResult:
+    """Re-run a failed burst's remaining steps and wait for the outcome."""
+    async with sessionmaker() as session:
+        row = await queries.load_burst(session, burst_key)
+        if row is None:
+            raise NoBurstError(burst_key)
+        acct = await queries.load_account(session, row.account_id)
+    sends_on = send_task_queue(task_queue, acct.key)
+    try:
+        return await client.execute_workflow(
+            RetryBurstWorkflow.run,
+            RetryBurstInput(burst_key, sends_on, outage_window_seconds),
+            id=retry_workflow_id(burst_key),
+            task_queue=task_queue,
+            # One retry of a burst at a time; a finished one may be run again.
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            static_summary=f"retry failed burst {burst_key}",
+        )
+    except WorkflowFailureError as err:
+        raise RetryRefusedError(str(getattr(err.cause, "cause", None) or err.cause)) from None
+
+
+class NoBurstError(LookupError):
+    """No burst has that key."""
+
+
+class RetryRefusedError(RuntimeError):
+    """The burst could not be retried (e.g. it is not failed); the text says why."""

@@ -56,6 +56,7 @@ class Runtime:
             buffer_enabled=s.buffer_enabled,
             max_history_events=s.max_history_events,
             search_attributes=self.search_attributes,
+            outage_window_seconds=s.outage_window_minutes * 60,
         )
 
     def build_ingestor(self, account: Account) -> Ingestor:

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
         "over several short messages; answer them together, briefly."
     )
     llm_timeout_seconds: float = Field(default=60.0, gt=0)
+    # How long a burst waits out an LLM or Telegram outage, retrying, before it fails (the
+    # user then gets the account's error message and ops an alert).
+    outage_window_minutes: float = Field(default=30.0, gt=0, le=7 * 24 * 60)
     llm_history_messages: int = Field(default=20, ge=0, le=500)
     llm_price_prompt_per_1k: float = Field(default=0.0, ge=0)
     llm_price_completion_per_1k: float = Field(default=0.0, ge=0)

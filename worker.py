@@ -19,6 +19,7 @@ from activities.replies import ReplyActivities, ReplyOptions
 from llm.base import LLMProvider
 from settings import Settings
 from workflows.conversation import ConversationWorkflow
+from workflows.retry_burst import RetryBurstWorkflow
 
 log = logging.getLogger("lull.worker")
 
@@ -48,8 +49,13 @@ def build_worker(
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[ConversationWorkflow],
-        activities=[bursts.persist_burst, bursts.mark_burst_failed, replies.generate_reply],
+        workflows=[ConversationWorkflow, RetryBurstWorkflow],
+        activities=[
+            bursts.persist_burst,
+            bursts.mark_burst_failed,
+            bursts.reopen_failed_burst,
+            replies.generate_reply,
+        ],
         # Let a shutdown finish in-flight activities (an LLM call) before giving up on them.
         graceful_shutdown_timeout=timedelta(seconds=10),
         max_cached_workflows=max_cached_workflows,

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+
+from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.errors import missing
-from db import queries
+from db import failure_queries, queries
 from workflows.payloads import MarkBurstFailedInput, PersistBurstInput, PersistBurstResult
+
+log = logging.getLogger("lull.alerts")
+
+NOT_FAILED = "NotFailed"
 
 
 class BurstActivities:
@@ -47,6 +55,9 @@ class BurstActivities:
 
     @activity.defn(name="mark_burst_failed")
     async def mark_burst_failed(self, input: MarkBurstFailedInput) -> None:
+        """Record the failure on the burst and count it toward an ops alert: the first
+        failure of a kind in an account's hour logs an ERROR line; the rest only count."""
+        error = input.error[:2000]
         async with self._sessionmaker() as session, session.begin():
             row = await queries.load_burst(session, input.burst_key)
             if row is None:
@@ -57,5 +68,40 @@ class BurstActivities:
                 "failed",
                 only_from=("persisted", "replied"),
                 error_type=input.error_type,
-                error=input.error[:2000],
+                error=error,
+                failed_at=func.now(),
             )
+            first = await failure_queries.record_alert(
+                session,
+                account_id=row.account_id,
+                kind=input.error_type,
+                burst_key=input.burst_key,
+                error=error,
+            )
+        if first:
+            # Error type and the provider's or Telegram's error text: never user content.
+            log.error(
+                "ALERT account %s: a burst failed with %s (first this hour; more are counted "
+                "in the alert table): %s [burst %s]",
+                row.account_id,
+                input.error_type,
+                error[:300],
+                input.burst_key,
+            )
+
+    @activity.defn(name="reopen_failed_burst")
+    async def reopen_failed_burst(self, burst_key: str) -> str:
+        """`lull retry`: move a failed burst back to where its remaining steps start."""
+        async with self._sessionmaker() as session, session.begin():
+            status = await failure_queries.reopen_failed_burst(session, burst_key)
+            if status is None:
+                current = await failure_queries.burst_status(session, burst_key)
+        if status is None:
+            if current is None:
+                raise missing(f"burst {burst_key}")
+            raise ApplicationError(
+                f"burst {burst_key} is {current}, not failed: nothing to retry",
+                type=NOT_FAILED,
+                non_retryable=True,
+            )
+        return status

@@ -12,9 +12,12 @@ from activities.errors import missing
 from activities.heartbeat import heartbeating
 from channels.base import ChannelSender, SendTarget
 from channels.chunking import split_message
-from db import queries
+from db import failure_queries, queries
 from workflows.ids import delivery_random_id
-from workflows.payloads import SendReplyInput, SendReplyResult
+from workflows.payloads import FailureNoticeInput, SendReplyInput, SendReplyResult
+
+# The error notice's random_id is derived like a chunk's, from an index no chunk has.
+NOTICE_CHUNK = -1
 
 
 class SendActivities:
@@ -44,6 +47,26 @@ class SendActivities:
                 session, burst.id, "sent", only_from=("persisted", "replied"), sent_at=func.now()
             )
         return SendReplyResult(chunks=len(chunks), newly_sent=newly_sent)
+
+    @activity.defn(name="send_failure_notice")
+    async def send_failure_notice(self, input: FailureNoticeInput) -> bool:
+        """Send the account's error message for a failed burst, once: Postgres remembers it
+        was sent, and a fixed random_id de-duplicates a send that crashed before that.
+        Returns False when it had been sent already."""
+        async with self._sessionmaker() as session:
+            burst = await queries.load_burst(session, input.burst_key)
+            if burst is None:
+                raise missing(f"burst {input.burst_key}")
+            if burst.notice_sent_at is not None:
+                return False
+            acct = await queries.load_account(session, burst.account_id)
+        target = SendTarget(burst.chat_id, burst.topic_id, max(burst.message_ids))
+        random_id = delivery_random_id(input.burst_key, NOTICE_CHUNK)
+        async with heartbeating():
+            await self._sender.send(target, acct.error_text, random_id=random_id)
+        async with self._sessionmaker() as session, session.begin():
+            await failure_queries.mark_notice_sent(session, burst.id)
+        return True
 
     async def _send_missing(
         self, burst_key: str, burst: Any, reply_id: int, chunks: list[str], done: set[int]

@@ -100,6 +100,11 @@ burst = Table(
     Column("flushed_at", DateTime(timezone=True), nullable=False),
     Column("replied_at", DateTime(timezone=True)),
     Column("sent_at", DateTime(timezone=True)),
+    Column("failed_at", DateTime(timezone=True)),
+    # When the account's error message went to the user for this failed burst (once).
+    Column("notice_sent_at", DateTime(timezone=True)),
+    # How many times ops re-ran this burst with `lull retry`.
+    Column("retries", Integer, nullable=False, server_default="0"),
     _created_at(),
     CheckConstraint(f"status in {BURST_STATUSES}", name="status"),
 )
@@ -154,6 +159,24 @@ delivery = Table(
 )
 
 
+# Ops are told of a failure kind once per account per hour: one row per such window, with a
+# count of the failures it stands for, so a provider outage is one alert, not thousands.
+alert = Table(
+    "alert",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("account_id", BigInteger, ForeignKey("account.id"), nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("window_start", DateTime(timezone=True), nullable=False),
+    Column("first_burst_key", Text, nullable=False),
+    Column("error", Text, nullable=False),
+    Column("occurrences", Integer, nullable=False, server_default="1"),
+    _created_at(),
+    Column("last_seen_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    UniqueConstraint("account_id", "kind", "window_start", name="uq_alert_window"),
+)
+
+
 def _telegram_session_key() -> Column:
     # Rows owned by one stored Telegram session; they go when the session is deleted.
     return Column(
@@ -205,4 +228,6 @@ telegram_entity = Table(
 # Prompt history walks a conversation's bursts newest first; a burst finds its messages.
 Index("ix_burst_conversation", burst.c.conversation_id, burst.c.id)
 Index("ix_message_burst", message.c.burst_id)
+# `lull failed` lists failed bursts without scanning every burst.
+Index("ix_burst_failed_at", burst.c.failed_at, postgresql_where=burst.c.status == "failed")
 Index("ix_message_conversation", message.c.conversation_id, message.c.message_id)

@@ -24,12 +24,14 @@ with workflow.unsafe.imports_passed_through():
     from activities.replies import ReplyActivities
     from activities.sending import SendActivities
     from workflows import attributes
+    from workflows.failures import error_text_of, error_type_of, tells_user
     from workflows.ids import burst_key
     from workflows.payloads import (
         BufferedMessage,
         CarriedState,
         ConversationInput,
         ConversationState,
+        FailureNoticeInput,
         ForcedFlush,
         GenerateReplyInput,
         MarkBurstFailedInput,
@@ -59,6 +61,8 @@ with workflow.unsafe.imports_passed_through():
 PATCH_LOCAL_PERSIST = "persist-burst-local-activity"
 # send_reply heartbeats, so a dead listener is noticed in seconds, not after 60 s.
 PATCH_SEND_HEARTBEAT = "send-reply-heartbeat"
+# A failed burst's user gets the account's error message.
+PATCH_FAILURE_NOTICE = "failed-burst-notice"
 
 # Message ids remembered for de-duplication (listener retries, catch-up replays).
 SEEN_IDS_KEPT = 1000
@@ -74,6 +78,8 @@ OUTSIDE_RETRY = RetryPolicy(
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=60),
 )
+# The error notice is best effort: a few tries, then the failure stays with ops.
+NOTICE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_attempts=5)
 
 
 @workflow.defn
@@ -294,8 +300,12 @@ class ConversationWorkflow:
         try:
             await self._answer(key, batch, message_ids, reason, drop_as)
         except ActivityError as err:
+            # The conversation goes on: the burst is recorded as failed, ops are alerted
+            # (once an hour per kind) and the user is told, then the next burst is served.
             workflow.logger.error("burst %s failed: %s", key, err.cause or err)
-            await self._mark_failed(key, err)
+            error_type = await self._mark_failed(key, err)
+            if workflow.patched(PATCH_FAILURE_NOTICE) and tells_user(error_type):
+                await self._notify_user(key)
 
     async def _answer(
         self,
@@ -326,6 +336,8 @@ class ConversationWorkflow:
             ReplyActivities.generate_reply,
             GenerateReplyInput(burst_key=key),
             start_to_close_timeout=timedelta(minutes=3),
+            # An outage is waited out this long, then the burst fails.
+            schedule_to_close_timeout=self._outage_window(),
             heartbeat_timeout=timedelta(seconds=30),
             retry_policy=OUTSIDE_RETRY,
             summary="generate reply",
@@ -336,6 +348,7 @@ class ConversationWorkflow:
             SendReplyInput(burst_key=key),
             task_queue=self._send_task_queue,
             start_to_close_timeout=timedelta(seconds=60),
+            schedule_to_close_timeout=self._outage_window(),
             heartbeat_timeout=(
                 timedelta(seconds=15) if workflow.patched(PATCH_SEND_HEARTBEAT) else None
             ),
@@ -359,16 +372,35 @@ class ConversationWorkflow:
             summary=summary,
         )
 
-    async def _mark_failed(self, key: str, err: ActivityError) -> None:
-        cause = err.cause
-        error_type = getattr(cause, "type", None) or type(cause or err).__name__
+    async def _mark_failed(self, key: str, err: ActivityError) -> str:
+        error_type = error_type_of(err)
         await workflow.execute_activity_method(
             BurstActivities.mark_burst_failed,
-            MarkBurstFailedInput(burst_key=key, error_type=error_type, error=str(cause or err)),
+            MarkBurstFailedInput(burst_key=key, error_type=error_type, error=error_text_of(err)),
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=DB_RETRY,
-            summary="mark burst failed",
+            summary=f"mark burst failed ({error_type})",
         )
+        return error_type
+
+    async def _notify_user(self, key: str) -> None:
+        self._set_phase("sending", "sending the error message")
+        try:
+            await workflow.execute_activity_method(
+                SendActivities.send_failure_notice,
+                FailureNoticeInput(burst_key=key),
+                task_queue=self._send_task_queue,
+                start_to_close_timeout=timedelta(seconds=30),
+                schedule_to_close_timeout=timedelta(minutes=10),
+                heartbeat_timeout=timedelta(seconds=15),
+                retry_policy=NOTICE_RETRY,
+                summary="send error message",
+            )
+        except ActivityError as err:
+            workflow.logger.warning("error message for burst %s not sent: %s", key, err.cause)
+
+    def _outage_window(self) -> timedelta:
+        return timedelta(seconds=self._config.outage_window_seconds)
 
     async def _continue_as_new(self, input: ConversationInput) -> None:
         await workflow.wait_condition(workflow.all_handlers_finished)

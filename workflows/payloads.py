@@ -40,6 +40,8 @@ class DebounceConfig:
     max_history_events: int = 1500
     # Whether the server has Lull's search attributes, so the workflow may upsert its phase.
     search_attributes: bool = False
+    # How long a burst waits out an LLM or channel outage (retrying) before it fails.
+    outage_window_seconds: float = 1800.0
 
 
 @dataclass(frozen=True)
@@ -192,3 +194,30 @@ class MarkBurstFailedInput:
     burst_key: str
     error_type: str
     error: str
+
+
+@dataclass(frozen=True)
+class FailureNoticeInput:
+    """Tell the user their burst could not be answered (the account's error message)."""
+
+    burst_key: str
+
+
+@dataclass(frozen=True)
+class RetryBurstInput:
+    """`lull retry`: re-run a failed burst's remaining steps."""
+
+    burst_key: str
+    # The task queue of the process owning the burst's channel (its sends run there).
+    send_task_queue: str
+    outage_window_seconds: float = 1800.0
+
+
+@dataclass(frozen=True)
+class RetryBurstResult:
+    # "sent", or "failed" when the retry failed too (the error is stored on the burst).
+    status: str
+    # Whether the reply had to be generated (False: the stored one was sent).
+    generated: bool
+    chunks_sent: int
+    error_type: str | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -16,6 +17,7 @@ from workflows.payloads import (
     ConversationInput,
     ConversationRef,
     DebounceConfig,
+    FailureNoticeInput,
     GenerateReplyInput,
     GenerateReplyResult,
     MarkBurstFailedInput,
@@ -36,6 +38,11 @@ class Recorder:
     generated: list[str] = field(default_factory=list)
     sent: list[str] = field(default_factory=list)
     failed: list[MarkBurstFailedInput] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+    # Called at the start of each generate_reply/send_reply attempt (with the burst key):
+    # raise from it to make the step fail as a real provider or channel would.
+    on_generate: Callable[[str], None] | None = None
+    on_send: Callable[[str], None] | None = None
 
     def activities(self) -> list:  # type: ignore[type-arg]
         @activity.defn(name="persist_burst")
@@ -47,11 +54,15 @@ class Recorder:
 
         @activity.defn(name="generate_reply")
         async def generate_reply(input: GenerateReplyInput) -> GenerateReplyResult:
+            if self.on_generate is not None:
+                self.on_generate(input.burst_key)
             self.generated.append(input.burst_key)
             return GenerateReplyResult(reply_id=len(self.generated), chars=10, reused=False)
 
         @activity.defn(name="send_reply")
         async def send_reply(input: SendReplyInput) -> SendReplyResult:
+            if self.on_send is not None:
+                self.on_send(input.burst_key)
             self.sent.append(input.burst_key)
             return SendReplyResult(chunks=1, newly_sent=1)
 
@@ -59,7 +70,12 @@ class Recorder:
         async def mark_burst_failed(input: MarkBurstFailedInput) -> None:
             self.failed.append(input)
 
-        return [persist_burst, generate_reply, send_reply, mark_burst_failed]
+        @activity.defn(name="send_failure_notice")
+        async def send_failure_notice(input: FailureNoticeInput) -> bool:
+            self.notices.append(input.burst_key)
+            return True
+
+        return [persist_burst, generate_reply, send_reply, mark_burst_failed, send_failure_notice]
 
     def bursts(self) -> list[list[int]]:
         return [p.message_ids for p in self.persisted]

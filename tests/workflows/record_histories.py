@@ -21,7 +21,7 @@ from tests.workflows.helpers import Recorder, conversation_input, new_worker, si
 HERE = Path(__file__).parent / "histories"
 
 
-async def burst_then_lull(env: WorkflowEnvironment, tq: str):  # type: ignore[no-untyped-def]
+async def burst_then_lull(env: WorkflowEnvironment, tq: str, rec: Recorder):  # type: ignore[no-untyped-def]
     inp = conversation_input(tq, debounce=5)
     for i in (1, 2, 3):
         handle = await signal_message(env.client, inp, tq, i)
@@ -31,14 +31,14 @@ async def burst_then_lull(env: WorkflowEnvironment, tq: str):  # type: ignore[no
     return handle
 
 
-async def capped_and_duplicates(env: WorkflowEnvironment, tq: str):  # type: ignore[no-untyped-def]
+async def capped_and_duplicates(env: WorkflowEnvironment, tq: str, rec: Recorder):  # type: ignore[no-untyped-def]
     inp = conversation_input(tq, debounce=2, max_messages=10)
     for i in [*range(1, 13), 3, 12]:
         handle = await signal_message(env.client, inp, tq, i)
     return handle
 
 
-async def typing_lease(env: WorkflowEnvironment, tq: str):  # type: ignore[no-untyped-def]
+async def typing_lease(env: WorkflowEnvironment, tq: str, rec: Recorder):  # type: ignore[no-untyped-def]
     from tests.workflows.helpers import signal_typing
 
     inp = conversation_input(tq, debounce=5, typing_window_seconds=6, max_wait_seconds=30)
@@ -56,7 +56,7 @@ async def typing_lease(env: WorkflowEnvironment, tq: str):  # type: ignore[no-un
     return handle
 
 
-async def continue_as_new(env: WorkflowEnvironment, tq: str):  # type: ignore[no-untyped-def]
+async def continue_as_new(env: WorkflowEnvironment, tq: str, rec: Recorder):  # type: ignore[no-untyped-def]
     inp = conversation_input(tq, debounce=5, max_history_events=120)
     first = await signal_message(env.client, inp, tq, 1)
     for i in range(2, 61):
@@ -67,7 +67,7 @@ async def continue_as_new(env: WorkflowEnvironment, tq: str):  # type: ignore[no
     return first
 
 
-async def ops_commands_edits(env: WorkflowEnvironment, tq: str):  # type: ignore[no-untyped-def]
+async def ops_commands_edits(env: WorkflowEnvironment, tq: str, rec: Recorder):  # type: ignore[no-untyped-def]
     from workflows.conversation import ConversationWorkflow
     from workflows.payloads import MessageEdited, MessageReceived, MessagesDeleted, PauseInput
 
@@ -90,14 +90,31 @@ async def ops_commands_edits(env: WorkflowEnvironment, tq: str):  # type: ignore
     return handle
 
 
-async def local_persist(env: WorkflowEnvironment, tq: str):  # type: ignore[no-untyped-def]
+async def local_persist(env: WorkflowEnvironment, tq: str, rec: Recorder):  # type: ignore[no-untyped-def]
     """burst_then_lull after the persist-burst-local-activity patch."""
-    return await burst_then_lull(env, tq)
+    return await burst_then_lull(env, tq, rec)
 
 
-async def send_heartbeat(env: WorkflowEnvironment, tq: str):  # type: ignore[no-untyped-def]
+async def send_heartbeat(env: WorkflowEnvironment, tq: str, rec: Recorder):  # type: ignore[no-untyped-def]
     """burst_then_lull after the send-reply-heartbeat patch."""
-    return await burst_then_lull(env, tq)
+    return await burst_then_lull(env, tq, rec)
+
+
+async def failure_notice(env: WorkflowEnvironment, tq: str, rec: Recorder):  # type: ignore[no-untyped-def]
+    """The first burst is rejected by the LLM: marked failed, the user told; the next sent."""
+    from activities.errors import from_llm_error
+    from llm.base import LLMRejectedError
+
+    def reject_first(key: str) -> None:
+        if not rec.failed:
+            raise from_llm_error(LLMRejectedError("content rejected"))
+
+    rec.on_generate = reject_first
+    inp = conversation_input(tq, debounce=5)
+    handle = await signal_message(env.client, inp, tq, 1)
+    await env.sleep(10)
+    await signal_message(env.client, inp, tq, 2)
+    return handle
 
 
 SCENARIOS = (
@@ -108,6 +125,7 @@ SCENARIOS = (
     ops_commands_edits,
     local_persist,
     send_heartbeat,
+    failure_notice,
 )
 
 
@@ -123,9 +141,9 @@ async def main() -> None:
             # Old histories guard old behaviour: keep them unless told otherwise.
             print(f"kept {path.name}")
             continue
-        tq = task_queue()
-        async with new_worker(env.client, Recorder(), tq):
-            handle = await scenario(env, tq)
+        tq, rec = task_queue(), Recorder()
+        async with new_worker(env.client, rec, tq):
+            handle = await scenario(env, tq, rec)
             await handle.result()
             # By run id: a handle's own fetch_history follows to the latest run.
             run = env.client.get_workflow_handle(handle.id, run_id=handle.result_run_id)

@@ -1,0 +1,98 @@
+"""`lull failed` and `lull retry` as an operator runs them: real CLI processes, the dev
+server, Postgres, and a worker with the real activities."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import uuid
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.testing import WorkflowEnvironment
+
+from activities.bursts import BurstActivities
+from ingest import Account, build_send_worker, register_account
+from tests.activities.test_idempotency import (
+    OPTIONS,
+    CountingProvider,
+    RecordingSender,
+    persist_input,
+    seed,
+)
+from tests.conftest import task_queue
+from tests.e2e.helpers import ROOT, lull_command
+from worker import build_worker
+from workflows.payloads import MarkBurstFailedInput
+
+pytestmark = pytest.mark.e2e
+
+
+async def lull(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return await asyncio.to_thread(
+        subprocess.run,
+        lull_command(*args),
+        cwd=ROOT,
+        env={**os.environ, **env, "PYTHONWARNINGS": "ignore"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+async def test_an_operator_lists_failed_bursts_and_retries_one_which_is_answered_once(
+    dev_env: WorkflowEnvironment,
+    database_url: str,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    key = f"failed-{uuid.uuid4().hex[:8]}"
+    account: Account = await register_account(
+        sessionmaker, key=key, kind="replay", display_name=key
+    )
+    conv, ids = await seed(sessionmaker, account.id, ["book me", "a haircut"], chat=77)
+    burst = persist_input(conv, ids).burst_key
+    bursts = BurstActivities(sessionmaker)
+    await bursts.persist_burst(persist_input(conv, ids))
+    await bursts.mark_burst_failed(MarkBurstFailedInput(burst, "LLMRetryable", "provider 503"))
+
+    tq = task_queue()
+    env = {
+        "LULL_DATABASE_URL": database_url,
+        "LULL_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
+        "LULL_TASK_QUEUE": tq,
+    }
+    listed = await lull(env, "failed", "--account", key)
+    assert listed.returncode == 0, listed.stderr
+    (row,) = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert (row["burst_key"], row["chat_id"], row["error_type"]) == (burst, 77, "LLMRetryable")
+    assert "book me" not in listed.stdout  # ids and errors only, never what users wrote
+
+    provider, sender = CountingProvider(), RecordingSender()
+    worker = build_worker(
+        dev_env.client,
+        task_queue=tq,
+        sessionmaker=sessionmaker,
+        provider=provider,
+        options=OPTIONS,
+    )
+    sends = build_send_worker(
+        dev_env.client, task_queue=tq, account=account, sessionmaker=sessionmaker, sender=sender
+    )
+    async with worker, sends:
+        retried = await lull(env, "retry", burst)
+        assert retried.returncode == 0, retried.stderr
+        assert json.loads(retried.stdout) == {
+            "status": "sent",
+            "generated": True,
+            "chunks_sent": 1,
+            "error_type": None,
+        }
+        again = await lull(env, "retry", burst)
+    assert again.returncode == 1
+    assert "retry refused" in again.stderr and "is sent, not failed" in again.stderr
+    assert len(provider.prompts) == 1 and len(sender.sends) == 1
+    assert (await lull(env, "failed", "--account", key)).stdout == ""
+    missing = await lull(env, "retry", "b-nosuchburst")
+    assert missing.returncode == 1 and "no burst b-nosuchburst" in missing.stderr
