@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v p
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint install install-dev bench clean
+.PHONY: run test lint install install-dev bench chaos clean
 
 run: $(VENV)/.stamp-run
 	$(BIN)/lull run
@@ -17,6 +17,10 @@ lint: $(VENV)/.stamp-dev
 	$(BIN)/mypy .
 
 # Lull against a Redis batcher and a per-message bot; needs redis-server (Debian package).
+# 20 minutes of load and faults on a real deployment, then the checker's table.
+chaos: $(VENV)/.stamp-dev
+	$(BIN)/python -m tests.chaos.run --minutes $${CHAOS_MINUTES:-20}
+
 bench: $(VENV)/.stamp-dev
 	@command -v redis-server >/dev/null || (echo "bench needs redis-server: apt-get install -y redis-server"; exit 1)
 	$(BIN)/python -m bench.compare

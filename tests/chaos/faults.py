@@ -1,0 +1,135 @@
+"""The faults the chaos run injects, each a coroutine that hurts one part and lets it heal.
+
+Processes come back by themselves (the cluster's supervisor); servers are restarted here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+from collections.abc import Awaitable, Callable
+
+from tests.chaos.cluster import BOT, LLM_TIMEOUT_SECONDS, Cluster
+from tests.fakes.openai_server import Answer
+
+Fault = Callable[[Cluster, random.Random], Awaitable[str]]
+
+
+async def kill_a_worker(cluster: Cluster, rng: random.Random) -> str:
+    """SIGKILL one worker wherever it is: usually debouncing, sometimes mid-activity."""
+    victim = rng.choice(cluster.named("worker"))
+    await victim.signal(signal.SIGKILL)
+    return f"SIGKILL {victim.name}"
+
+
+async def kill_workers_during_llm_call(cluster: Cluster, rng: random.Random) -> str:
+    """SIGKILL every worker while an LLM call is in flight (whoever holds it dies)."""
+    cluster.llm.latency = 1.5
+    try:
+        for _ in range(100):
+            if cluster.llm.in_flight:
+                break
+            await asyncio.sleep(0.05)
+        caught = cluster.llm.in_flight
+        for worker in cluster.named("worker"):
+            await worker.signal(signal.SIGKILL)
+    finally:
+        cluster.llm.latency = 0.0
+    return f"SIGKILL all workers with {caught} LLM calls in flight"
+
+
+async def kill_listener_after_telegram_took_a_send(cluster: Cluster, rng: random.Random) -> str:
+    """Telegram carries out the next send, its answer is lost, and the listener dies."""
+    telegram = cluster.telegram
+    telegram.withhold_send_answers = 1
+    for _ in range(200):
+        if telegram.withhold_send_answers == 0:
+            break
+        await asyncio.sleep(0.05)
+    took = telegram.withhold_send_answers == 0
+    telegram.withhold_send_answers = 0
+    (listener,) = cluster.named("listener")
+    await listener.signal(signal.SIGKILL)
+    return "SIGKILL listener " + ("after a send reached Telegram" if took else "(no send came)")
+
+
+async def kill_listener(cluster: Cluster, rng: random.Random) -> str:
+    (listener,) = cluster.named("listener")
+    await listener.signal(signal.SIGKILL)
+    return "SIGKILL listener"
+
+
+async def stop_listener(cluster: Cluster, rng: random.Random) -> str:
+    (listener,) = cluster.named("listener")
+    code = await listener.signal(signal.SIGTERM)
+    return f"SIGTERM listener (exit {code})"
+
+
+async def restart_temporal(cluster: Cluster, rng: random.Random) -> str:
+    down = rng.uniform(1, 4)
+    await cluster.restart_temporal(down)
+    return f"Temporal dev server down {down:.1f} s"
+
+
+async def restart_postgres(cluster: Cluster, rng: random.Random) -> str:
+    down = rng.uniform(1, 4)
+    await cluster.restart_postgres(down)
+    return f"Postgres crashed, down {down:.1f} s"
+
+
+async def llm_outage(cluster: Cluster, rng: random.Random) -> str:
+    answer, what = rng.choice(
+        [
+            (Answer(status=500), "500"),
+            (Answer(status=429, headers={"retry-after": "1"}), "429 retry-after 1"),
+            (Answer(delay=LLM_TIMEOUT_SECONDS + 1), "timeouts"),
+        ]
+    )
+    seconds = rng.uniform(3, 8)
+    cluster.llm.failing = answer
+    await asyncio.sleep(seconds)
+    cluster.llm.failing = None
+    return f"LLM answered {what} for {seconds:.1f} s"
+
+
+async def flood_wait(cluster: Cluster, rng: random.Random) -> str:
+    times = rng.randint(1, 3)
+    cluster.telegram.world.flood_wait_next(BOT, seconds=2, times=times)
+    return f"Telegram FLOOD_WAIT_2 on the next {times} sends"
+
+
+ALL: tuple[Fault, ...] = (
+    kill_a_worker,
+    kill_workers_during_llm_call,
+    kill_listener_after_telegram_took_a_send,
+    kill_listener,
+    stop_listener,
+    restart_temporal,
+    restart_postgres,
+    llm_outage,
+    flood_wait,
+)
+
+
+async def inject(
+    cluster: Cluster,
+    rng: random.Random,
+    *,
+    seconds: float,
+    every: tuple[float, float],
+    log: list[str],
+) -> None:
+    """Faults at random moments for ``seconds``: every kind once, shuffled, then at random."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    until = start + seconds
+    order = list(ALL)
+    rng.shuffle(order)
+    while True:
+        await asyncio.sleep(rng.uniform(*every))
+        if loop.time() >= until:
+            return
+        fault = order.pop(0) if order else rng.choice(ALL)
+        what = await fault(cluster, rng)
+        log.append(f"{loop.time() - start:6.1f} s  {what}")

@@ -1,0 +1,124 @@
+"""Run the chaos suite: load, faults, drain, check.
+
+python -m tests.chaos.run --minutes 20      # `make chaos`
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import shutil
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+
+from db.engine import make_engine, make_sessionmaker
+from tests.chaos import faults
+from tests.chaos.checker import Report, check
+from tests.chaos.cluster import Cluster
+from tests.chaos.load import Accepted, run_users
+from tests.e2e.helpers import ROOT
+
+
+@dataclass
+class ChaosResult:
+    report: Report
+    faults: list[str]
+    seconds: float
+    restarts: dict[str, int]
+
+    def render(self) -> str:
+        lines = [
+            f"chaos run: {self.seconds:.0f} s, {len(self.faults)} faults, "
+            f"process starts {self.restarts}",
+            "",
+            self.report.table(),
+            "",
+            "faults:",
+            *(f"  {f}" for f in self.faults),
+        ]
+        return "\n".join(lines)
+
+
+async def run_chaos(
+    *, load_seconds: float, users: int, seed: int, drain_seconds: float, every: tuple[float, float]
+) -> ChaosResult:
+    started = time.monotonic()
+    rng = random.Random(seed)
+    root = ROOT / ".lull" / f"chaos-{uuid.uuid4().hex[:8]}"
+    cluster = Cluster(root, users=users)
+    accepted, fault_log = Accepted(), []
+    try:
+        await cluster.start()
+        await _until_listening(cluster)
+        await asyncio.gather(
+            run_users(cluster, accepted, seconds=load_seconds, rng=random.Random(rng.random())),
+            faults.inject(
+                cluster,
+                random.Random(rng.random()),
+                seconds=load_seconds,
+                every=every,
+                log=fault_log,
+            ),
+        )
+        engine = make_engine(cluster.database_url, pool_size=2)
+        try:
+            report = await _drain(cluster, accepted, make_sessionmaker(engine), drain_seconds)
+        finally:
+            await engine.dispose()
+        restarts = {p.name: p.starts for p in cluster.processes}
+    finally:
+        await cluster.stop()
+    shutil.rmtree(root, ignore_errors=True)
+    return ChaosResult(report, fault_log, time.monotonic() - started, restarts)
+
+
+async def _until_listening(cluster: Cluster) -> None:
+    """The listener has connected when Telegram has seen it ask for the update state."""
+    for _ in range(600):
+        if any(kind == "GetStateRequest" for _, kind in cluster.telegram.requests):
+            return
+        await asyncio.sleep(0.1)
+    (listener,) = cluster.named("listener")
+    raise AssertionError(f"listener never connected:\n{listener.tail()}")
+
+
+async def _drain(cluster, accepted, sessionmaker, seconds: float) -> Report:  # type: ignore[no-untyped-def]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while True:
+        try:
+            report = await check(cluster, accepted, sessionmaker)
+        except OSError:  # Postgres still coming back
+            report = None
+        if report is not None and (report.clean or loop.time() >= deadline):
+            return report
+        if loop.time() >= deadline:
+            return await check(cluster, accepted, sessionmaker)
+        await asyncio.sleep(2)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--minutes", type=float, default=20)
+    parser.add_argument("--users", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=int(time.time()))
+    args = parser.parse_args()
+    print(f"chaos: {args.minutes:g} min of load and faults, {args.users} users, seed {args.seed}")
+    result = asyncio.run(
+        run_chaos(
+            load_seconds=args.minutes * 60,
+            users=args.users,
+            seed=args.seed,
+            drain_seconds=180,
+            every=(8, 20),
+        )
+    )
+    print(result.render())
+    return 0 if result.report.clean else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,20 @@
+"""The short chaos run of CI: 50 users, every fault kind once, then everything must drain
+with nothing lost, doubled, in doubt or unexpected. `make chaos` runs it for 20 minutes."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.chaos.run import run_chaos
+
+pytestmark = pytest.mark.e2e
+
+
+async def test_under_faults_every_message_is_answered_exactly_once() -> None:
+    result = await run_chaos(
+        load_seconds=75, users=50, seed=20261122, drain_seconds=90, every=(3, 4.5)
+    )
+    print(result.render())
+    assert len(result.faults) >= 9, result.faults  # every kind happened
+    assert result.report.accepted > 300
+    assert result.report.clean, result.render()
