@@ -203,8 +203,10 @@ class Cluster:
         """Crash Postgres (immediate shutdown: no checkpoint, clients cut) and start it."""
         assert self._pg is not None
         pgdata = self._pg.pgdata
+        # The package makes its command functions at import time, so mypy cannot see them.
+        pg_ctl = pg_commands.pg_ctl  # type: ignore[attr-defined]
         await asyncio.to_thread(
-            pg_commands.pg_ctl,
+            pg_ctl,
             ["-w", "-m", "immediate", "stop"],
             pgdata=pgdata,
             user=self._pg.system_user,

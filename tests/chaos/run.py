@@ -49,7 +49,7 @@ async def run_chaos(
     rng = random.Random(seed)
     root = ROOT / ".lull" / f"chaos-{uuid.uuid4().hex[:8]}"
     cluster = Cluster(root, users=users)
-    accepted, fault_log = Accepted(), []
+    accepted, fault_log = Accepted(), list[str]()
     try:
         await cluster.start()
         await _until_listening(cluster)
