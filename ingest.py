@@ -27,6 +27,7 @@ from temporalio.worker import Worker
 from activities.sending import SendActivities
 from channels.base import ChannelSender
 from channels.commands import BUILTIN_COMMANDS, parse_command
+from channels.input_rules import RejectedMessageError, check_ids, clean_text
 from db import queries
 from workflows import attributes
 from workflows.conversation import ConversationWorkflow
@@ -48,10 +49,6 @@ TYPING_DEDUP_SECONDS = 2.0
 TYPING_SEEN_MAX = 10_000
 
 log = logging.getLogger("lull.ingest")
-
-
-class RejectedMessageError(ValueError):
-    """An incoming message that cannot be buffered (e.g. empty); the text says why."""
 
 
 @dataclass(frozen=True)
@@ -168,6 +165,7 @@ class Ingestor:
         if action not in CHAT_ACTIONS:
             expected = ", ".join(sorted(CHAT_ACTIONS))
             raise ValueError(f"unknown chat action {action!r}; expected one of {expected}")
+        check_ids(f"{action} in chat {chat_id}", chat_id=chat_id, sender_id=sender_id)
         if self._recently_signalled((chat_id, topic_id, sender_id, action)):
             # Clients repeat actions every few seconds; each signal costs history events.
             return True
@@ -190,11 +188,11 @@ class Ingestor:
         """Record an edit; a still-buffered message's burst restarts its quiet period.
         An answered message's edit is recorded and not answered again. Returns whether the
         conversation was signalled."""
-        text = text.strip()
+        what = f"edit of message {message_id} in chat {chat_id}"
+        check_ids(what, chat_id=chat_id, message_id=message_id, topic_id=topic_id)
+        text = clean_text(text, what)
         if not text:
-            raise RejectedMessageError(
-                f"edit of message {message_id} in chat {chat_id} is empty; not applied"
-            )
+            raise RejectedMessageError(f"{what} is empty; not applied")
         async with self._sessionmaker() as session, session.begin():
             recorded = await queries.record_edit(
                 session,
@@ -223,6 +221,8 @@ class Ingestor:
         topic_id: int | None = None,
     ) -> bool:
         """Record deletes; buffered messages leave their burst. Returns whether signalled."""
+        for message_id in message_ids:
+            check_ids(f"delete in chat {chat_id}", chat_id=chat_id, message_id=message_id)
         async with self._sessionmaker() as session, session.begin():
             unanswered = await queries.record_deletes(
                 session,
@@ -245,11 +245,17 @@ class Ingestor:
     ) -> IngestResult:
         """Record a message, then signal its conversation. With ``unanswered_reason`` the
         message is only recorded (kept in the transcript, never answered)."""
-        text = msg.text.strip()
+        what = f"message {msg.message_id} in chat {msg.chat_id}"
+        check_ids(
+            what,
+            chat_id=msg.chat_id,
+            sender_id=msg.sender_id,
+            message_id=msg.message_id,
+            topic_id=msg.topic_id,
+        )
+        text = clean_text(msg.text, what)
         if not text:
-            raise RejectedMessageError(
-                f"message {msg.message_id} in chat {msg.chat_id} is empty; not buffered"
-            )
+            raise RejectedMessageError(f"{what} is empty; not buffered")
         command = parse_command(text, self._commands)
         async with self._sessionmaker() as session, session.begin():
             conversation_id = await queries.ensure_conversation(

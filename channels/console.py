@@ -11,8 +11,9 @@ from typing import TextIO
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from channels.base import DedupingSender, SendTarget
+from channels.input_rules import RejectedMessageError
 from db import queries
-from ingest import IncomingMessage, Ingestor, RejectedMessageError, wait_until_answered
+from ingest import IncomingMessage, Ingestor, wait_until_answered
 
 log = logging.getLogger("lull.console")
 

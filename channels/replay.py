@@ -20,7 +20,8 @@ from typing import Any, Literal, TextIO
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from channels.base import DedupingSender, SendTarget
-from ingest import IncomingMessage, Ingestor, RejectedMessageError
+from channels.input_rules import INT64_MAX, INT64_MIN, RejectedMessageError
+from ingest import IncomingMessage, Ingestor
 
 log = logging.getLogger("lull.replay")
 
@@ -34,13 +35,14 @@ class ScriptError(ValueError):
 class ScriptEvent(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    at: float = Field(ge=0)
-    chat: int
-    user: int
+    at: float = Field(ge=0, allow_inf_nan=False)
+    # Telegram's ids are 64-bit (Postgres BIGINT): a bigger one is a mistake in the script.
+    chat: int = Field(ge=INT64_MIN, le=INT64_MAX)
+    user: int = Field(ge=INT64_MIN, le=INT64_MAX)
     type: EventType
-    id: int | None = Field(default=None, ge=1)
+    id: int | None = Field(default=None, ge=1, le=INT64_MAX)
     text: str | None = None
-    topic: int | None = None
+    topic: int | None = Field(default=None, ge=INT64_MIN, le=INT64_MAX)
     line: int = 0
 
     @model_validator(mode="after")

@@ -21,10 +21,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telethon import TelegramClient, events
 
 from channels.commands import parse_command
+from channels.input_rules import RejectedMessageError, valid_message_ids
 from channels.telegram_events import (
     ChatAction,
     Placeholders,
@@ -39,7 +41,7 @@ from channels.telegram_filters import AccessLists, Verdict, verdict
 from channels.telegram_flows import FlowOwnership
 from channels.telegram_session import PostgresSession
 from db import listener_queries
-from ingest import Ingestor, RejectedMessageError
+from ingest import Ingestor
 
 log = logging.getLogger("lull.telegram")
 
@@ -244,6 +246,10 @@ class TelegramListener:
                 except (RejectedMessageError, ValueError) as exc:
                     log.warning("rejected %s: %s", label, exc)
                     return
+                except (DataError, IntegrityError) as exc:
+                    # Postgres refuses this data itself: retrying would stall the chat.
+                    log.error("rejected %s: Postgres refuses it: %s", label, exc.orig)
+                    return
                 except Exception as exc:
                     if not failed:
                         failed = True
@@ -355,12 +361,15 @@ class TelegramListener:
     async def _delete(self, event: events.MessageDeleted.Event) -> None:
         deletion = to_deletion(event)
         now = datetime.now(UTC)
+        ids = valid_message_ids(deletion.message_ids, f"delete in chat {deletion.chat_id}")
+        if not ids:
+            return
         if deletion.chat_id is not None:
-            by_chat = {deletion.chat_id: deletion.message_ids}
+            by_chat = {deletion.chat_id: ids}
         else:
             async with self._sessionmaker() as session:
                 by_chat = await listener_queries.chats_of_messages(
-                    session, account_id=self._account_id, message_ids=deletion.message_ids
+                    session, account_id=self._account_id, message_ids=ids
                 )
         for chat_id, ids in by_chat.items():
             await self._ingestor.delete(chat_id=chat_id, message_ids=ids, deleted_at=now)
