@@ -1,0 +1,124 @@
+"""The chaos checker must see each kind of anomaly; a checker that cannot fail proves nothing."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from types import SimpleNamespace
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from telethon.tl import types
+
+from db import queries
+from tests.chaos.checker import check
+from tests.chaos.cluster import BOT
+from tests.chaos.load import TO_BOT, Accepted
+from tests.fakes.openai_server import FakeOpenAI
+from tests.telegram_server.world import World
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+class Scene:
+    """Users' messages in the fake Telegram and their record in Postgres, built by hand."""
+
+    def __init__(self, sm: async_sessionmaker[AsyncSession], account_id: int, key: str) -> None:
+        self.sm, self.account_id = sm, account_id
+        self.world = World()
+        self.world.add_account(BOT, "Lull", bot=True)
+        self.accepted = Accepted()
+        self.cluster = SimpleNamespace(
+            llm=FakeOpenAI(), telegram=SimpleNamespace(world=self.world), account_key=key
+        )
+
+    async def user_sends(self, user: int, *texts: str) -> list[int]:
+        if user not in self.world.accounts:
+            self.world.add_account(user, f"U{user}")
+        ids = []
+        async with self.sm() as session, session.begin():
+            conv = await queries.ensure_conversation(
+                session, account_id=self.account_id, chat_id=user, topic_id=None, owner_user_id=user
+            )
+            for text in texts:
+                self.world.send(user, TO_BOT, text)
+                # The bot's copy has its own id in the bot's box: that is what Lull records.
+                bot_id = self.world.boxes[BOT][-1].id
+                await queries.record_message(
+                    session,
+                    account_id=self.account_id,
+                    conversation_id=conv,
+                    chat_id=user,
+                    message_id=bot_id,
+                    sender_id=user,
+                    text=text,
+                    kind="text",
+                    sent_at=NOW,
+                )
+                self.accepted.texts.setdefault(user, []).append(text)
+                ids.append(bot_id)
+        return ids
+
+    async def burst(self, user: int, ids: list[int], status: str) -> None:
+        async with self.sm() as session, session.begin():
+            conv = await queries.ensure_conversation(
+                session, account_id=self.account_id, chat_id=user, topic_id=None, owner_user_id=user
+            )
+            burst_id = await queries.insert_burst(
+                session,
+                burst_key=f"b-{uuid.uuid4().hex}",
+                conversation_id=conv,
+                message_ids=ids,
+                reason="quiet",
+                context_epoch=0,
+                first_message_at=NOW,
+                last_message_at=NOW,
+                flushed_at=NOW,
+            )
+            await queries.assign_messages(
+                session, burst_id=burst_id, conversation_id=conv, message_ids=ids
+            )
+            await queries.set_burst_status(session, burst_id, status, only_from=("persisted",))
+
+    def bot_says(self, user: int, text: str) -> None:
+        self.world.send(BOT, types.PeerUser(user), text)
+
+
+async def new_scene(sm: async_sessionmaker[AsyncSession]) -> Scene:
+    key = f"check-{uuid.uuid4().hex[:8]}"
+    async with sm() as session, session.begin():
+        account_id = await queries.upsert_account(
+            session, key=key, kind="telegram_bot", display_name=key
+        )
+    return Scene(sm, account_id, key)
+
+
+async def test_a_clean_record_is_clean(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    scene = await new_scene(sessionmaker)
+    ids = await scene.user_sends(1001, "u1m0", "u1m1")
+    await scene.burst(1001, ids, "sent")
+    scene.bot_says(1001, "re: u1m0\nu1m1")
+    report = await check(scene.cluster, scene.accepted, sessionmaker)  # type: ignore[arg-type]
+    assert report.clean, report.table()
+    assert (report.accepted, report.bursts_sent) == (2, 1)
+
+
+async def test_each_anomaly_is_reported_in_its_column(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    scene = await new_scene(sessionmaker)
+    answered = await scene.user_sends(1001, "u1m0")
+    lost = await scene.user_sends(1001, "u1m1")  # recorded, in no burst, never answered
+    await scene.burst(1001, answered, "sent")
+    scene.bot_says(1001, "re: u1m0")
+    scene.bot_says(1001, "re: u1m0")  # a second visible reply
+    pending = await scene.user_sends(1002, "u2m0")
+    await scene.burst(1002, pending, "replied")  # still not sent at the end
+    failed = await scene.user_sends(1003, "u3m0")
+    await scene.burst(1003, failed, "failed")
+    scene.bot_says(1003, "Sorry, something went wrong.")
+    report = await check(scene.cluster, scene.accepted, sessionmaker)  # type: ignore[arg-type]
+    assert report.duplicated == ["u1m0: 2 replies, 1 bursts"]
+    assert report.lost == ["u1m1: in no burst", "u3m0: failed"]
+    assert report.in_doubt == ["u2m0: burst still replied"]
+    assert len(report.unexpected) == 2  # the failed burst and the error notice it caused
+    assert not report.clean and lost
