@@ -123,6 +123,8 @@ class Ingestor:
         self._clock = clock
         # (chat, topic, user, action) → when last signalled; see typing().
         self._typing_seen: dict[tuple[int, int | None, int, str], float] = {}
+        # (chat, topic) → when a message of it was last signalled; see typing().
+        self._last_message: dict[tuple[int, int | None], float] = {}
 
     @property
     def account(self) -> Account:
@@ -145,6 +147,25 @@ class Ingestor:
             }
         return False
 
+    def _may_be_buffered(self, chat_id: int, topic_id: int | None) -> bool:
+        """Whether the chat may have messages buffered: one was signalled recently enough
+        that its burst may still be open (a burst waits at most the max wait). Erring to
+        True only costs a signal; this process's restart forgets, which costs a lease."""
+        last = self._last_message.get((chat_id, topic_id))
+        if last is None:
+            return False
+        horizon = self._config.max_wait_seconds + self._config.debounce_seconds
+        return self._clock() - last < horizon
+
+    def _saw_message(self, chat_id: int, topic_id: int | None) -> None:
+        now = self._clock()
+        self._last_message[(chat_id, topic_id)] = now
+        if len(self._last_message) > TYPING_SEEN_MAX:
+            horizon = self._config.max_wait_seconds + self._config.debounce_seconds
+            self._last_message = {
+                k: t for k, t in self._last_message.items() if now - t < horizon
+            }
+
     def _search_attributes(self, ref: ConversationRef) -> TypedSearchAttributes | None:
         if not self._config.search_attributes:
             return None
@@ -166,6 +187,10 @@ class Ingestor:
             expected = ", ".join(sorted(CHAT_ACTIONS))
             raise ValueError(f"unknown chat action {action!r}; expected one of {expected}")
         check_ids(f"{action} in chat {chat_id}", chat_id=chat_id, sender_id=sender_id)
+        if not self._may_be_buffered(chat_id, topic_id):
+            # Typing with nothing buffered changes nothing in the workflow, yet a signal
+            # costs four history events: users type before every first message of a burst.
+            return False
         if self._recently_signalled((chat_id, topic_id, sender_id, action)):
             # Clients repeat actions every few seconds; each signal costs history events.
             return True
@@ -287,6 +312,7 @@ class Ingestor:
             )
             return IngestResult(workflow_id, signalled=False)
         ref = self._ref(msg.chat_id, msg.topic_id, conversation_id)
+        self._saw_message(msg.chat_id, msg.topic_id)
         handle = await self._client.start_workflow(
             ConversationWorkflow.run,
             self._input(ref),

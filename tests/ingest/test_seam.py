@@ -237,3 +237,40 @@ async def test_repeated_typing_within_two_seconds_is_signalled_once(
     # typing at 0 (sent), 0.5 and 1.5 (within 2 s: skipped), cancel (sent), typing at 2.0
     # (sent: 2.0 s after the first), typing at 4.5 (sent).
     assert len(typing_signals) == 4
+
+
+async def test_typing_is_not_signalled_once_no_burst_can_still_be_open(
+    time_env: WorkflowEnvironment, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    from temporalio.api.enums.v1 import EventType
+
+    tq, rec = task_queue(), Recorder()
+    now = [100.0]
+    key = f"seam-{uuid.uuid4().hex[:8]}"
+    account = await register_account(sessionmaker, key=key, kind="replay", display_name=key)
+    # Max wait 60 s plus the 5 s quiet period: after 65 s no burst of the chat is open.
+    ingestor = Ingestor(
+        time_env.client,
+        sessionmaker,
+        account,
+        config=DebounceConfig(5, 10, IDLE_CLOSE, max_wait_seconds=60),
+        task_queue=tq,
+        chat_hash_key=b"k",
+        clock=lambda: now[0],
+    )
+    async with new_worker(time_env.client, rec, tq):
+        # Typing before the first message: nothing is buffered, nothing is signalled.
+        assert await ingestor.typing(chat_id=77, sender_id=5, action="typing") is False
+        result = await ingestor.message(IncomingMessage(77, 5, 1, "hi", NOW))
+        now[0] += 64
+        assert await ingestor.typing(chat_id=77, sender_id=5, action="typing") is True
+        now[0] += 2
+        assert await ingestor.typing(chat_id=77, sender_id=5, action="record_audio") is False
+        await time_env.sleep(1)
+        history = await time_env.client.get_workflow_handle(result.workflow_id).fetch_history()
+    signals = [
+        e.workflow_execution_signaled_event_attributes.signal_name
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+    ]
+    assert signals == ["message_received", "typing_observed"]
