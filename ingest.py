@@ -162,9 +162,7 @@ class Ingestor:
         self._last_message[(chat_id, topic_id)] = now
         if len(self._last_message) > TYPING_SEEN_MAX:
             horizon = self._config.max_wait_seconds + self._config.debounce_seconds
-            self._last_message = {
-                k: t for k, t in self._last_message.items() if now - t < horizon
-            }
+            self._last_message = {k: t for k, t in self._last_message.items() if now - t < horizon}
 
     def _search_attributes(self, ref: ConversationRef) -> TypedSearchAttributes | None:
         if not self._config.search_attributes:
