@@ -159,16 +159,48 @@ async def insert_burst(
 async def assign_messages(
     session: AsyncSession, *, burst_id: int, conversation_id: int, message_ids: Sequence[int]
 ) -> int:
-    """Point the burst's messages at it; returns how many live messages it holds."""
+    """Point the burst's messages at it; returns how many live messages it holds.
+
+    A message may already belong to an orphan: a burst persisted by a local activity whose
+    workflow task then timed out, so the workflow never saw it. The retried task can decide
+    differently (a typing or edit signal that arrived meanwhile is applied first) and
+    flush another set under another key. Such a burst is still 'persisted' with no reply,
+    which no burst the workflow knows of can be while a later one is flushed: its messages
+    move to the new burst, and a burst left with no live message is dropped as superseded.
+    """
+    orphans = select(burst.c.id).where(
+        burst.c.conversation_id == conversation_id,
+        burst.c.status == "persisted",
+        # Only an earlier burst: a stale local activity that runs late (its task long
+        # timed out) persists a newer row, which must not rob the burst in use.
+        burst.c.id < burst_id,
+        ~select(reply.c.id).where(reply.c.burst_id == burst.c.id).exists(),
+    )
+    mine = and_(
+        message.c.conversation_id == conversation_id,
+        message.c.message_id.in_(list(message_ids)),
+    )
+    robbed = set(
+        (
+            await session.execute(
+                select(message.c.burst_id).where(mine, message.c.burst_id.in_(orphans)).distinct()
+            )
+        ).scalars()
+    )
     await session.execute(
         update(message)
-        .where(
-            message.c.conversation_id == conversation_id,
-            message.c.message_id.in_(list(message_ids)),
-            message.c.burst_id.is_(None),
-        )
+        .where(mine, message.c.burst_id.is_(None) | message.c.burst_id.in_(robbed))
         .values(burst_id=burst_id)
     )
+    for orphan in robbed:
+        live = select(message.c.id).where(
+            message.c.burst_id == orphan, message.c.deleted_at.is_(None)
+        )
+        await session.execute(
+            update(burst)
+            .where(burst.c.id == orphan, burst.c.status == "persisted", ~live.exists())
+            .values(status="dropped", error_type="superseded")
+        )
     stmt = select(func.count()).where(
         message.c.burst_id == burst_id, message.c.deleted_at.is_(None)
     )

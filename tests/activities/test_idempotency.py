@@ -370,3 +370,47 @@ async def test_conversation_keeps_its_latest_message_time(
             select(conversation.c.last_message_at).where(conversation.c.id == conv)
         )
         assert stored.scalar_one() == later
+
+
+async def test_a_burst_orphaned_by_a_timed_out_workflow_task_is_superseded(
+    sessionmaker: async_sessionmaker[AsyncSession], account_id: int
+) -> None:
+    """A local persist_burst ran, then its workflow task timed out; the retried task
+    applied a signal first and flushed a bigger set under another key. The new burst
+    takes the messages and the orphan is dropped, so each message is in one burst."""
+    conv, ids = await seed(sessionmaker, account_id, ["a", "b", "c", "d"], chat=8)
+    acts, env = BurstActivities(sessionmaker), ActivityEnvironment()
+    orphan = await env.run(acts.persist_burst, persist_input(conv, ids[:3]))
+    taken = await env.run(acts.persist_burst, persist_input(conv, ids))
+    assert taken.message_count == 4
+    async with sessionmaker() as session:
+        rows = await session.execute(
+            select(burst.c.id, burst.c.status, burst.c.error_type).where(
+                burst.c.conversation_id == conv
+            )
+        )
+        by_id = {r.id: (r.status, r.error_type) for r in rows}
+        owners = await session.execute(
+            select(message.c.burst_id).where(message.c.conversation_id == conv).distinct()
+        )
+        assert set(owners.scalars()) == {taken.burst_id}
+    assert by_id[orphan.burst_id] == ("dropped", "superseded")
+    assert by_id[taken.burst_id] == ("persisted", None)
+    # A late retry of the orphan's own activity (its row is the older one) takes nothing back.
+    again = await env.run(acts.persist_burst, persist_input(conv, ids[:3]))
+    assert again.message_count == 0
+
+
+async def test_a_burst_with_a_reply_keeps_its_messages(
+    sessionmaker: async_sessionmaker[AsyncSession], account_id: int
+) -> None:
+    conv, ids = await seed(sessionmaker, account_id, ["a", "b"], chat=9)
+    env = ActivityEnvironment()
+    first = await env.run(BurstActivities(sessionmaker).persist_burst, persist_input(conv, ids[:1]))
+    key = persist_input(conv, ids[:1]).burst_key
+    await env.run(
+        ReplyActivities(sessionmaker, CountingProvider(), OPTIONS).generate_reply,
+        GenerateReplyInput(key),
+    )
+    second = await env.run(BurstActivities(sessionmaker).persist_burst, persist_input(conv, ids))
+    assert (first.message_count, second.message_count) == (1, 1)
