@@ -87,6 +87,7 @@ class Runtime:
             provider=build_provider(self.settings),
             options=worker_module.reply_options(self.settings),
             max_cached_workflows=self.settings.max_cached_workflows,
+            max_concurrent_workflow_tasks=self.settings.max_concurrent_workflow_tasks,
         )
 
 

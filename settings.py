@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     # Conversations a worker keeps in memory (sticky cache); beyond it, a conversation's
     # next event replays its history onto the worker first.
     max_cached_workflows: int = Field(default=2000, ge=2)
+    # Workflow tasks a worker runs at once. Few: after a worker restart every conversation
+    # replays its history, and a hundred replays sharing two cores all overrun the 10 s
+    # task timeout, are retried from scratch and overrun again. Queued tasks do not time out.
+    max_concurrent_workflow_tasks: int = Field(default=10, ge=2)
     # Extra commands (comma-separated, without "/") answered alone and at once by the LLM;
     # /start, /help and /refresh are always known.
     commands: str = ""

@@ -43,6 +43,7 @@ def build_worker(
     provider: LLMProvider,
     options: ReplyOptions,
     max_cached_workflows: int = 2000,
+    max_concurrent_workflow_tasks: int = 10,
 ) -> Worker:
     bursts = BurstActivities(sessionmaker)
     replies = ReplyActivities(sessionmaker, provider, options)
@@ -59,6 +60,7 @@ def build_worker(
         # Let a shutdown finish in-flight activities (an LLM call) before giving up on them.
         graceful_shutdown_timeout=timedelta(seconds=10),
         max_cached_workflows=max_cached_workflows,
+        max_concurrent_workflow_tasks=max_concurrent_workflow_tasks,
     )
 
 

@@ -13,6 +13,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 from db.engine import make_engine, make_sessionmaker
 from tests.chaos import faults
@@ -28,6 +29,7 @@ class ChaosResult:
     faults: list[str]
     seconds: float
     restarts: dict[str, int]
+    kept: Path | None = None
 
     def render(self) -> str:
         lines = [
@@ -39,6 +41,8 @@ class ChaosResult:
             "faults:",
             *(f"  {f}" for f in self.faults),
         ]
+        if self.kept is not None:
+            lines.append(f"logs kept in {self.kept}")
         return "\n".join(lines)
 
 
@@ -71,8 +75,13 @@ async def run_chaos(
         restarts = {p.name: p.starts for p in cluster.processes}
     finally:
         await cluster.stop()
-    shutil.rmtree(root, ignore_errors=True)
-    return ChaosResult(report, fault_log, time.monotonic() - started, restarts)
+    result = ChaosResult(report, fault_log, time.monotonic() - started, restarts)
+    if report.clean:
+        shutil.rmtree(root, ignore_errors=True)
+    else:
+        # The processes' logs and Temporal's database, for the post-mortem.
+        result.kept = root
+    return result
 
 
 async def _until_listening(cluster: Cluster) -> None:
