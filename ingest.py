@@ -322,26 +322,6 @@ class Ingestor:
         )
         return IngestResult(workflow_id, signalled=True, run_id=handle.result_run_id)
 
-    async def resignal_unanswered(self) -> int:
-        """Signal again every recorded message not yet in a burst (a crash may have come
-        between recording and signalling). The workflow buffers a message id once, so one
-        still buffered is not doubled. Returns how many were signalled."""
-        async with self._sessionmaker() as session:
-            rows = await queries.unsignalled_messages(session, self._account.id)
-        for row in rows:
-            await self.message(
-                IncomingMessage(
-                    chat_id=row.chat_id,
-                    sender_id=row.sender_id,
-                    message_id=row.message_id,
-                    text=row.text,
-                    sent_at=row.sent_at,
-                    topic_id=row.topic_id,
-                    kind="text" if row.kind == "command" else row.kind,
-                )
-            )
-        return len(rows)
-
     async def hand_off(
         self, *, chat_id: int, topic_id: int | None, owner_id: int, minutes: float | None
     ) -> None:

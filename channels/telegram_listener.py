@@ -5,9 +5,12 @@
 - A job that fails for a transient reason (Temporal or Postgres unreachable) is retried
   with backoff for as long as it takes; meanwhile the listener reports unready.
 - Telethon would save the update state (pts) every minute and on disconnect, whether or not
-  our jobs finished. The session only takes a state at our checkpoints, which happen when
-  no job is in flight, so a crash can only make catch-up replay updates, never skip one;
-  message-id de-duplication in the seam absorbs the replays.
+  our jobs finished. The session only takes a state at our checkpoints: a state read from
+  Telethon's message box, saved once every dispatch and job in flight at that instant has
+  finished (busy or idle), so a crash can only make catch-up replay updates, never skip
+  one; message-id de-duplication in the seam absorbs the replays. Catch-up is also what
+  signals a message recorded just before a crash but not yet signalled.
+- Telethon is pinned (1.45.0): the message box and handler-task set are private.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telethon import TelegramClient, events
+from telethon.tl import types as tl_types
 
 from channels.commands import parse_command
 from channels.input_rules import RejectedMessageError, valid_message_ids
@@ -47,6 +51,8 @@ log = logging.getLogger("lull.telegram")
 
 CHECKPOINT_EVERY_SECONDS = 5.0
 CHECKPOINT_MIN_INTERVAL_SECONDS = 1.0
+# How long a checkpoint waits for the updates in flight when it took the state.
+CHECKPOINT_BARRIER_SECONDS = 30.0
 # An update still not handed over after this long makes the listener report unready.
 STUCK_AFTER_SECONDS = 5.0
 
@@ -149,26 +155,51 @@ class TelegramListener:
             job.cancel()
 
     async def checkpoint(self) -> None:
-        """Save the update state Telethon has reached, with every update before it handed
-        to the seam. Only called when no job is in flight."""
+        """Save the update state Telethon has reached, once every update it covers has
+        been handed to the seam. Under a steady stream the listener is never idle, so the
+        state is taken first and saved only after the dispatches and jobs in flight at
+        that instant have finished (later ones may still run: they are after the state)."""
+        states = self._client._message_box.session_state()  # pinned telethon: see module
+        # No await since the line above: nothing can have been dispatched in between.
+        dispatches = set(self._client._event_handler_tasks)
+        if dispatches:
+            await asyncio.wait(dispatches)
+        # Every update the state covers now has its job, finished or among these.
+        jobs = set(self._jobs)
+        if jobs:
+            await asyncio.wait(jobs)
+        if any(job.cancelled() or job.exception() is not None for job in jobs):
+            return  # a job was abandoned (shutdown): catch-up must replay it
+        await self._save_states(*states)
+
+    async def _save_states(self, common: dict[str, Any], channels: dict[int, int]) -> None:
+        # Telethon's own save keeps its self-entity; its newer states are held back.
+        await self._client._save_states_and_entities()  # pinned telethon: see module
+        now = datetime.now(UTC)
         with self._session.allow_update_state():
-            await self._client._save_states_and_entities()  # pinned telethon: see module
-            await self._session.save()
+            self._session.set_update_state(0, tl_types.updates.State(**common, unread_count=0))
+            for channel_id, pts in channels.items():
+                self._session.set_update_state(
+                    channel_id, tl_types.updates.State(pts, 0, now, 0, unread_count=0)
+                )
+        await self._session.save()
 
     def _dispatching(self) -> bool:
         return bool(self._client._event_handler_tasks)
 
     async def _checkpoint_loop(self) -> None:
         """Checkpoint soon after the listener goes idle (at most once a second), and every
-        few seconds in case an update produced no job to wake us."""
+        few seconds while it is busy."""
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._idle.wait(), CHECKPOINT_EVERY_SECONDS)
             self._idle.clear()
-            if self._jobs or self._dispatching():
-                continue  # the last of those jobs sets _idle again
             try:
-                await self.checkpoint()
+                # A job that keeps failing (Temporal down) holds the barrier: bounded here,
+                # tried again next round.
+                await asyncio.wait_for(self.checkpoint(), CHECKPOINT_BARRIER_SECONDS)
+            except TimeoutError:
+                log.debug("update state not saved: updates still in flight")
             except Exception:
                 log.warning("could not save the update state; will retry", exc_info=True)
             await asyncio.sleep(CHECKPOINT_MIN_INTERVAL_SECONDS)

@@ -182,9 +182,6 @@ async def _serve_connected(
         send_worker,
         contextlib.AsyncExitStack() as stack,
     ):
-        resent = await listener.ingestor.resignal_unanswered()
-        if resent:
-            log.info("signalled %s recorded but unanswered messages again", resent)
         typing = TypingIndicator(rt.sessionmaker, account.id, telethon_typing(client))
         typing_task = asyncio.create_task(typing.run())
         # Cancelled on every way out, not only the clean one below.

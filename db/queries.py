@@ -413,28 +413,3 @@ async def bump_context_epoch(session: AsyncSession, conversation_id: int) -> Non
         .where(conversation.c.id == conversation_id)
         .values(context_epoch=conversation.c.context_epoch + 1, updated_at=func.now())
     )
-
-
-async def unsignalled_messages(session: AsyncSession, account_id: int) -> list[Any]:
-    """Live messages to answer that are in no burst yet, oldest first: after a crash
-    between recording and signalling, the listener signals these again on start."""
-    stmt = (
-        select(
-            message.c.chat_id,
-            conversation.c.topic_id,
-            message.c.message_id,
-            message.c.sender_id,
-            message.c.text,
-            message.c.sent_at,
-            message.c.kind,
-        )
-        .join(conversation, conversation.c.id == message.c.conversation_id)
-        .where(
-            message.c.account_id == account_id,
-            message.c.burst_id.is_(None),
-            message.c.deleted_at.is_(None),
-            message.c.unanswered_reason.is_(None),
-        )
-        .order_by(message.c.chat_id, message.c.message_id)
-    )
-    return list(await session.execute(stmt))

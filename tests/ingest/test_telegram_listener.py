@@ -438,3 +438,45 @@ async def test_a_dropped_connection_is_reestablished(tg: TelegramHarness) -> Non
         replies = await tg.wait_for_replies(ALICE, 2, within=30)
         await tg.stop_listener(listener)
     assert [r.text for r in replies] == ["[echo: 1 message] before", "[echo: 1 message] after"]
+
+
+async def test_a_listener_that_is_never_idle_still_saves_its_update_state(
+    tg: TelegramHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two users write steadily and each message takes 0.4 s to hand over, so some update
+    is always in flight. The state must still be saved (a busy listener that never saved
+    replayed its whole history on every restart in the chaos run), and only as far as
+    the updates handed over."""
+    from sqlalchemy import select
+
+    from ingest import Ingestor
+
+    handed_over = Ingestor.message
+
+    async def slow_message(self: Ingestor, *args: object, **kwargs: object) -> object:
+        await asyncio.sleep(0.4)
+        return await handed_over(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Ingestor, "message", slow_message)
+
+    async def saved_pts() -> int:
+        async with tg.sessionmaker() as session:
+            found = await session.execute(
+                select(telegram_update_state.c.pts).where(
+                    telegram_update_state.c.account_key == tg.account_key,
+                    telegram_update_state.c.entity_id == 0,
+                )
+            )
+            return int(found.scalar_one_or_none() or 0)
+
+    async with tg.worker():
+        listener = await tg.start_listener()
+        before = await saved_pts()
+        for i in range(30):
+            tg.world.send(ALICE if i % 2 == 0 else BOB, private(), f"m{i}")
+            await asyncio.sleep(0.3)
+        during = await saved_pts()
+        box = tg.world.state(BOT_ID).pts
+        await tg.stop_listener(listener)
+    assert before < during < box  # saved while busy, never past what was in flight
+    assert await saved_pts() == box  # a clean stop saves everything
