@@ -27,21 +27,35 @@ class Accepted:
 
 
 async def run_users(
-    cluster: Cluster, accepted: Accepted, *, seconds: float, rng: random.Random
+    cluster: Cluster,
+    accepted: Accepted,
+    *,
+    seconds: float,
+    rng: random.Random,
+    lull: tuple[float, float] = (0.5, 4.0),
 ) -> None:
+    """``lull``: the pause after a burst, beyond the quiet period. Short pauses make the
+    dense load of the CI run; the long run uses longer ones, a rate this 2-core machine
+    sustains (with every part and the 50 simulated apps on it) so that a backlog means a
+    fault did harm, not that the machine was simply overloaded for 20 minutes."""
     loop = asyncio.get_running_loop()
     until = loop.time() + seconds
     seeds = [rng.random() for _ in cluster.users]
     await asyncio.gather(
         *(
-            _user(cluster, accepted, user, until, random.Random(seed))
+            _user(cluster, accepted, user, until, random.Random(seed), lull)
             for user, seed in zip(cluster.users, seeds, strict=True)
         )
     )
 
 
 async def _user(
-    cluster: Cluster, accepted: Accepted, user: int, until: float, rng: random.Random
+    cluster: Cluster,
+    accepted: Accepted,
+    user: int,
+    until: float,
+    rng: random.Random,
+    lull: tuple[float, float],
 ) -> None:
     loop = asyncio.get_running_loop()
     world = cluster.telegram.world
@@ -57,4 +71,4 @@ async def _user(
             sent.append(text)
             await asyncio.sleep(rng.uniform(0.1, 1.5))
         # The lull: longer than the quiet period, so the burst is answered.
-        await asyncio.sleep(cluster.debounce + rng.uniform(0.5, 4))
+        await asyncio.sleep(cluster.debounce + rng.uniform(*lull))

@@ -47,7 +47,13 @@ class ChaosResult:
 
 
 async def run_chaos(
-    *, load_seconds: float, users: int, seed: int, drain_seconds: float, every: tuple[float, float]
+    *,
+    load_seconds: float,
+    users: int,
+    seed: int,
+    drain_seconds: float,
+    every: tuple[float, float],
+    lull: tuple[float, float] = (0.5, 4.0),
 ) -> ChaosResult:
     started = time.monotonic()
     rng = random.Random(seed)
@@ -58,7 +64,13 @@ async def run_chaos(
         await cluster.start()
         await _until_listening(cluster)
         await asyncio.gather(
-            run_users(cluster, accepted, seconds=load_seconds, rng=random.Random(rng.random())),
+            run_users(
+                cluster,
+                accepted,
+                seconds=load_seconds,
+                rng=random.Random(rng.random()),
+                lull=lull,
+            ),
             faults.inject(
                 cluster,
                 random.Random(rng.random()),
@@ -123,6 +135,7 @@ def main() -> int:
             seed=args.seed,
             drain_seconds=180,
             every=(8, 20),
+            lull=(5, 40),
         )
     )
     print(result.render())
