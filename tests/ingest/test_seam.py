@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -49,7 +51,11 @@ async def assert_no_conversation(
 
 
 async def make_ingestor(
-    env: WorkflowEnvironment, sm: async_sessionmaker[AsyncSession], tq: str
+    env: WorkflowEnvironment,
+    sm: async_sessionmaker[AsyncSession],
+    tq: str,
+    config: DebounceConfig | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Ingestor:
     key = f"seam-{uuid.uuid4().hex[:8]}"
     account = await register_account(sm, key=key, kind="replay", display_name=key)
@@ -57,9 +63,10 @@ async def make_ingestor(
         env.client,
         sm,
         account,
-        config=DebounceConfig(1, 10, IDLE_CLOSE),
+        config=config or DebounceConfig(1, 10, IDLE_CLOSE),
         task_queue=tq,
         chat_hash_key=b"k",
+        clock=clock,
     )
 
 
@@ -203,17 +210,8 @@ async def test_repeated_typing_within_two_seconds_is_signalled_once(
 
     tq, rec = task_queue(), Recorder()
     now = [100.0]
-    key = f"seam-{uuid.uuid4().hex[:8]}"
-    account = await register_account(sessionmaker, key=key, kind="replay", display_name=key)
-    ingestor = Ingestor(
-        time_env.client,
-        sessionmaker,
-        account,
-        config=DebounceConfig(5, 10, IDLE_CLOSE),
-        task_queue=tq,
-        chat_hash_key=b"k",
-        clock=lambda: now[0],
-    )
+    config = DebounceConfig(5, 10, IDLE_CLOSE)
+    ingestor = await make_ingestor(time_env, sessionmaker, tq, config, lambda: now[0])
     async with new_worker(time_env.client, rec, tq):
         result = await ingestor.message(IncomingMessage(77, 5, 1, "hi", NOW))
         for step, action in [
@@ -246,18 +244,9 @@ async def test_typing_is_not_signalled_once_no_burst_can_still_be_open(
 
     tq, rec = task_queue(), Recorder()
     now = [100.0]
-    key = f"seam-{uuid.uuid4().hex[:8]}"
-    account = await register_account(sessionmaker, key=key, kind="replay", display_name=key)
     # Max wait 60 s plus the 5 s quiet period: after 65 s no burst of the chat is open.
-    ingestor = Ingestor(
-        time_env.client,
-        sessionmaker,
-        account,
-        config=DebounceConfig(5, 10, IDLE_CLOSE, max_wait_seconds=60),
-        task_queue=tq,
-        chat_hash_key=b"k",
-        clock=lambda: now[0],
-    )
+    config = DebounceConfig(5, 10, IDLE_CLOSE, max_wait_seconds=60)
+    ingestor = await make_ingestor(time_env, sessionmaker, tq, config, lambda: now[0])
     async with new_worker(time_env.client, rec, tq):
         # Typing before the first message: nothing is buffered, nothing is signalled.
         assert await ingestor.typing(chat_id=77, sender_id=5, action="typing") is False
