@@ -21,10 +21,9 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.bursts import BurstActivities
-    from activities.replies import ReplyActivities
     from activities.sending import SendActivities
-    from workflows import attributes
-    from workflows.failures import error_text_of, error_type_of, tells_user
+    from workflows import attributes, steps
+    from workflows.failures import tells_user
     from workflows.ids import burst_key
     from workflows.payloads import (
         BufferedMessage,
@@ -33,15 +32,12 @@ with workflow.unsafe.imports_passed_through():
         ConversationState,
         FailureNoticeInput,
         ForcedFlush,
-        GenerateReplyInput,
-        MarkBurstFailedInput,
         MessageEdited,
         MessageReceived,
         MessagesDeleted,
         PauseInput,
         PersistBurstInput,
         PersistBurstResult,
-        SendReplyInput,
         TypingObserved,
     )
     from workflows.policy import (
@@ -67,17 +63,6 @@ PATCH_FAILURE_NOTICE = "failed-burst-notice"
 # Message ids remembered for de-duplication (listener retries, catch-up replays).
 SEEN_IDS_KEPT = 1000
 
-DB_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-)
-# LLM and channel outages are waited out; permanent errors are raised as non-retryable.
-OUTSIDE_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=2),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=60),
-)
 # The error notice is best effort: a few tries, then the failure stays with ops.
 NOTICE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_attempts=5)
 
@@ -303,7 +288,7 @@ class ConversationWorkflow:
             # The conversation goes on: the burst is recorded as failed, ops are alerted
             # (once an hour per kind) and the user is told, then the next burst is served.
             workflow.logger.error("burst %s failed: %s", key, err.cause or err)
-            error_type = await self._mark_failed(key, err)
+            error_type = await steps.mark_failed(key, err)
             if workflow.patched(PATCH_FAILURE_NOTICE) and tells_user(error_type):
                 await self._notify_user(key)
 
@@ -332,28 +317,13 @@ class ConversationWorkflow:
         if persisted.message_count == 0 or drop_as is not None:
             return
         self._set_phase("generating", "generating reply")
-        generated = await workflow.execute_activity_method(
-            ReplyActivities.generate_reply,
-            GenerateReplyInput(burst_key=key),
-            start_to_close_timeout=timedelta(minutes=3),
-            # An outage is waited out this long, then the burst fails.
-            schedule_to_close_timeout=self._outage_window(),
-            heartbeat_timeout=timedelta(seconds=30),
-            retry_policy=OUTSIDE_RETRY,
-            summary="generate reply",
-        )
+        generated = await steps.generate_reply(key, outage_window=self._outage_window())
         self._set_phase("sending", f"sending reply ({generated.chars} chars)")
-        await workflow.execute_activity_method(
-            SendActivities.send_reply,
-            SendReplyInput(burst_key=key),
+        await steps.send_reply(
+            key,
             task_queue=self._send_task_queue,
-            start_to_close_timeout=timedelta(seconds=60),
-            schedule_to_close_timeout=self._outage_window(),
-            heartbeat_timeout=(
-                timedelta(seconds=15) if workflow.patched(PATCH_SEND_HEARTBEAT) else None
-            ),
-            retry_policy=OUTSIDE_RETRY,
-            summary="send reply",
+            outage_window=self._outage_window(),
+            heartbeat=steps.SEND_HEARTBEAT if workflow.patched(PATCH_SEND_HEARTBEAT) else None,
         )
 
     async def _persist(self, input: PersistBurstInput, *, summary: str) -> PersistBurstResult:
@@ -368,20 +338,9 @@ class ConversationWorkflow:
             BurstActivities.persist_burst,
             input,
             start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=DB_RETRY,
+            retry_policy=steps.DB_RETRY,
             summary=summary,
         )
-
-    async def _mark_failed(self, key: str, err: ActivityError) -> str:
-        error_type = error_type_of(err)
-        await workflow.execute_activity_method(
-            BurstActivities.mark_burst_failed,
-            MarkBurstFailedInput(burst_key=key, error_type=error_type, error=error_text_of(err)),
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=DB_RETRY,
-            summary=f"mark burst failed ({error_type})",
-        )
-        return error_type
 
     async def _notify_user(self, key: str) -> None:
         self._set_phase("sending", "sending the error message")

@@ -14,17 +14,8 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.bursts import BurstActivities
-    from activities.replies import ReplyActivities
-    from activities.sending import SendActivities
-    from workflows.conversation import DB_RETRY, OUTSIDE_RETRY
-    from workflows.failures import error_text_of, error_type_of
-    from workflows.payloads import (
-        GenerateReplyInput,
-        MarkBurstFailedInput,
-        RetryBurstInput,
-        RetryBurstResult,
-        SendReplyInput,
-    )
+    from workflows import steps
+    from workflows.payloads import RetryBurstInput, RetryBurstResult
 
 RETRY_WORKFLOW_PREFIX = "retry"
 
@@ -44,38 +35,23 @@ class RetryBurstWorkflow:
             BurstActivities.reopen_failed_burst,
             key,
             start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=DB_RETRY,
+            retry_policy=steps.DB_RETRY,
             summary="reopen failed burst",
         )
         generated = status == "persisted"
         try:
-            await workflow.execute_activity_method(
-                ReplyActivities.generate_reply,
-                GenerateReplyInput(burst_key=key),
-                start_to_close_timeout=timedelta(minutes=3),
-                schedule_to_close_timeout=window,
-                heartbeat_timeout=timedelta(seconds=30),
-                retry_policy=OUTSIDE_RETRY,
+            await steps.generate_reply(
+                key,
+                outage_window=window,
                 summary="generate reply" if generated else "reuse stored reply",
             )
-            sent = await workflow.execute_activity_method(
-                SendActivities.send_reply,
-                SendReplyInput(burst_key=key),
+            sent = await steps.send_reply(
+                key,
                 task_queue=input.send_task_queue,
-                start_to_close_timeout=timedelta(seconds=60),
-                schedule_to_close_timeout=window,
-                heartbeat_timeout=timedelta(seconds=15),
-                retry_policy=OUTSIDE_RETRY,
-                summary="send reply",
+                outage_window=window,
+                heartbeat=steps.SEND_HEARTBEAT,
             )
         except ActivityError as err:
-            error_type = error_type_of(err)
-            await workflow.execute_activity_method(
-                BurstActivities.mark_burst_failed,
-                MarkBurstFailedInput(key, error_type, error_text_of(err)),
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=DB_RETRY,
-                summary=f"mark burst failed ({error_type})",
-            )
+            error_type = await steps.mark_failed(key, err)
             return RetryBurstResult("failed", generated, 0, error_type)
         return RetryBurstResult("sent", generated, sent.newly_sent)

@@ -1,0 +1,82 @@
+"""The answering steps a workflow schedules, with their timeouts and retry policies in one
+place: the conversation workflow and `lull retry`'s RetryBurstWorkflow run the same ones.
+
+Workflow code: call these only from a workflow.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
+
+from activities.bursts import BurstActivities
+from activities.replies import ReplyActivities
+from activities.sending import SendActivities
+from workflows.failures import error_text_of, error_type_of
+from workflows.payloads import (
+    GenerateReplyInput,
+    GenerateReplyResult,
+    MarkBurstFailedInput,
+    SendReplyInput,
+    SendReplyResult,
+)
+
+DB_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+)
+# LLM and channel outages are waited out; permanent errors are raised as non-retryable.
+OUTSIDE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=60),
+)
+SEND_HEARTBEAT = timedelta(seconds=15)
+
+
+async def generate_reply(
+    key: str, *, outage_window: timedelta, summary: str = "generate reply"
+) -> GenerateReplyResult:
+    return await workflow.execute_activity_method(
+        ReplyActivities.generate_reply,
+        GenerateReplyInput(burst_key=key),
+        start_to_close_timeout=timedelta(minutes=3),
+        # An outage is waited out this long, then the burst fails.
+        schedule_to_close_timeout=outage_window,
+        heartbeat_timeout=timedelta(seconds=30),
+        retry_policy=OUTSIDE_RETRY,
+        summary=summary,
+    )
+
+
+async def send_reply(
+    key: str, *, task_queue: str, outage_window: timedelta, heartbeat: timedelta | None
+) -> SendReplyResult:
+    """On ``task_queue``, the queue of the process that owns the account's channel."""
+    return await workflow.execute_activity_method(
+        SendActivities.send_reply,
+        SendReplyInput(burst_key=key),
+        task_queue=task_queue,
+        start_to_close_timeout=timedelta(seconds=60),
+        schedule_to_close_timeout=outage_window,
+        heartbeat_timeout=heartbeat,
+        retry_policy=OUTSIDE_RETRY,
+        summary="send reply",
+    )
+
+
+async def mark_failed(key: str, err: ActivityError) -> str:
+    """Record the burst as failed (ops are alerted by the activity); returns the error type."""
+    error_type = error_type_of(err)
+    await workflow.execute_activity_method(
+        BurstActivities.mark_burst_failed,
+        MarkBurstFailedInput(burst_key=key, error_type=error_type, error=error_text_of(err)),
+        start_to_close_timeout=timedelta(seconds=30),
+        retry_policy=DB_RETRY,
+        summary=f"mark burst failed ({error_type})",
+    )
+    return error_type
