@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -46,7 +46,8 @@ from workflows.payloads import (
 CHAT_ACTIONS = frozenset({"typing", "record_audio", "record_video", "upload", "cancel"})
 # The same user's same chat action within this window is signalled once.
 TYPING_DEDUP_SECONDS = 2.0
-TYPING_SEEN_MAX = 10_000
+# Keys each RecentKeys holds before it forgets the expired ones.
+RECENT_KEYS_MAX = 10_000
 
 log = logging.getLogger("lull.ingest")
 
@@ -98,6 +99,25 @@ async def register_account(
     return Account(account_id, key)
 
 
+class RecentKeys:
+    """Keys seen within the last ``window`` seconds, in bounded memory."""
+
+    def __init__(self, window: float, clock: Callable[[], float]) -> None:
+        self._window = window
+        self._clock = clock
+        self._seen: dict[Hashable, float] = {}
+
+    def within(self, key: Hashable) -> bool:
+        last = self._seen.get(key)
+        return last is not None and self._clock() - last < self._window
+
+    def touch(self, key: Hashable) -> None:
+        now = self._clock()
+        self._seen[key] = now
+        if len(self._seen) > RECENT_KEYS_MAX:
+            self._seen = {k: t for k, t in self._seen.items() if now - t < self._window}
+
+
 class Ingestor:
     """Turns one account's incoming events into conversation signals."""
 
@@ -121,10 +141,11 @@ class Ingestor:
         self._hash_key = chat_hash_key
         self._commands = commands
         self._clock = clock
-        # (chat, topic, user, action) → when last signalled; see typing().
-        self._typing_seen: dict[tuple[int, int | None, int, str], float] = {}
-        # (chat, topic) → when a message of it was last signalled; see typing().
-        self._last_message: dict[tuple[int, int | None], float] = {}
+        # (chat, topic, user, action) signalled within the dedup window; see typing().
+        self._typing_seen = RecentKeys(TYPING_DEDUP_SECONDS, clock)
+        # (chat, topic) with a message signalled so recently that its burst may still be
+        # open (a burst waits at most the max wait); see typing().
+        self._messaged = RecentKeys(config.max_wait_seconds + config.debounce_seconds, clock)
 
     @property
     def account(self) -> Account:
@@ -133,36 +154,6 @@ class Ingestor:
     @property
     def commands(self) -> frozenset[str]:
         return self._commands
-
-    def _recently_signalled(self, key: tuple[int, int | None, int, str]) -> bool:
-        now = self._clock()
-        last = self._typing_seen.get(key)
-        if last is not None and now - last < TYPING_DEDUP_SECONDS:
-            return True
-        self._typing_seen[key] = now
-        if len(self._typing_seen) > TYPING_SEEN_MAX:
-            # Bounded: forget everything older than the window.
-            self._typing_seen = {
-                k: t for k, t in self._typing_seen.items() if now - t < TYPING_DEDUP_SECONDS
-            }
-        return False
-
-    def _may_be_buffered(self, chat_id: int, topic_id: int | None) -> bool:
-        """Whether the chat may have messages buffered: one was signalled recently enough
-        that its burst may still be open (a burst waits at most the max wait). Erring to
-        True only costs a signal; this process's restart forgets, which costs a lease."""
-        last = self._last_message.get((chat_id, topic_id))
-        if last is None:
-            return False
-        horizon = self._config.max_wait_seconds + self._config.debounce_seconds
-        return self._clock() - last < horizon
-
-    def _saw_message(self, chat_id: int, topic_id: int | None) -> None:
-        now = self._clock()
-        self._last_message[(chat_id, topic_id)] = now
-        if len(self._last_message) > TYPING_SEEN_MAX:
-            horizon = self._config.max_wait_seconds + self._config.debounce_seconds
-            self._last_message = {k: t for k, t in self._last_message.items() if now - t < horizon}
 
     def _search_attributes(self, ref: ConversationRef) -> TypedSearchAttributes | None:
         if not self._config.search_attributes:
@@ -185,13 +176,17 @@ class Ingestor:
             expected = ", ".join(sorted(CHAT_ACTIONS))
             raise ValueError(f"unknown chat action {action!r}; expected one of {expected}")
         check_ids(f"{action} in chat {chat_id}", chat_id=chat_id, sender_id=sender_id)
-        if not self._may_be_buffered(chat_id, topic_id):
+        if not self._messaged.within((chat_id, topic_id)):
             # Typing with nothing buffered changes nothing in the workflow, yet a signal
             # costs four history events: users type before every first message of a burst.
+            # Erring to "buffered" costs a signal; a restart of this process forgets, which
+            # costs a lease.
             return False
-        if self._recently_signalled((chat_id, topic_id, sender_id, action)):
+        key = (chat_id, topic_id, sender_id, action)
+        if self._typing_seen.within(key):
             # Clients repeat actions every few seconds; each signal costs history events.
             return True
+        self._typing_seen.touch(key)
         return await signal_open_conversation(
             self._client,
             self._workflow_id(chat_id, topic_id),
@@ -310,7 +305,7 @@ class Ingestor:
             )
             return IngestResult(workflow_id, signalled=False)
         ref = self._ref(msg.chat_id, msg.topic_id, conversation_id)
-        self._saw_message(msg.chat_id, msg.topic_id)
+        self._messaged.touch((msg.chat_id, msg.topic_id))
         handle = await self._client.start_workflow(
             ConversationWorkflow.run,
             self._input(ref),

@@ -94,13 +94,12 @@ class BurstActivities:
         """`lull retry`: move a failed burst back to where its remaining steps start."""
         async with self._sessionmaker() as session, session.begin():
             status = await failure_queries.reopen_failed_burst(session, burst_key)
-            if status is None:
-                current = await failure_queries.burst_status(session, burst_key)
+            current = None if status else await queries.load_burst(session, burst_key)
         if status is None:
             if current is None:
                 raise missing(f"burst {burst_key}")
             raise ApplicationError(
-                f"burst {burst_key} is {current}, not failed: nothing to retry",
+                f"burst {burst_key} is {current.status}, not failed: nothing to retry",
                 type=NOT_FAILED,
                 non_retryable=True,
             )

@@ -90,11 +90,6 @@ async def reopen_failed_burst(session: AsyncSession, burst_key: str) -> str | No
     return new_status
 
 
-async def burst_status(session: AsyncSession, burst_key: str) -> str | None:
-    stmt = select(burst.c.status).where(burst.c.burst_key == burst_key)
-    return (await session.execute(stmt)).scalar_one_or_none()
-
-
 async def mark_notice_sent(session: AsyncSession, burst_id: int) -> None:
     await session.execute(
         update(burst).where(burst.c.id == burst_id).values(notice_sent_at=func.now())
