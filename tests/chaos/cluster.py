@@ -24,7 +24,7 @@ from channels.telegram_session import PostgresSession
 from db import migrate
 from db.engine import make_engine, make_sessionmaker
 from tests.conftest import binary
-from tests.e2e.helpers import ROOT, free_port, lull_command, lull_env
+from tests.e2e.helpers import Process, free_port, lull_env
 from tests.fakes.openai_server import FakeOpenAI
 from tests.telegram_server.server import FakeTelegramServer
 from workflows import attributes
@@ -32,43 +32,6 @@ from workflows import attributes
 BOT = 100
 FIRST_USER = 1000
 LLM_TIMEOUT_SECONDS = 2.0
-
-
-class Process:
-    """One `lull` process. ``wanted`` says whether the supervisor keeps it running."""
-
-    def __init__(self, name: str, command: str, env: dict[str, str], log_dir: Path) -> None:
-        self.name, self.command, self.env = name, command, env
-        self.log_path = log_dir / f"{name}.log"
-        self.proc: asyncio.subprocess.Process | None = None
-        self.wanted = True
-        self.starts = 0
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.returncode is None
-
-    async def start(self) -> None:
-        # The child owns the file; opening it is instant.
-        log = open(self.log_path, "ab")  # noqa: SIM115, ASYNC230
-        self.proc = await asyncio.create_subprocess_exec(
-            *lull_command(self.command), cwd=ROOT, env=self.env, stdout=log, stderr=log
-        )
-        self.starts += 1
-
-    async def signal(self, sig: int) -> int | None:
-        if not self.running:
-            return None
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-        try:
-            return await asyncio.wait_for(self.proc.wait(), 40)
-        except TimeoutError:
-            self.proc.kill()
-            return await self.proc.wait()
-
-    def tail(self, chars: int = 3000) -> str:
-        return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
 
 
 class Cluster:

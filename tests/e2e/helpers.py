@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import sys
@@ -41,3 +42,40 @@ def new_data_dir() -> Path:
 
 def lull_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "cli", *args]
+
+
+class Process:
+    """One `lull` process. ``wanted`` says whether the supervisor keeps it running."""
+
+    def __init__(self, name: str, command: str, env: dict[str, str], log_dir: Path) -> None:
+        self.name, self.command, self.env = name, command, env
+        self.log_path = log_dir / f"{name}.log"
+        self.proc: asyncio.subprocess.Process | None = None
+        self.wanted = True
+        self.starts = 0
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.returncode is None
+
+    async def start(self) -> None:
+        # The child owns the file; opening it is instant.
+        log = open(self.log_path, "ab")  # noqa: SIM115, ASYNC230
+        self.proc = await asyncio.create_subprocess_exec(
+            *lull_command(self.command), cwd=ROOT, env=self.env, stdout=log, stderr=log
+        )
+        self.starts += 1
+
+    async def signal(self, sig: int) -> int | None:
+        if not self.running:
+            return None
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        try:
+            return await asyncio.wait_for(self.proc.wait(), 40)
+        except TimeoutError:
+            self.proc.kill()
+            return await self.proc.wait()
+
+    def tail(self, chars: int = 3000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""

@@ -21,7 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from channels.telegram_session import PostgresSession
 from db.tables import account, burst, message
-from tests.e2e.helpers import ROOT, free_port, lull_command, lull_env, new_data_dir
+from tests.e2e.helpers import Process, free_port, lull_env, new_data_dir
 from tests.telegram_server.server import FakeTelegramServer
 
 pytestmark = pytest.mark.e2e
@@ -34,31 +34,23 @@ class Deployment:
     """One worker and one listener process, as a Lull deployment runs them."""
 
     def __init__(self, env: dict[str, str], health_port: int, data_dir: Path) -> None:
-        self.env = env
         self.health_port = health_port
         self.data_dir = data_dir
-        self.worker: asyncio.subprocess.Process | None = None
-        self.listener: asyncio.subprocess.Process | None = None
-
-    async def _spawn(self, command: str) -> asyncio.subprocess.Process:
-        # The child owns the file; opening it is instant, not worth a thread.
-        log = open(self.data_dir / f"{command}.log", "ab")  # noqa: SIM115, ASYNC230
-        return await asyncio.create_subprocess_exec(
-            *lull_command(command), cwd=ROOT, env=self.env, stdout=log, stderr=log
-        )
+        self.worker = Process("worker", "worker", env, data_dir)
+        self.listener = Process("ingest", "ingest", env, data_dir)
 
     async def start_worker(self) -> None:
-        self.worker = await self._spawn("worker")
+        await self.worker.start()
 
     async def start_listener(self) -> None:
-        self.listener = await self._spawn("ingest")
+        await self.listener.start()
         for _ in range(300):
             if await self.ready():
                 return
-            if self.listener.returncode is not None:
+            if not self.listener.running:
                 break
             await asyncio.sleep(0.1)
-        raise AssertionError(f"listener not ready:\n{self.log('ingest')}")
+        raise AssertionError(f"listener not ready:\n{self.listener.tail(4000)}")
 
     async def ready(self) -> bool:
         try:
@@ -70,23 +62,16 @@ class Deployment:
         writer.close()
         return answer.startswith(b"HTTP/1.1 200")
 
-    async def kill_listener(self, sig: int = signal.SIGKILL) -> int:
-        assert self.listener is not None
-        self.listener.send_signal(sig)
-        return await asyncio.wait_for(self.listener.wait(), 60)
+    async def kill_listener(self, sig: int = signal.SIGKILL) -> int | None:
+        return await self.listener.signal(sig)
 
     def log(self, command: str) -> str:
-        path = self.data_dir / f"{command}.log"
-        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+        proc = self.listener if command == "ingest" else self.worker
+        return proc.tail(4000)
 
     async def stop(self) -> None:
         for proc in (self.listener, self.worker):
-            if proc is not None and proc.returncode is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    await asyncio.wait_for(proc.wait(), 30)
-                except TimeoutError:
-                    proc.kill()
+            await proc.signal(signal.SIGTERM)
 
 
 @pytest.fixture
