@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import logging
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -28,6 +28,7 @@ from activities.sending import SendActivities
 from channels.base import ChannelSender
 from channels.commands import BUILTIN_COMMANDS, parse_command
 from channels.input_rules import RejectedMessageError, check_ids, clean_text
+from channels.typing_gate import ChatKey, Hold, Send, TypingGate
 from db import queries
 from workflows import attributes
 from workflows.conversation import ConversationWorkflow
@@ -44,10 +45,9 @@ from workflows.payloads import (
 )
 
 CHAT_ACTIONS = frozenset({"typing", "record_audio", "record_video", "upload", "cancel"})
-# The same user's same chat action within this window is signalled once.
-TYPING_DEDUP_SECONDS = 2.0
-# Keys each RecentKeys holds before it forgets the expired ones.
-RECENT_KEYS_MAX = 10_000
+# A held chat action is signalled this long before the deadline it could extend: room for
+# the signal to reach the workflow (see channels/typing_gate.py).
+TYPING_SIGNAL_LEAD_SECONDS = 1.0
 
 log = logging.getLogger("lull.ingest")
 
@@ -99,25 +99,6 @@ async def register_account(
     return Account(account_id, key)
 
 
-class RecentKeys:
-    """Keys seen within the last ``window`` seconds, in bounded memory."""
-
-    def __init__(self, window: float, clock: Callable[[], float]) -> None:
-        self._window = window
-        self._clock = clock
-        self._seen: dict[Hashable, float] = {}
-
-    def within(self, key: Hashable) -> bool:
-        last = self._seen.get(key)
-        return last is not None and self._clock() - last < self._window
-
-    def touch(self, key: Hashable) -> None:
-        now = self._clock()
-        self._seen[key] = now
-        if len(self._seen) > RECENT_KEYS_MAX:
-            self._seen = {k: t for k, t in self._seen.items() if now - t < self._window}
-
-
 class Ingestor:
     """Turns one account's incoming events into conversation signals."""
 
@@ -132,6 +113,7 @@ class Ingestor:
         chat_hash_key: bytes,
         commands: frozenset[str] = frozenset(BUILTIN_COMMANDS),
         clock: Callable[[], float] = time.monotonic,
+        schedule: Callable[[float, Callable[[], None]], Any] | None = None,
     ) -> None:
         self._client = client
         self._sessionmaker = sessionmaker
@@ -141,11 +123,11 @@ class Ingestor:
         self._hash_key = chat_hash_key
         self._commands = commands
         self._clock = clock
-        # (chat, topic, user, action) signalled within the dedup window; see typing().
-        self._typing_seen = RecentKeys(TYPING_DEDUP_SECONDS, clock)
-        # (chat, topic) with a message signalled so recently that its burst may still be
-        # open (a burst waits at most the max wait); see typing().
-        self._messaged = RecentKeys(config.max_wait_seconds + config.debounce_seconds, clock)
+        self._typing_gate = TypingGate(config, lead=TYPING_SIGNAL_LEAD_SECONDS)
+        # Calls release_held_typing() when a held action is due; tests pass their own.
+        self._schedule = schedule or self._call_later
+        self._typing_timers: dict[tuple[ChatKey, int], Any] = {}
+        self._typing_tasks: set[asyncio.Task[int]] = set()
 
     @property
     def account(self) -> Account:
@@ -171,28 +153,62 @@ class Ingestor:
     async def typing(
         self, *, chat_id: int, sender_id: int, action: str, topic_id: int | None = None
     ) -> bool:
-        """A user's chat action; returns whether an open conversation was told."""
+        """A user's chat action; returns whether the conversation was signalled now.
+
+        Most actions are held back and never signalled: the author's next message makes
+        them moot (see channels/typing_gate.py). A held one is signalled shortly before
+        the deadline it could extend, by ``release_held_typing``.
+        """
         if action not in CHAT_ACTIONS:
             expected = ", ".join(sorted(CHAT_ACTIONS))
             raise ValueError(f"unknown chat action {action!r}; expected one of {expected}")
         check_ids(f"{action} in chat {chat_id}", chat_id=chat_id, sender_id=sender_id)
-        if not self._messaged.within((chat_id, topic_id)):
-            # Typing with nothing buffered changes nothing in the workflow, yet a signal
-            # costs four history events: users type before every first message of a burst.
-            # Erring to "buffered" costs a signal; a restart of this process forgets, which
-            # costs a lease.
+        chat = (chat_id, topic_id)
+        decision = self._typing_gate.action(chat, sender_id, action, self._clock())
+        return await self._apply_typing(chat, sender_id, decision)
+
+    async def release_held_typing(self) -> int:
+        """Signal the held chat actions whose time came; returns how many were signalled."""
+        now, signalled = self._clock(), 0
+        for chat, sender_id in list(self._typing_gate.held()):
+            decision = self._typing_gate.due(chat, sender_id, now)
+            signalled += await self._apply_typing(chat, sender_id, decision)
+        return signalled
+
+    async def _apply_typing(
+        self, chat: ChatKey, sender_id: int, decision: Hold | Send | None
+    ) -> bool:
+        timer = self._typing_timers.pop((chat, sender_id), None)
+        if timer is not None:
+            timer.cancel()
+        if decision is None:
             return False
-        key = (chat_id, topic_id, sender_id, action)
-        if self._typing_seen.within(key):
-            # Clients repeat actions every few seconds; each signal costs history events.
-            return True
-        self._typing_seen.touch(key)
+        if isinstance(decision, Hold):
+            delay = max(0.0, decision.fire_at - self._clock())
+            self._typing_timers[(chat, sender_id)] = self._schedule(delay, self._release_soon)
+            return False
+        chat_id, topic_id = chat
         return await signal_open_conversation(
             self._client,
             self._workflow_id(chat_id, topic_id),
             "typing_observed",
-            TypingObserved(sender_id, action),
+            TypingObserved(sender_id, decision.action, age_seconds=decision.age),
         )
+
+    def _call_later(self, delay: float, callback: Callable[[], None]) -> asyncio.TimerHandle:
+        return asyncio.get_running_loop().call_later(delay, callback)
+
+    def _release_soon(self) -> None:
+        task = asyncio.create_task(self._release_logged())
+        self._typing_tasks.add(task)
+        task.add_done_callback(self._typing_tasks.discard)
+
+    async def _release_logged(self) -> int:
+        try:
+            return await self.release_held_typing()
+        except Exception as exc:  # noqa: BLE001 - a lost lease only makes a reply come sooner
+            log.warning("held chat action not signalled: %s: %s", type(exc).__name__, exc)
+            return 0
 
     async def edit(
         self,
@@ -305,7 +321,11 @@ class Ingestor:
             )
             return IngestResult(workflow_id, signalled=False)
         ref = self._ref(msg.chat_id, msg.topic_id, conversation_id)
-        self._messaged.touch((msg.chat_id, msg.topic_id))
+        chat = (msg.chat_id, msg.topic_id)
+        self._typing_gate.message(chat, msg.sender_id, self._clock())
+        timer = self._typing_timers.pop((chat, msg.sender_id), None)
+        if timer is not None:
+            timer.cancel()
         handle = await self._client.start_workflow(
             ConversationWorkflow.run,
             self._input(ref),

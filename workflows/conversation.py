@@ -60,6 +60,9 @@ PATCH_SEND_HEARTBEAT = "send-reply-heartbeat"
 # A failed burst's user gets the account's error message.
 PATCH_FAILURE_NOTICE = "failed-burst-notice"
 
+# A held chat action's age is trusted up to this; a lease from longer ago is long over.
+MAX_TYPING_AGE_SECONDS = 120.0
+
 # Message ids remembered for de-duplication (listener retries, catch-up replays).
 SEEN_IDS_KEPT = 1000
 
@@ -174,13 +177,15 @@ class ConversationWorkflow:
 
     @workflow.signal
     def typing_observed(self, event: TypingObserved) -> None:
+        # Older signals carry no age (0): their lease runs from now, as it always did.
+        age = min(max(event.age_seconds, 0.0), MAX_TYPING_AGE_SECONDS)
         self._lease_until = extend_lease(
             self._config,
             self._buffer,
             self._lease_until,
             sender_id=event.sender_id,
             action=event.action,
-            at=workflow.now(),
+            at=workflow.now() - timedelta(seconds=age),
         )
 
     @workflow.query

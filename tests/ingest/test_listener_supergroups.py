@@ -45,11 +45,20 @@ async def test_supergroup_and_topic_updates_reach_their_conversations(
 ) -> None:
     key = f"sg-{uuid.uuid4().hex[:8]}"
     account = await register_account(sessionmaker, key=key, kind="telegram_bot", display_name=key)
-    # A long quiet period: the conversations stay open with their messages buffered.
-    config = DebounceConfig(600, 10, 1200, max_wait_seconds=1200)
+    # A long quiet period: the conversations stay open with their messages buffered. A
+    # longer typing window, so typing can extend it.
+    config = DebounceConfig(600, 10, 1200, max_wait_seconds=1200, typing_window_seconds=900)
     tq = task_queue()
+    now = [0.0]
     ingestor = Ingestor(
-        dev_env.client, sessionmaker, account, config=config, task_queue=tq, chat_hash_key=b"k"
+        dev_env.client,
+        sessionmaker,
+        account,
+        config=config,
+        task_queue=tq,
+        chat_hash_key=b"k",
+        clock=lambda: now[0],
+        schedule=lambda delay, callback: None,
     )
     client = offline_client()
     listener = TelegramListener(client, ingestor, PostgresSession(sessionmaker, key), sessionmaker)
@@ -74,6 +83,9 @@ async def test_supergroup_and_topic_updates_reach_their_conversations(
         )
     )
     assert await listener.drain(within=10) == 0
+    # The ingest holds typing until shortly before the quiet period ends (see typing_gate).
+    now[0] = 599.0
+    assert await ingestor.release_held_typing() == 1
     async with new_worker(dev_env.client, Recorder(), tq):
         await check_conversations(dev_env, key)
 

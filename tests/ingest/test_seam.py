@@ -56,6 +56,7 @@ async def make_ingestor(
     tq: str,
     config: DebounceConfig | None = None,
     clock: Callable[[], float] = time.monotonic,
+    schedule: Callable[[float, Callable[[], None]], object] | None = None,
 ) -> Ingestor:
     key = f"seam-{uuid.uuid4().hex[:8]}"
     account = await register_account(sm, key=key, kind="replay", display_name=key)
@@ -67,6 +68,7 @@ async def make_ingestor(
         task_queue=tq,
         chat_hash_key=b"k",
         clock=clock,
+        schedule=schedule,
     )
 
 
@@ -156,17 +158,32 @@ async def test_typing_never_starts_a_conversation(
     await assert_no_conversation(time_env, ingestor, chat_id=77)
 
 
-async def test_typing_reaches_an_open_conversation(
+async def test_a_held_chat_action_reaches_the_conversation_before_the_quiet_period_ends(
     time_env: WorkflowEnvironment, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
     tq, rec = task_queue(), Recorder()
-    ingestor = await make_ingestor(time_env, sessionmaker, tq)
+    now, timers = [100.0], []
+    config = DebounceConfig(5, 10, IDLE_CLOSE, typing_windows={"record_audio": 30})
+    ingestor = await make_ingestor(
+        time_env, sessionmaker, tq, config, lambda: now[0], lambda d, f: timers.append(d)
+    )
     async with new_worker(time_env.client, rec, tq):
         result = await ingestor.message(IncomingMessage(77, 5, 1, "hi", NOW))
-        assert await ingestor.typing(chat_id=77, sender_id=5, action="record_audio") is True
+        now[0] += 0.5
+        # Held: the author's next message would make it moot. Due 1 s before the quiet
+        # period ends (100 + 5 - 1), so its timer is set 3.5 s out.
+        assert await ingestor.typing(chat_id=77, sender_id=5, action="record_audio") is False
+        assert timers == [3.5]
+        assert await ingestor.release_held_typing() == 0  # not yet due
+        now[0] += 3.5
+        assert await ingestor.release_held_typing() == 1
         state = await time_env.client.get_workflow_handle(result.workflow_id).query("state")
-    assert state["typing_lease_until"] is not None
     assert state["deadline_rule"] == "typing lease"
+    # The lease runs 30 s from when the action was seen, 3.5 s before it was signalled.
+    # Only the test's clock moved, not the workflow's: so it ends 26.5 s after the message.
+    lease = datetime.fromisoformat(state["typing_lease_until"])
+    last = datetime.fromisoformat(state["last_message_at"])
+    assert 26.0 <= (lease - last).total_seconds() <= 27.0
 
 
 async def test_an_unknown_chat_action_is_a_clear_error(
@@ -203,7 +220,7 @@ async def test_edits_and_deletes_are_recorded_and_answered_messages_not_resignal
     await assert_no_conversation(time_env, ingestor, chat_id=78)
 
 
-async def test_repeated_typing_within_two_seconds_is_signalled_once(
+async def test_typing_that_the_authors_next_message_makes_moot_is_never_signalled(
     time_env: WorkflowEnvironment, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
     from temporalio.api.enums.v1 import EventType
@@ -211,30 +228,32 @@ async def test_repeated_typing_within_two_seconds_is_signalled_once(
     tq, rec = task_queue(), Recorder()
     now = [100.0]
     config = DebounceConfig(5, 10, IDLE_CLOSE)
-    ingestor = await make_ingestor(time_env, sessionmaker, tq, config, lambda: now[0])
+    ingestor = await make_ingestor(
+        time_env, sessionmaker, tq, config, lambda: now[0], lambda d, f: None
+    )
     async with new_worker(time_env.client, rec, tq):
         result = await ingestor.message(IncomingMessage(77, 5, 1, "hi", NOW))
-        for step, action in [
-            (0.0, "typing"),
-            (0.5, "typing"),
-            (1.0, "typing"),
-            (0.2, "cancel"),
-            (0.3, "typing"),
-            (2.5, "typing"),
-        ]:
-            now[0] += step
-            assert await ingestor.typing(chat_id=77, sender_id=5, action=action)
+        for message_id in (2, 3, 4):
+            for _ in range(3):  # clients repeat the action while the user types
+                now[0] += 0.4
+                assert not await ingestor.typing(chat_id=77, sender_id=5, action="typing")
+            await ingestor.message(IncomingMessage(77, 5, message_id, "more", NOW))
+            assert await ingestor.release_held_typing() == 0
+        # Typing with no message after it: signalled once, when it can still matter.
+        await ingestor.typing(chat_id=77, sender_id=5, action="typing")
+        now[0] += 4.0
+        assert await ingestor.release_held_typing() == 1
+        # A cancel after that lease was signalled ends it at once; a second one is moot.
+        assert await ingestor.typing(chat_id=77, sender_id=5, action="cancel")
+        assert not await ingestor.typing(chat_id=77, sender_id=5, action="cancel")
         await time_env.sleep(1)  # let the workflow take in what was signalled
         history = await time_env.client.get_workflow_handle(result.workflow_id).fetch_history()
-    typing_signals = [
-        e
+    signals = [
+        e.workflow_execution_signaled_event_attributes.signal_name
         for e in history.events
         if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
-        and e.workflow_execution_signaled_event_attributes.signal_name == "typing_observed"
     ]
-    # typing at 0 (sent), 0.5 and 1.5 (within 2 s: skipped), cancel (sent), typing at 2.0
-    # (sent: 2.0 s after the first), typing at 4.5 (sent).
-    assert len(typing_signals) == 4
+    assert signals == ["message_received"] * 4 + ["typing_observed"] * 2
 
 
 async def test_typing_is_not_signalled_once_no_burst_can_still_be_open(
@@ -246,7 +265,9 @@ async def test_typing_is_not_signalled_once_no_burst_can_still_be_open(
     now = [100.0]
     # Max wait 60 s plus the 5 s quiet period: after 65 s no burst of the chat is open.
     config = DebounceConfig(5, 10, IDLE_CLOSE, max_wait_seconds=60)
-    ingestor = await make_ingestor(time_env, sessionmaker, tq, config, lambda: now[0])
+    ingestor = await make_ingestor(
+        time_env, sessionmaker, tq, config, lambda: now[0], lambda d, f: None
+    )
     async with new_worker(time_env.client, rec, tq):
         # Typing before the first message: nothing is buffered, nothing is signalled.
         assert await ingestor.typing(chat_id=77, sender_id=5, action="typing") is False

@@ -1,0 +1,129 @@
+"""Which chat actions (typing, recording, uploading) are worth a signal, and when.
+
+A typing lease only holds a burst while its author sends nothing: their next message ends
+the lease in the workflow anyway. Users type before nearly every message, and each signal
+costs a workflow task and four history events. So the gate holds an action back until
+``lead`` seconds before the deadline the ingest knows of (last message plus quiet period,
+or the last lease it sent), and forgets it if the author's message comes first. A held
+action is signalled with its age, so its lease still runs from when it was seen.
+
+Pure bookkeeping on a clock the caller passes in; the ingest does the signalling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from workflows.payloads import DebounceConfig
+from workflows.policy import CANCEL
+
+# Chats remembered before the expired ones are forgotten.
+CHATS_KEPT = 10_000
+
+# (chat id, topic id): a conversation of the account.
+ChatKey = tuple[int, int | None]
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Ask again (``due``) at ``fire_at``; the author's message may make it moot."""
+
+    fire_at: float
+
+
+@dataclass(frozen=True)
+class Send:
+    """Signal ``action`` now, ``age`` seconds after it was seen."""
+
+    action: str
+    age: float
+
+
+@dataclass
+class _Held:
+    action: str
+    seen_at: float
+    lease_until: float
+
+
+@dataclass
+class _Chat:
+    last_message_at: float
+    # The end of the lease the workflow was last told of (by the ingest's clock).
+    lease_until: float = 0.0
+
+
+class TypingGate:
+    def __init__(self, config: DebounceConfig, *, lead: float) -> None:
+        self._config = config
+        # Never hold past the middle of the quiet period: a short debounce leaves the
+        # signal less room to arrive in time.
+        self._lead = min(lead, config.debounce_seconds / 2)
+        # A burst can be open at most this long after a message (max wait + quiet period).
+        self._open_for = config.max_wait_seconds + config.debounce_seconds
+        self._chats: dict[ChatKey, _Chat] = {}
+        self._held: dict[tuple[ChatKey, int], _Held] = {}
+
+    def message(self, chat: ChatKey, sender_id: int, now: float) -> None:
+        """A message was signalled: its author's held action is moot."""
+        entry = self._chats.get(chat)
+        if entry is None:
+            self._chats[chat] = entry = _Chat(now)
+            self._forget_expired(now)
+        entry.last_message_at = now
+        # The workflow ends the lease when the author writes or a new burst opens. Forget
+        # it for any sender: underestimating the deadline only fires a hold early.
+        entry.lease_until = 0.0
+        self._held.pop((chat, sender_id), None)
+
+    def action(self, chat: ChatKey, sender_id: int, action: str, now: float) -> Hold | Send | None:
+        """What to do with a chat action seen ``now``: send it, hold it, or drop it (None).
+        A newer action replaces a held one unless the held one's lease ends later."""
+        entry = self._chats.get(chat)
+        if entry is None or now - entry.last_message_at >= self._open_for:
+            # No burst of this chat can be open: typing with nothing buffered starts nothing.
+            self._held.pop((chat, sender_id), None)
+            return None
+        if action == CANCEL:
+            self._held.pop((chat, sender_id), None)
+            if entry.lease_until > now:
+                entry.lease_until = now
+                return Send(CANCEL, 0.0)
+            # A held action's lease was never sent: forgetting it is the whole cancel.
+            return None
+        window = self._config.typing_windows.get(action, self._config.typing_window_seconds)
+        lease_until = now + window
+        held = self._held.get((chat, sender_id))
+        if held is None or lease_until >= held.lease_until:
+            self._held[(chat, sender_id)] = _Held(action, now, lease_until)
+        return self.due(chat, sender_id, now)
+
+    def due(self, chat: ChatKey, sender_id: int, now: float) -> Send | Hold | None:
+        """The held action's fate now: send it (its time came), hold it on (until
+        ``lead`` before the known deadline, which may have moved), or None (moot)."""
+        held = self._held.get((chat, sender_id))
+        entry = self._chats.get(chat)
+        if held is None or entry is None:
+            return None
+        fire_at = self._deadline(entry) - self._lead
+        if fire_at > now:
+            return Hold(fire_at)
+        del self._held[(chat, sender_id)]
+        if held.lease_until <= self._deadline(entry):
+            return None  # the workflow already holds the burst at least this long
+        entry.lease_until = held.lease_until
+        return Send(held.action, now - held.seen_at)
+
+    def held(self) -> list[tuple[ChatKey, int]]:
+        """(chat, sender) of every held action."""
+        return list(self._held)
+
+    def _deadline(self, entry: _Chat) -> float:
+        return max(entry.last_message_at + self._config.debounce_seconds, entry.lease_until)
+
+    def _forget_expired(self, now: float) -> None:
+        if len(self._chats) <= CHATS_KEPT:
+            return
+        expired = {k for k, c in self._chats.items() if now - c.last_message_at >= self._open_for}
+        self._chats = {k: c for k, c in self._chats.items() if k not in expired}
+        self._held = {k: h for k, h in self._held.items() if k[0] not in expired}
