@@ -18,6 +18,7 @@ import dataclasses
 import json
 import os
 import platform
+import random
 import shutil
 import subprocess
 import time
@@ -131,23 +132,53 @@ async def count_per_message_calls(workload: Workload) -> int:
 
 
 # -- Lull measurements -----------------------------------------------------------------------
-async def history_figures(rt: Runtime, account_prefix: str) -> dict[str, float]:
-    """Events per message and per burst over a run's conversations, and the largest run."""
+async def history_figures(rt: Runtime, account_prefix: str) -> dict[str, Any]:
+    """Events per message and per burst over a run's conversations, the largest run, and
+    where the events come from (signals by name, timers, workflow tasks, activities)."""
+    from temporalio.api.enums.v1 import EventType
+
     client = rt.client
     query = f"WorkflowId STARTS_WITH 'conversation/{account_prefix}/'"
     events = runs = largest = 0
+    kinds: dict[str, int] = {}
     async for wf in client.list_workflows(query):
         history = await client.get_workflow_handle(wf.id, run_id=wf.run_id).fetch_history()
         size = len(history.events)
         events += size
         runs += 1
         largest = max(largest, size)
-    return {"events": events, "runs": runs, "largest_run": largest}
+        for event in history.events:
+            kind = event_kind(EventType.Name(event.event_type).removeprefix("EVENT_TYPE_"))
+            if kind == "signal":
+                kind += " " + event.workflow_execution_signaled_event_attributes.signal_name
+            kinds[kind] = kinds.get(kind, 0) + 1
+    return {"events": events, "runs": runs, "largest_run": largest, "by_kind": kinds}
 
 
-async def throughput(rt: Runtime, seconds: float, *, concurrency: int = 64) -> dict[str, Any]:
+def event_kind(name: str) -> str:
+    for prefix, kind in (
+        ("WORKFLOW_EXECUTION_SIGNALED", "signal"),
+        ("WORKFLOW_TASK_", "workflow task"),
+        ("TIMER_", "timer"),
+        ("ACTIVITY_TASK_", "activity"),
+        ("MARKER_RECORDED", "local activity"),
+        ("UPSERT_WORKFLOW_SEARCH_ATTRIBUTES", "search attributes"),
+    ):
+        if name.startswith(prefix):
+            return kind
+    return "other"
+
+
+async def throughput(
+    rt: Runtime, seconds: float, *, bursty: bool, concurrency: int = 64
+) -> dict[str, Any]:
     """Closed loop: ``concurrency`` senders push messages through the seam as fast as it
-    takes them, over 1,000 conversations; messages per second, per 10 s window."""
+    takes them, over 1,000 conversations; messages per second, per 10 s window.
+
+    ``bursty``: each sender writes a burst of 1-12 messages to a chat, back to back, then
+    moves on, as users write. Otherwise one message per chat in turn: a chat's next
+    message comes seconds later, so every message is a burst of its own (the worst case:
+    a full answer per message)."""
     key = f"tput-{uuid.uuid4().hex[:8]}"
     account = await register_account(rt.sessionmaker, key=key, kind="replay", display_name=key)
     ingestor = rt.build_ingestor(account)
@@ -156,19 +187,21 @@ async def throughput(rt: Runtime, seconds: float, *, concurrency: int = 64) -> d
     done: list[float] = []
 
     async def sender(lane: int) -> None:
+        rng = random.Random(lane)
         chats = list(range(lane, 1000, concurrency))
         next_id = dict.fromkeys(chats, 0)
         i = 0
         while loop.time() - started < seconds:
             chat_id = chats[i % len(chats)]
             i += 1
-            next_id[chat_id] += 1
-            await ingestor.message(
-                IncomingMessage(
-                    chat_id, chat_id, next_id[chat_id], "load", sent_at=datetime.now(UTC)
+            for _ in range(rng.randint(1, 12) if bursty else 1):
+                next_id[chat_id] += 1
+                await ingestor.message(
+                    IncomingMessage(
+                        chat_id, chat_id, next_id[chat_id], "load", sent_at=datetime.now(UTC)
+                    )
                 )
-            )
-            done.append(loop.time() - started)
+                done.append(loop.time() - started)
 
     await asyncio.gather(*(sender(lane) for lane in range(concurrency)))
     windows = [
@@ -176,6 +209,7 @@ async def throughput(rt: Runtime, seconds: float, *, concurrency: int = 64) -> d
     ]
     pending = await wait_until_answered(rt.sessionmaker, account.id, within=60)
     return {
+        "shape": "bursts of 1-12" if bursty else "one message per burst",
         "messages": len(done),
         "per_second": len(done) / seconds,
         "windows_per_second": windows,
@@ -306,10 +340,10 @@ async def measure(
                     row["per_message_llm_calls"] = await count_per_message_calls(workload)
                 out["overhead"].append(row)
                 print(report.overhead_line(row))
-        out["throughput"] = out.get("throughput", []) + [
-            {"workers": worker_count, **await throughput(rt, args.throughput_seconds)}
-        ]
-        print(report.throughput_line(out["throughput"][-1]))
+        for bursty in (True, False):
+            row = await throughput(rt, args.throughput_seconds, bursty=bursty)
+            out["throughput"] = out.get("throughput", []) + [{"workers": worker_count, **row}]
+            print(report.throughput_line(out["throughput"][-1]))
     out["footprint"] = await footprint(rt, workers, args.footprint)
     for row in out["footprint"]:
         print(report.footprint_line(row))
