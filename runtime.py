@@ -88,6 +88,7 @@ class Runtime:
             options=worker_module.reply_options(self.settings),
             max_cached_workflows=self.settings.max_cached_workflows,
             max_concurrent_workflow_tasks=self.settings.max_concurrent_workflow_tasks,
+            workflow_task_pollers=self.settings.workflow_task_pollers,
         )
 
 

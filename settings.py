@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     # replays its history, and a hundred replays sharing two cores all overrun the 10 s
     # task timeout, are retried from scratch and overrun again. Queued tasks do not time out.
     max_concurrent_workflow_tasks: int = Field(default=10, ge=2)
+    # Workflow-task polls a worker keeps open (at most the tasks it may run). A task that
+    # finds no poll waiting goes to the server's backlog and is matched later, which under
+    # load costs seconds; the SDK's default is 5.
+    workflow_task_pollers: int = Field(default=10, ge=2)
     # Extra commands (comma-separated, without "/") answered alone and at once by the LLM;
     # /start, /help and /refresh are always known.
     commands: str = ""

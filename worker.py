@@ -12,7 +12,7 @@ from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 
 from activities.bursts import BurstActivities
 from activities.replies import ReplyActivities, ReplyOptions
@@ -44,6 +44,7 @@ def build_worker(
     options: ReplyOptions,
     max_cached_workflows: int = 2000,
     max_concurrent_workflow_tasks: int = 10,
+    workflow_task_pollers: int = 10,
 ) -> Worker:
     bursts = BurstActivities(sessionmaker)
     replies = ReplyActivities(sessionmaker, provider, options)
@@ -61,6 +62,9 @@ def build_worker(
         graceful_shutdown_timeout=timedelta(seconds=10),
         max_cached_workflows=max_cached_workflows,
         max_concurrent_workflow_tasks=max_concurrent_workflow_tasks,
+        workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(
+            min(workflow_task_pollers, max_concurrent_workflow_tasks)
+        ),
     )
 
 

@@ -290,14 +290,18 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     )
     results: dict[str, Any] = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "worker_env": args.worker_env,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "load": {"debounce_s": DEBOUNCE, "typing_window_s": TYPING_WINDOW, "cap": MAX_BATCH},
         "overhead": [],
     }
     try:
         async with lull_runtime(settings) as rt, running_redis(work_dir) as redis:
+            extra = dict(item.split("=", 1) for item in args.worker_env)
             workers = WorkerProcesses(
-                rt, work_dir, LULL_MAX_CACHED_WORKFLOWS=str(max(args.footprint + [2000]) + 500)
+                rt,
+                work_dir,
+                **{"LULL_MAX_CACHED_WORKFLOWS": str(max(args.footprint + [2000]) + 500), **extra},
             )
             try:
                 await measure(rt, redis, workers, args, results)
@@ -332,6 +336,10 @@ async def measure(
                     "redis": summary(redis_values, redis_sent, redis_unmatched, workload),
                     "redis_llm_calls": redis_calls,
                     "lull_stages_ms": stages,
+                    "seam_call_ms": {
+                        "p50": percentile(sender.seam_calls, 0.50) * 1000,
+                        "p99": percentile(sender.seam_calls, 0.99) * 1000,
+                    },
                     "wall_s": time.monotonic() - t0,
                 }
                 if worker_count == args.workers[0] and scale == 100 and rep == 0:
@@ -408,6 +416,13 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--throughput-seconds", type=float, default=60)
     parser.add_argument("--footprint", default="1000,10000")
+    parser.add_argument(
+        "--worker-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a `lull worker` setting, e.g. LULL_MAX_CONCURRENT_WORKFLOW_TASKS=50",
+    )
     parser.add_argument("--quick", action="store_true", help="1 rep, 10 and 100, 20 s, 1,000")
     args = parser.parse_args()
     if args.quick:

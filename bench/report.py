@@ -22,8 +22,10 @@ def overhead_line(row: dict[str, Any]) -> str:
     lull, redis = row["lull"], row["redis"]
     stages = row.get("lull_stages_ms", {})
     steps = ", ".join(f"{k} {v:.0f}" for k, v in stages.items())
+    seam = row.get("seam_call_ms", {})
     return (
-        f"  lull steps (median ms): {steps}\n"
+        f"  lull steps (median ms): {steps}; seam call p50 {seam.get('p50', 0):.0f} ms "
+        f"p99 {seam.get('p99', 0):.0f} ms\n"
         f"  lull p50 {lull['p50_ms']:.0f} ms p99 {lull['p99_ms']:.0f} ms "
         f"({lull['unanswered_messages']} unanswered) | redis batcher p50 {redis['p50_ms']:.0f} "
         f"ms p99 {redis['p99_ms']:.0f} ms | {row['messages']} messages, {row['wall_s']:.0f} s"
@@ -59,8 +61,8 @@ def overhead_table(results: dict[str, Any]) -> tuple[list[str], dict]:
     lines = [
         "| workers | conversations | Lull p50 | Lull p99 | batcher p50 | batcher p99 "
         "| p50 ratio (batcher/Lull) | unanswered (Lull) | Lull steps, median ms "
-        "(to flush / flush→reply stored / → send call) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "(to flush / flush→reply stored / → send call) | seam call p50 / p99 |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     groups: dict[tuple[int, int], list[dict]] = {}
     for row in results["overhead"]:
@@ -74,10 +76,12 @@ def overhead_table(results: dict[str, Any]) -> tuple[list[str], dict]:
         unanswered = sum(r["lull"]["unanswered_messages"] for r in rows)
         medians[(workers, scale)] = (lp50, lp99, rp50, rp99)
         steps = [_median(rows, ("lull_stages_ms", k)) for k in STAGES]
+        seam = [_median(rows, ("seam_call_ms", k)) for k in ("p50", "p99")]
         lines.append(
             f"| {workers} | {scale} | {lp50:.0f} ms | {lp99:.0f} ms | {rp50:.0f} ms "
             f"| {rp99:.0f} ms | {rp50 / max(lp50, 1e-9):.1f}× | {unanswered} "
-            f"| {' / '.join(f'{v:.0f}' for v in steps)} |"
+            f"| {' / '.join(f'{v:.0f}' for v in steps)} "
+            f"| {seam[0]:.0f} / {seam[1]:.0f} ms |"
         )
     return lines, medians
 
