@@ -126,8 +126,9 @@ class Ingestor:
         self._typing_gate = TypingGate(config, lead=TYPING_SIGNAL_LEAD_SECONDS)
         # Calls release_held_typing() when a held action is due; tests pass their own.
         self._schedule = schedule or self._call_later
-        self._typing_timers: dict[tuple[ChatKey, int], Any] = {}
-        self._typing_tasks: set[asyncio.Task[int]] = set()
+        # (chat, sender) → (when its held action is due, the timer for then).
+        self._typing_timers: dict[tuple[ChatKey, int], tuple[float, Any]] = {}
+        self._typing_tasks: set[asyncio.Task[bool]] = set()
 
     @property
     def account(self) -> Account:
@@ -156,8 +157,8 @@ class Ingestor:
         """A user's chat action; returns whether the conversation was signalled now.
 
         Most actions are held back and never signalled: the author's next message makes
-        them moot (see channels/typing_gate.py). A held one is signalled shortly before
-        the deadline it could extend, by ``release_held_typing``.
+        them moot (see channels/typing_gate.py). A held one is signalled by a timer
+        shortly before the deadline it could extend (tests call ``release_held_typing``).
         """
         if action not in CHAT_ACTIONS:
             expected = ", ".join(sorted(CHAT_ACTIONS))
@@ -170,22 +171,29 @@ class Ingestor:
     async def release_held_typing(self) -> int:
         """Signal the held chat actions whose time came; returns how many were signalled."""
         now, signalled = self._clock(), 0
-        for chat, sender_id in list(self._typing_gate.held()):
-            decision = self._typing_gate.due(chat, sender_id, now)
-            signalled += await self._apply_typing(chat, sender_id, decision)
+        due = [key for key, (fire_at, _) in self._typing_timers.items() if fire_at <= now]
+        for key in due:
+            signalled += await self._release(key)
         return signalled
+
+    async def _release(self, key: tuple[ChatKey, int]) -> bool:
+        chat, sender_id = key
+        return await self._apply_typing(chat, sender_id, self._typing_gate.due(*key, self._clock()))
 
     async def _apply_typing(
         self, chat: ChatKey, sender_id: int, decision: Hold | Send | None
     ) -> bool:
-        timer = self._typing_timers.pop((chat, sender_id), None)
-        if timer is not None:
-            timer.cancel()
+        key = (chat, sender_id)
+        timed = self._typing_timers.get(key)
+        if isinstance(decision, Hold) and timed is not None and timed[0] == decision.fire_at:
+            return False  # already timed for then
+        self._cancel_typing_timer(key)
         if decision is None:
             return False
         if isinstance(decision, Hold):
             delay = max(0.0, decision.fire_at - self._clock())
-            self._typing_timers[(chat, sender_id)] = self._schedule(delay, self._release_soon)
+            handle = self._schedule(delay, lambda: self._on_typing_timer(key))
+            self._typing_timers[key] = (decision.fire_at, handle)
             return False
         chat_id, topic_id = chat
         return await signal_open_conversation(
@@ -195,20 +203,27 @@ class Ingestor:
             TypingObserved(sender_id, decision.action, age_seconds=decision.age),
         )
 
+    def _cancel_typing_timer(self, key: tuple[ChatKey, int]) -> None:
+        _, handle = self._typing_timers.pop(key, (None, None))
+        if handle is not None:
+            handle.cancel()
+
     def _call_later(self, delay: float, callback: Callable[[], None]) -> asyncio.TimerHandle:
         return asyncio.get_running_loop().call_later(delay, callback)
 
-    def _release_soon(self) -> None:
-        task = asyncio.create_task(self._release_logged())
+    def _on_typing_timer(self, key: tuple[ChatKey, int]) -> None:
+        # This timer fired: forget it, so a hold on to (nearly) the same moment re-arms.
+        self._typing_timers.pop(key, None)
+        task = asyncio.create_task(self._release_logged(key))
         self._typing_tasks.add(task)
         task.add_done_callback(self._typing_tasks.discard)
 
-    async def _release_logged(self) -> int:
+    async def _release_logged(self, key: tuple[ChatKey, int]) -> bool:
         try:
-            return await self.release_held_typing()
+            return await self._release(key)
         except Exception as exc:  # noqa: BLE001 - a lost lease only makes a reply come sooner
             log.warning("held chat action not signalled: %s: %s", type(exc).__name__, exc)
-            return 0
+            return False
 
     async def edit(
         self,
@@ -323,9 +338,7 @@ class Ingestor:
         ref = self._ref(msg.chat_id, msg.topic_id, conversation_id)
         chat = (msg.chat_id, msg.topic_id)
         self._typing_gate.message(chat, msg.sender_id, self._clock())
-        timer = self._typing_timers.pop((chat, msg.sender_id), None)
-        if timer is not None:
-            timer.cancel()
+        self._cancel_typing_timer((chat, msg.sender_id))
         handle = await self._client.start_workflow(
             ConversationWorkflow.run,
             self._input(ref),
