@@ -33,7 +33,13 @@ from redis.asyncio import Redis
 from bench import report
 from bench.baselines.per_message import PerMessageBot
 from bench.baselines.redis_batcher import RedisBatcher
-from bench.lull_driver import Sent, WorkerProcesses, burst_stages, run_workload
+from bench.lull_driver import (
+    RecordingSender,
+    Sent,
+    WorkerProcesses,
+    burst_stages,
+    run_workload,
+)
 from bench.stats import percentile
 from bench.workload import DEBOUNCE, MAX_BATCH, TYPING_WINDOW, Workload, build
 from ingest import IncomingMessage, Ingestor, register_account, wait_until_answered
@@ -182,11 +188,28 @@ async def throughput(
     key = f"tput-{uuid.uuid4().hex[:8]}"
     account = await register_account(rt.sessionmaker, key=key, kind="replay", display_name=key)
     ingestor = rt.build_ingestor(account)
+    # The account's sends are hosted here, as the channel process would: without them
+    # every burst waits on send_reply and nothing is ever answered.
+    sender = RecordingSender()
+    async with rt.build_send_worker(account, sender):
+        return await _closed_loop(rt, ingestor, sender, account.id, seconds, bursty, concurrency)
+
+
+async def _closed_loop(
+    rt: Runtime,
+    ingestor: Ingestor,
+    sender: RecordingSender,
+    account_id: int,
+    seconds: float,
+    bursty: bool,
+    concurrency: int,
+) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     started = loop.time()
+    sender.started = started
     done: list[float] = []
 
-    async def sender(lane: int) -> None:
+    async def lane_loop(lane: int) -> None:
         rng = random.Random(lane)
         chats = list(range(lane, 1000, concurrency))
         next_id = dict.fromkeys(chats, 0)
@@ -203,17 +226,23 @@ async def throughput(
                 )
                 done.append(loop.time() - started)
 
-    await asyncio.gather(*(sender(lane) for lane in range(concurrency)))
+    await asyncio.gather(*(lane_loop(lane) for lane in range(concurrency)))
     windows = [
         sum(1 for t in done if w * 10 <= t < (w + 1) * 10) / 10 for w in range(int(seconds // 10))
     ]
-    pending = await wait_until_answered(rt.sessionmaker, account.id, within=60)
+    answered_in_load = sum(s.messages for s in sender.sent if s.at < seconds)
+    pending = await wait_until_answered(rt.sessionmaker, account_id, within=60)
+    drained = loop.time() - started - seconds
     return {
         "shape": "bursts of 1-12" if bursty else "one message per burst",
         "messages": len(done),
         "per_second": len(done) / seconds,
         "windows_per_second": windows,
+        # Messages answered (their reply's send call made) while the load ran, per second:
+        # whether the whole path keeps up, not only the seam.
+        "answered_per_second": answered_in_load / seconds,
         "unanswered_after_drain": pending,
+        "drain_s": drained,
     }
 
 

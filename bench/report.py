@@ -36,7 +36,9 @@ def throughput_line(row: dict[str, Any]) -> str:
     return (
         f"ingest ({row.get('shape', 'one message per burst')}): {row['per_second']:.0f} "
         f"messages/s with {row['workers']} worker(s); "
-        f"10 s windows {[round(w) for w in row['windows_per_second']]}"
+        f"10 s windows {[round(w) for w in row['windows_per_second']]}; answered "
+        f"{row.get('answered_per_second', 0):.0f}/s during the load, "
+        f"{row['unanswered_after_drain']} unanswered after a {row.get('drain_s', 0):.0f} s drain"
     )
 
 
@@ -128,15 +130,17 @@ def markdown(results: dict[str, Any]) -> str:
     if results.get("throughput"):
         out += ["", "## Ingest throughput (seam → signal-with-start, closed loop)", ""]
         out += [
-            "| workers | load | messages/s | 10 s windows | unanswered after drain |",
-            "|---|---|---|---|---|",
+            "| workers | load | ingested/s | 10 s windows | answered/s during the load "
+            "| unanswered after drain (drain s) |",
+            "|---|---|---|---|---|---|",
         ]
         for row in results["throughput"]:
             out.append(
                 f"| {row['workers']} | {row.get('shape', 'one message per burst')} "
                 f"| {row['per_second']:.0f} | "
                 f"{', '.join(str(round(w)) for w in row['windows_per_second'])} "
-                f"| {row['unanswered_after_drain']} |"
+                f"| {row.get('answered_per_second', 0):.0f} "
+                f"| {row['unanswered_after_drain']} ({row.get('drain_s', 0):.0f}) |"
             )
     if results.get("footprint"):
         out += ["", "## Worker memory with open conversations", ""]
