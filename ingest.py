@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -113,6 +113,7 @@ class Ingestor:
         chat_hash_key: bytes,
         commands: frozenset[str] = frozenset(BUILTIN_COMMANDS),
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         schedule: Callable[[float, Callable[[], None]], Any] | None = None,
     ) -> None:
         self._client = client
@@ -123,6 +124,8 @@ class Ingestor:
         self._hash_key = chat_hash_key
         self._commands = commands
         self._clock = clock
+        # Stamps when a message was accepted; its quiet period runs from then.
+        self._wall_clock = wall_clock
         self._typing_gate = TypingGate(config, lead=TYPING_SIGNAL_LEAD_SECONDS)
         # Calls release_held_typing() when a held action is due; tests pass their own.
         self._schedule = schedule or self._call_later
@@ -294,6 +297,7 @@ class Ingestor:
     ) -> IngestResult:
         """Record a message, then signal its conversation. With ``unanswered_reason`` the
         message is only recorded (kept in the transcript, never answered)."""
+        accepted_at = self._wall_clock()
         what = f"message {msg.message_id} in chat {msg.chat_id}"
         check_ids(
             what,
@@ -344,7 +348,9 @@ class Ingestor:
             self._input(ref),
             start_signal="message_received",
             start_signal_args=[
-                MessageReceived(msg.message_id, msg.sender_id, len(text), command=command)
+                MessageReceived(
+                    msg.message_id, msg.sender_id, len(text), command, accepted_at=accepted_at
+                )
             ],
             **self._start_options(ref),
         )

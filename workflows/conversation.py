@@ -44,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         REASON_CLEARED,
         REASON_MANUAL,
         FlushDecision,
+        arrival_time,
         burst_seq_for,
         command_after,
         decide_flush,
@@ -134,6 +135,10 @@ class ConversationWorkflow:
             return
         self._remember(msg.message_id)
         now = workflow.now()
+        # No patch gate: the accepted time is in the signal, so a history replays down
+        # the branch it was recorded on (older signals carry none), and a patch marker
+        # would cost a visibility write in every run.
+        now = arrival_time(self._config, now, msg.accepted_at)
         is_command = msg.command is not None
         seq = burst_seq_for(self._config, self._buffer, self._lease_until, now, command=is_command)
         tail = tail_burst(self._buffer)
@@ -424,8 +429,8 @@ class ConversationWorkflow:
         self._show_phase()
 
     def _show_phase(self) -> None:
-        """Keep the LullPhase search attribute current, upserting only on a coarse change:
-        each upsert is a history event."""
+        """Keep the LullPhase search attribute current, upserting only when its value
+        changes: each upsert is a history event and a visibility write."""
         phase = self._coarse_phase()
         if self._config.search_attributes and phase != self._shown_phase:
             workflow.upsert_search_attributes([attributes.PHASE.value_set(phase)])
@@ -439,6 +444,8 @@ class ConversationWorkflow:
 
     def _coarse_phase(self) -> str:
         phase = self._visible_phase()
+        if self._config.steady_phase:
+            return attributes.steady_phase(phase)
         return attributes.COARSE_PHASE.get(phase, phase)
 
     def _show_details(self, due_at: datetime, rule: str) -> None:

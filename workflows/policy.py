@@ -31,6 +31,21 @@ CANCEL = "cancel"
 MIN_PRECISE_TIMER = timedelta(seconds=1)
 
 
+# A message's accepted time is trusted up to this far back (and never ahead of the
+# workflow's clock): it covers the seam and the signal's trip, not a listener that retried
+# through an outage, whose message would otherwise open and close a burst in one go.
+MAX_ARRIVAL_AGE = timedelta(seconds=2)
+
+
+def arrival_time(config: DebounceConfig, now: datetime, accepted_at: datetime | None) -> datetime:
+    """When a message counts as arrived: when the ingest accepted it, within
+    ``MAX_ARRIVAL_AGE`` and half the quiet period before ``now``, and never after it."""
+    if accepted_at is None:
+        return now
+    max_age = min(MAX_ARRIVAL_AGE, timedelta(seconds=config.debounce_seconds / 2))
+    return min(now, max(accepted_at, now - max_age))
+
+
 @dataclass(frozen=True)
 class FlushDecision:
     due_at: datetime

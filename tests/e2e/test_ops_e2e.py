@@ -41,7 +41,7 @@ async def test_ops_commands_drive_an_open_conversation(
     tq, rec = task_queue(), Recorder()
     key = f"ops-{uuid.uuid4().hex[:8]}"
     account = await register_account(sessionmaker, key=key, kind="replay", display_name=key)
-    config = DebounceConfig(30, 10, 600, search_attributes=True)
+    config = DebounceConfig(30, 10, 600, search_attributes=True, steady_phase=True)
     ingestor = Ingestor(
         dev_env.client, sessionmaker, account, config=config, task_queue=tq, chat_hash_key=b"k"
     )
@@ -52,13 +52,13 @@ async def test_ops_commands_drive_an_open_conversation(
         for _ in range(50):  # visibility is eventually consistent
             listed = await lull(address, "conversations", "--account", key)
             rows = [json.loads(line) for line in listed.stdout.splitlines()]
-            if rows and rows[0]["phase"] == "collecting":
+            if rows and rows[0]["phase"] == "active":
                 break
             await asyncio.sleep(0.2)
         assert listed.returncode == 0, listed.stderr
         (row,) = rows
         assert row["workflow_id"] == f"conversation/{key}/41/~"
-        assert row["account"] == key and row["phase"] == "collecting"
+        assert row["account"] == key and row["phase"] == "active"
         # The keyed hash of the chat, never the chat id itself.
         assert row["chat_ref"] == chat_ref(b"k", key, 41, None)
         assert row["chat_ref"] != "41"
@@ -69,6 +69,13 @@ async def test_ops_commands_drive_an_open_conversation(
 
         paused = await lull(address, "pause", "41", "--account", key, "--minutes", "5")
         assert json.loads(paused.stdout)["paused"] is True
+        # A handoff is what ops filter by: the listing shows it.
+        for _ in range(50):
+            listed = await lull(address, "conversations", "--account", key)
+            if json.loads(listed.stdout.splitlines()[0])["phase"] == "paused":
+                break
+            await asyncio.sleep(0.2)
+        assert json.loads(listed.stdout.splitlines()[0])["phase"] == "paused"
         refused = await lull(address, "pause", "41", "--account", key, "--minutes", "0")
         assert refused.returncode == 1 and "refused" in refused.stderr
         resumed = await lull(address, "resume", "41", "--account", key)

@@ -115,7 +115,13 @@ def conversation_input(
 
 
 async def signal_message(
-    client: Client, input: ConversationInput, task_queue: str, message_id: int, chars: int = 5
+    client: Client,
+    input: ConversationInput,
+    task_queue: str,
+    message_id: int,
+    chars: int = 5,
+    *,
+    accepted_at: datetime | None = None,
 ) -> WorkflowHandle:  # type: ignore[type-arg]
     """Signal-with-start, exactly as the ingest seam does it."""
     ref = input.conversation
@@ -125,7 +131,7 @@ async def signal_message(
         id=conversation_workflow_id(ref.account_key, ref.chat_id, ref.topic_id),
         task_queue=task_queue,
         start_signal="message_received",
-        start_signal_args=[MessageReceived(message_id, 7, chars)],
+        start_signal_args=[MessageReceived(message_id, 7, chars, accepted_at=accepted_at)],
     )
 
 

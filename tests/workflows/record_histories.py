@@ -117,6 +117,32 @@ async def failure_notice(env: WorkflowEnvironment, tq: str, rec: Recorder):  # t
     return handle
 
 
+async def accepted_steady_phase(env: WorkflowEnvironment, tq: str, rec: Recorder):  # type: ignore[no-untyped-def]
+    """Messages carry when the ingest accepted them, and the run's input asks for the
+    steady LullPhase: it is set once and changes on pause and resume only."""
+    from datetime import timedelta
+
+    from workflows.conversation import ConversationWorkflow
+    from workflows.payloads import PauseInput
+
+    inp = conversation_input(
+        tq, debounce=5, idle_close=3, search_attributes=True, steady_phase=True
+    )
+    for i in (1, 2, 3):
+        accepted = await env.get_current_time() - timedelta(seconds=0.4)
+        handle = await signal_message(env.client, inp, tq, i, accepted_at=accepted)
+        await env.sleep(0.5)
+    await env.sleep(7)
+    await handle.execute_update(ConversationWorkflow.pause, PauseInput(None))
+    await handle.execute_update(ConversationWorkflow.resume)
+    accepted = await env.get_current_time() - timedelta(seconds=0.2)
+    return await signal_message(env.client, inp, tq, 4, accepted_at=accepted)
+
+
+# Upserting LullPhase needs a server that has it: the dev server, in real time.
+accepted_steady_phase.needs_search_attributes = True  # type: ignore[attr-defined]
+
+
 SCENARIOS = (
     burst_then_lull,
     capped_and_duplicates,
@@ -126,13 +152,17 @@ SCENARIOS = (
     local_persist,
     send_heartbeat,
     failure_notice,
+    accepted_steady_phase,
 )
 
 
 async def main() -> None:
+    from workflows import attributes
+
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=binary("temporal-test-server")
     )
+    dev: WorkflowEnvironment | None = None
     HERE.mkdir(exist_ok=True)
     force = "--force" in sys.argv
     for scenario in SCENARIOS:
@@ -141,16 +171,24 @@ async def main() -> None:
             # Old histories guard old behaviour: keep them unless told otherwise.
             print(f"kept {path.name}")
             continue
+        on = env
+        if getattr(scenario, "needs_search_attributes", False):
+            dev = dev or await WorkflowEnvironment.start_local(
+                dev_server_existing_path=binary("temporal"), search_attributes=attributes.ALL
+            )
+            on = dev
         tq, rec = task_queue(), Recorder()
-        async with new_worker(env.client, rec, tq):
-            handle = await scenario(env, tq, rec)
+        async with new_worker(on.client, rec, tq):
+            handle = await scenario(on, tq, rec)
             await handle.result()
             # By run id: a handle's own fetch_history follows to the latest run.
-            run = env.client.get_workflow_handle(handle.id, run_id=handle.result_run_id)
+            run = on.client.get_workflow_handle(handle.id, run_id=handle.result_run_id)
             history = await run.fetch_history()
         path.write_text(history.to_json())
         print(f"recorded {scenario.__name__}: {len(history.events)} events")
     await env.shutdown()
+    if dev is not None:
+        await dev.shutdown()
 
 
 if __name__ == "__main__":

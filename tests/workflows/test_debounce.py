@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from temporalio.testing import WorkflowEnvironment
 
 from tests.conftest import task_queue
-from tests.workflows.helpers import Recorder, conversation_input, new_worker, signal_message
+from tests.workflows.helpers import (
+    Recorder,
+    conversation_input,
+    new_worker,
+    seconds_between,
+    signal_message,
+)
 
 
 async def test_eight_messages_100ms_apart_make_one_burst(time_env: WorkflowEnvironment) -> None:
@@ -119,3 +127,34 @@ async def test_state_query_reports_the_open_burst(time_env: WorkflowEnvironment)
         await handle.result()
     final = rec.persisted[0]
     assert final.message_ids == [1, 2]
+
+
+async def test_quiet_period_runs_from_when_the_ingest_accepted_the_message(
+    time_env: WorkflowEnvironment,
+) -> None:
+    tq, rec = task_queue(), Recorder()
+    inp = conversation_input(tq, debounce=5)
+    async with new_worker(time_env.client, rec, tq):
+        # The seam and the server took 1.5 s to hand the signal over.
+        accepted = await time_env.get_current_time() - timedelta(seconds=1.5)
+        handle = await signal_message(time_env.client, inp, tq, 1, accepted_at=accepted)
+        await handle.result()
+    burst = rec.persisted[0]
+    assert burst.last_message_at == accepted
+    assert 5 <= seconds_between(accepted, burst.flushed_at) < 5.5
+
+
+async def test_an_old_accepted_time_counts_as_two_seconds_old(
+    time_env: WorkflowEnvironment,
+) -> None:
+    tq, rec = task_queue(), Recorder()
+    inp = conversation_input(tq, debounce=5)
+    async with new_worker(time_env.client, rec, tq):
+        # A listener that retried through a minute-long outage: the burst still waits.
+        signalled = await time_env.get_current_time()
+        old = signalled - timedelta(minutes=1)
+        handle = await signal_message(time_env.client, inp, tq, 1, accepted_at=old)
+        await handle.result()
+    burst = rec.persisted[0]
+    assert 1.9 <= seconds_between(burst.last_message_at, signalled) <= 2.5
+    assert 5 <= seconds_between(burst.last_message_at, burst.flushed_at) < 5.5

@@ -15,6 +15,7 @@ from workflows.policy import (
     REASON_MAX_WAIT,
     REASON_QUIET,
     REASON_UNBUFFERED,
+    arrival_time,
     burst_seq_for,
     command_after,
     decide_flush,
@@ -255,3 +256,34 @@ def test_a_command_is_always_alone_and_never_waits(events) -> None:  # type: ign
         if any(m.command for m in burst):
             assert len(burst) == 1
             assert due == burst[0].received_at
+
+
+def test_arrival_is_when_the_ingest_accepted_the_message() -> None:
+    assert arrival_time(CONFIG, at(10), at(9.3)) == at(9.3)
+    # Older senders carry no accepted time: the signal's own time counts.
+    assert arrival_time(CONFIG, at(10), None) == at(10)
+
+
+def test_arrival_is_never_after_now_nor_older_than_the_bound() -> None:
+    # A listener clock ahead of the server's: the message is not from the future.
+    assert arrival_time(CONFIG, at(10), at(12)) == at(10)
+    # A message retried through an outage: two seconds old at most.
+    assert arrival_time(CONFIG, at(100), at(40)) == at(98)
+    # ...and at most half the quiet period, so it cannot arrive already due.
+    short = replace(CONFIG, debounce_seconds=1)
+    assert arrival_time(short, at(100), at(40)) == at(99.5)
+
+
+@given(
+    now=st.floats(0, 1000),
+    accepted=st.floats(-1000, 2000),
+    debounce=st.floats(0.1, 30),
+)
+def test_an_arrival_time_leaves_the_burst_open(
+    now: float, accepted: float, debounce: float
+) -> None:
+    config = replace(CONFIG, debounce_seconds=debounce)
+    arrived = arrival_time(config, at(now), at(accepted))
+    assert arrived <= at(now)
+    # The quiet period after the arrival has not ended when the signal is applied.
+    assert arrived + timedelta(seconds=debounce) > at(now)
