@@ -57,7 +57,6 @@ class Runtime:
             max_history_events=s.max_history_events,
             search_attributes=self.search_attributes,
             outage_window_seconds=s.outage_window_minutes * 60,
-            steady_phase=True,
         )
 
     def build_ingestor(self, account: Account) -> Ingestor:

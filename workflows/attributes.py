@@ -12,8 +12,7 @@ CHAT_REF = SearchAttributeKey.for_keyword("LullChatRef")
 PHASE = SearchAttributeKey.for_keyword("LullPhase")
 ALL = (ACCOUNT, CHAT_REF, PHASE)
 
-# LullPhase of runs started with DebounceConfig.steady_phase: only what changes rarely
-# and is worth a filter.
+# LullPhase since the lull-2026-12 patch: only what changes rarely and is worth a filter.
 # A phase that moved with every burst cost three visibility writes a burst, which on the
 # dev server tripled the flush overhead at 100 conversations; the moment-to-moment phase
 # is in the `state` query, `lull inspect` and the UI's current details.
@@ -26,7 +25,7 @@ def steady_phase(phase: str) -> str:
     return PAUSED if phase == PAUSED else ACTIVE
 
 
-# LullPhase of runs started without steady_phase, which replay must repeat: the
+# LullPhase of runs from before that patch, which replay must repeat: the
 # finer phases (persisting, generating, sending) were "answering".
 COARSE_PHASE = {
     "idle": "idle",

@@ -60,6 +60,13 @@ PATCH_LOCAL_PERSIST = "persist-burst-local-activity"
 PATCH_SEND_HEARTBEAT = "send-reply-heartbeat"
 # A failed burst's user gets the account's error message.
 PATCH_FAILURE_NOTICE = "failed-burst-notice"
+# Everything the 2026-12 release changed, behind one patch, because each patch a run
+# calls costs it a marker event and a TemporalChangeVersion visibility write:
+#   - a message's quiet period runs from when the ingest accepted it;
+#   - LullPhase is "active" or "paused", upserted only for a handoff, not three times a
+#     burst.
+# It implies the three patches above, so runs that have it never call those.
+PATCH_2026_12 = "lull-2026-12"
 
 # A held chat action's age is trusted up to this; a lease from longer ago is long over.
 MAX_TYPING_AGE_SECONDS = 120.0
@@ -135,10 +142,8 @@ class ConversationWorkflow:
             return
         self._remember(msg.message_id)
         now = workflow.now()
-        # No patch gate: the accepted time is in the signal, so a history replays down
-        # the branch it was recorded on (older signals carry none), and a patch marker
-        # would cost a visibility write in every run.
-        now = arrival_time(self._config, now, msg.accepted_at)
+        if self._since():
+            now = arrival_time(self._config, now, msg.accepted_at)
         is_command = msg.command is not None
         seq = burst_seq_for(self._config, self._buffer, self._lease_until, now, command=is_command)
         tail = tail_burst(self._buffer)
@@ -299,7 +304,7 @@ class ConversationWorkflow:
             # (once an hour per kind) and the user is told, then the next burst is served.
             workflow.logger.error("burst %s failed: %s", key, err.cause or err)
             error_type = await steps.mark_failed(key, err)
-            if workflow.patched(PATCH_FAILURE_NOTICE) and tells_user(error_type):
+            if self._since(PATCH_FAILURE_NOTICE) and tells_user(error_type):
                 await self._notify_user(key)
 
     async def _answer(
@@ -333,7 +338,7 @@ class ConversationWorkflow:
             key,
             task_queue=self._send_task_queue,
             outage_window=self._outage_window(),
-            heartbeat=steps.SEND_HEARTBEAT if workflow.patched(PATCH_SEND_HEARTBEAT) else None,
+            heartbeat=steps.SEND_HEARTBEAT if self._since(PATCH_SEND_HEARTBEAT) else None,
         )
 
     async def _persist(self, input: PersistBurstInput, *, summary: str) -> PersistBurstResult:
@@ -341,7 +346,7 @@ class ConversationWorkflow:
         # scheduling a task, which saves about five history events per burst.
         execute = (
             workflow.execute_local_activity_method
-            if workflow.patched(PATCH_LOCAL_PERSIST)
+            if self._since(PATCH_LOCAL_PERSIST)
             else workflow.execute_activity_method
         )
         return await execute(
@@ -367,6 +372,13 @@ class ConversationWorkflow:
             )
         except ActivityError as err:
             workflow.logger.warning("error message for burst %s not sent: %s", key, err.cause)
+
+    def _since(self, patch: str | None = None) -> bool:
+        """Whether this run has the 2026-12 behaviour, or the earlier ``patch`` it implies.
+        Runs from before it replay as they were recorded: ``patched`` is False for them."""
+        if workflow.patched(PATCH_2026_12):
+            return True
+        return patch is not None and workflow.patched(patch)
 
     def _outage_window(self) -> timedelta:
         return timedelta(seconds=self._config.outage_window_seconds)
@@ -444,7 +456,7 @@ class ConversationWorkflow:
 
     def _coarse_phase(self) -> str:
         phase = self._visible_phase()
-        if self._config.steady_phase:
+        if self._since():
             return attributes.steady_phase(phase)
         return attributes.COARSE_PHASE.get(phase, phase)
 

@@ -42,11 +42,6 @@ class DebounceConfig:
     search_attributes: bool = False
     # How long a burst waits out an LLM or channel outage (retrying) before it fails.
     outage_window_seconds: float = 1800.0
-    # LullPhase is "active" or "paused" only (attributes.steady_phase). Runs started before
-    # this field existed keep the per-burst phases they were recorded with: the choice
-    # travels in the run's input, so replay repeats it without a patch marker, which in
-    # this SDK costs a visibility write of its own in every run.
-    steady_phase: bool = False
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ async def test_ops_commands_drive_an_open_conversation(
     tq, rec = task_queue(), Recorder()
     key = f"ops-{uuid.uuid4().hex[:8]}"
     account = await register_account(sessionmaker, key=key, kind="replay", display_name=key)
-    config = DebounceConfig(30, 10, 600, search_attributes=True, steady_phase=True)
+    config = DebounceConfig(30, 10, 600, search_attributes=True)
     ingestor = Ingestor(
         dev_env.client, sessionmaker, account, config=config, task_queue=tq, chat_hash_key=b"k"
     )

@@ -22,22 +22,12 @@ from ingest import (
     send_task_queue,
 )
 from tests.conftest import task_queue
-from tests.workflows.helpers import Recorder, new_worker
+from tests.workflows.helpers import Recorder, new_worker, until_sent
 from workflows.ids import conversation_workflow_id
 from workflows.payloads import DebounceConfig
 
 NOW = datetime(2026, 11, 22, tzinfo=UTC)
 IDLE_CLOSE = 30
-
-
-async def until_sent(env: WorkflowEnvironment, rec: Recorder, bursts: int = 1) -> None:
-    """Skip time in short steps until the replies are sent. (A skip that outlives every
-    workflow timer runs in real time on the test server, so never skip past the idle close.)"""
-    for _ in range(40):
-        if len(rec.sent) >= bursts:
-            return
-        await env.sleep(0.5)
-    raise AssertionError(f"only {len(rec.sent)} of {bursts} replies sent")
 
 
 async def assert_no_conversation(

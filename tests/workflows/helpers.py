@@ -9,6 +9,7 @@ from datetime import datetime
 
 from temporalio import activity
 from temporalio.client import Client, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from workflows.conversation import ConversationWorkflow
@@ -133,6 +134,17 @@ async def signal_message(
         start_signal="message_received",
         start_signal_args=[MessageReceived(message_id, 7, chars, accepted_at=accepted_at)],
     )
+
+
+async def until_sent(env: WorkflowEnvironment, rec: Recorder, bursts: int = 1) -> None:
+    """Sleep (or, on the test server, skip time) in short steps until the replies are sent.
+    (A skip that outlives every workflow timer runs in real time on the test server, so
+    never skip past the idle close.)"""
+    for _ in range(40):
+        if len(rec.sent) >= bursts:
+            return
+        await env.sleep(0.5)
+    raise AssertionError(f"only {len(rec.sent)} of {bursts} replies sent")
 
 
 def seconds_between(a: datetime, b: datetime) -> float:

@@ -118,16 +118,14 @@ async def failure_notice(env: WorkflowEnvironment, tq: str, rec: Recorder):  # t
 
 
 async def accepted_steady_phase(env: WorkflowEnvironment, tq: str, rec: Recorder):  # type: ignore[no-untyped-def]
-    """Messages carry when the ingest accepted them, and the run's input asks for the
-    steady LullPhase: it is set once and changes on pause and resume only."""
+    """After the lull-2026-12 patch: messages carry when the ingest accepted them, and
+    LullPhase is set once and changes on pause and resume only."""
     from datetime import timedelta
 
     from workflows.conversation import ConversationWorkflow
     from workflows.payloads import PauseInput
 
-    inp = conversation_input(
-        tq, debounce=5, idle_close=3, search_attributes=True, steady_phase=True
-    )
+    inp = conversation_input(tq, debounce=5, idle_close=3, search_attributes=True)
     for i in (1, 2, 3):
         accepted = await env.get_current_time() - timedelta(seconds=0.4)
         handle = await signal_message(env.client, inp, tq, i, accepted_at=accepted)

@@ -1,72 +1,73 @@
-"""LullPhase upserts, read back from real histories on the dev server (which registers the
-search attribute): each upsert is a history event and a visibility write, so a phase that
-moves with every burst is costly; runs started with ``steady_phase`` change it only for a
-handoff."""
+"""LullPhase and patch upserts, read back from real histories on the dev server (which
+registers the search attribute). Each upsert is a history event and a visibility write,
+so a phase that moved with every burst was costly: runs since the lull-2026-12 patch set
+it once and change it only for a handoff, and call one patch instead of two."""
 
 from __future__ import annotations
 
-import asyncio
 import json
+from pathlib import Path
+from typing import Any
 
 import pytest
-from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
 from tests.conftest import task_queue
-from tests.workflows.helpers import Recorder, conversation_input, new_worker, signal_message
+from tests.workflows.helpers import (
+    Recorder,
+    conversation_input,
+    new_worker,
+    signal_message,
+    until_sent,
+)
 from workflows.conversation import ConversationWorkflow
 from workflows.payloads import PauseInput
 
-
-async def until_sent(rec: Recorder, count: int) -> None:
-    for _ in range(200):
-        if len(rec.sent) >= count:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{count} bursts not sent in time")
+HISTORIES = Path(__file__).parent / "histories"
 
 
-async def phases_upserted(handle: WorkflowHandle) -> list[str]:  # type: ignore[type-arg]
+def upserted(history: WorkflowHistory, name: str) -> list[Any]:
+    """The values of search attribute ``name`` upserted in ``history``, in order."""
     values = []
-    history = await handle.fetch_history()
     for event in history.events:
         if not event.HasField("upsert_workflow_search_attributes_event_attributes"):
             continue
         fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes
-        payload = fields.indexed_fields.get("LullPhase")
+        payload = fields.indexed_fields.get(name)
         if payload is not None:
             values.append(json.loads(payload.data))
     return values
 
 
-async def two_bursts_then_handoff(env: WorkflowEnvironment, *, steady: bool) -> list[str]:
-    tq, rec = task_queue(), Recorder()
-    inp = conversation_input(
-        tq, debounce=1, idle_close=60, search_attributes=True, steady_phase=steady
-    )
-    async with new_worker(env.client, rec, tq):
-        handle = await signal_message(env.client, inp, tq, 1)
-        await until_sent(rec, 1)
-        await signal_message(env.client, inp, tq, 2)
-        await until_sent(rec, 2)
-        await handle.execute_update(ConversationWorkflow.pause, PauseInput(None))
-        await handle.execute_update(ConversationWorkflow.resume)
-        phases = await phases_upserted(handle)
-        await handle.terminate("test over")
-    return phases
-
-
 @pytest.mark.e2e
-async def test_a_steady_phase_changes_only_for_a_handoff(dev_env: WorkflowEnvironment) -> None:
-    phases = await two_bursts_then_handoff(dev_env, steady=True)
-    assert phases == ["active", "paused", "active"]
-
-
-@pytest.mark.e2e
-async def test_runs_without_steady_phase_keep_their_per_burst_phases(
+async def test_a_new_run_sets_its_phase_once_and_changes_it_only_for_a_handoff(
     dev_env: WorkflowEnvironment,
 ) -> None:
-    # What runs started before steady_phase do, and replay must repeat: three a burst.
-    phases = await two_bursts_then_handoff(dev_env, steady=False)
+    tq, rec = task_queue(), Recorder()
+    inp = conversation_input(tq, debounce=1, idle_close=60, search_attributes=True)
+    async with new_worker(dev_env.client, rec, tq):
+        handle = await signal_message(dev_env.client, inp, tq, 1)
+        await until_sent(dev_env, rec, 1)
+        await signal_message(dev_env.client, inp, tq, 2)
+        await until_sent(dev_env, rec, 2)
+        await handle.execute_update(ConversationWorkflow.pause, PauseInput(None))
+        await handle.execute_update(ConversationWorkflow.resume)
+        history = await handle.fetch_history()
+        await handle.terminate("test over")
+    assert upserted(history, "LullPhase") == ["active", "paused", "active"]
+    # One patch, so one TemporalChangeVersion write, for two bursts and a handoff.
+    assert upserted(history, "TemporalChangeVersion") == [["lull-2026-12"]]
+
+
+def test_the_previous_release_history_guards_per_burst_phases() -> None:
+    """The stored run of the release before lull-2026-12 (recorded with its own code)
+    upserts LullPhase three times a burst; the replay test checks today's code repeats it."""
+    path = HISTORIES / "previous_release_phases.json"
+    history = WorkflowHistory.from_json(path.stem, path.read_text())
     burst = ["collecting", "answering", "idle"]
-    assert phases == burst + burst + ["paused", "idle"]
+    assert upserted(history, "LullPhase") == burst + ["paused", "idle"] + burst
+    assert upserted(history, "TemporalChangeVersion")[-1] == [
+        "persist-burst-local-activity",
+        "send-reply-heartbeat",
+    ]
