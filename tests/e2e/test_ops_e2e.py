@@ -34,6 +34,20 @@ async def lull(address: str, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+async def listed_until_phase(
+    address: str, account: str, phase: str
+) -> tuple[subprocess.CompletedProcess[str], list[dict]]:
+    """`lull conversations` for the account, again until its first row shows ``phase``
+    (visibility is eventually consistent); the last listing and its rows."""
+    for _ in range(50):
+        listed = await lull(address, "conversations", "--account", account)
+        rows = [json.loads(line) for line in listed.stdout.splitlines()]
+        if rows and rows[0]["phase"] == phase:
+            break
+        await asyncio.sleep(0.2)
+    return listed, rows
+
+
 async def test_ops_commands_drive_an_open_conversation(
     dev_env: WorkflowEnvironment, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
@@ -49,12 +63,7 @@ async def test_ops_commands_drive_an_open_conversation(
     async with new_worker(dev_env.client, rec, tq), sends:
         await ingestor.message(IncomingMessage(41, 5, 1, "hello", datetime.now(UTC)))
 
-        for _ in range(50):  # visibility is eventually consistent
-            listed = await lull(address, "conversations", "--account", key)
-            rows = [json.loads(line) for line in listed.stdout.splitlines()]
-            if rows and rows[0]["phase"] == "active":
-                break
-            await asyncio.sleep(0.2)
+        listed, rows = await listed_until_phase(address, key, "active")
         assert listed.returncode == 0, listed.stderr
         (row,) = rows
         assert row["workflow_id"] == f"conversation/{key}/41/~"
@@ -70,12 +79,8 @@ async def test_ops_commands_drive_an_open_conversation(
         paused = await lull(address, "pause", "41", "--account", key, "--minutes", "5")
         assert json.loads(paused.stdout)["paused"] is True
         # A handoff is what ops filter by: the listing shows it.
-        for _ in range(50):
-            listed = await lull(address, "conversations", "--account", key)
-            if json.loads(listed.stdout.splitlines()[0])["phase"] == "paused":
-                break
-            await asyncio.sleep(0.2)
-        assert json.loads(listed.stdout.splitlines()[0])["phase"] == "paused"
+        listed, rows = await listed_until_phase(address, key, "paused")
+        assert [r["phase"] for r in rows] == ["paused"], listed.stderr
         refused = await lull(address, "pause", "41", "--account", key, "--minutes", "0")
         assert refused.returncode == 1 and "refused" in refused.stderr
         resumed = await lull(address, "resume", "41", "--account", key)
