@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         MessageEdited,
         MessageReceived,
         MessagesDeleted,
+        MessagesReceived,
         PauseInput,
         PersistBurstInput,
         PersistBurstResult,
@@ -134,6 +135,16 @@ class ConversationWorkflow:
 
     @workflow.signal
     def message_received(self, msg: MessageReceived) -> None:
+        self._receive(msg)
+
+    @workflow.signal
+    def messages_received(self, batch: MessagesReceived) -> None:
+        """Messages the ingest sent together: they reached it while this conversation's
+        previous signal was in flight. Each keeps its own accepted time."""
+        for msg in batch.messages:
+            self._receive(msg)
+
+    def _receive(self, msg: MessageReceived) -> None:
         if msg.message_id in self._seen:
             return
         if msg.chars <= 0:

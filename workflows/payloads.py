@@ -114,6 +114,13 @@ class MessageReceived:
 
 
 @dataclass(frozen=True)
+class MessagesReceived:
+    """Messages of one conversation that reached the ingest together, in order."""
+
+    messages: list[MessageReceived]
+
+
+@dataclass(frozen=True)
 class MessageEdited:
     message_id: int
     chars: int

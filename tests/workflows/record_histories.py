@@ -141,6 +141,35 @@ async def accepted_steady_phase(env: WorkflowEnvironment, tq: str, rec: Recorder
 accepted_steady_phase.needs_search_attributes = True  # type: ignore[attr-defined]
 
 
+async def batched_messages(env: WorkflowEnvironment, tq: str, rec: Recorder):  # type: ignore[no-untyped-def]
+    """Messages that met in flight at the ingest arrive as one messages_received, each with
+    its own accepted time; a repeated id in the batch is dropped."""
+    from datetime import timedelta
+
+    from workflows.conversation import ConversationWorkflow
+    from workflows.payloads import MessageReceived, MessagesReceived
+
+    inp = conversation_input(tq, debounce=5)
+    handle = await signal_message(env.client, inp, tq, 1)
+    now = await env.get_current_time()
+    batch = MessagesReceived(
+        [
+            MessageReceived(m, 7, 5, accepted_at=now - timedelta(seconds=0.3 - 0.1 * i))
+            for i, m in enumerate((2, 3, 1))
+        ]
+    )
+    await env.client.start_workflow(
+        ConversationWorkflow.run,
+        inp,
+        id=handle.id,
+        task_queue=tq,
+        start_signal="messages_received",
+        start_signal_args=[batch],
+    )
+    await env.sleep(7)
+    return await signal_message(env.client, inp, tq, 4)
+
+
 SCENARIOS = (
     burst_then_lull,
     capped_and_duplicates,
@@ -151,6 +180,7 @@ SCENARIOS = (
     send_heartbeat,
     failure_notice,
     accepted_steady_phase,
+    batched_messages,
 )
 
 
