@@ -28,6 +28,7 @@ from activities.sending import SendActivities
 from channels.base import ChannelSender
 from channels.commands import BUILTIN_COMMANDS, parse_command
 from channels.input_rules import RejectedMessageError, check_ids, clean_text
+from channels.signal_batches import SignalBatches
 from channels.typing_gate import ChatKey, Hold, Send, TypingGate
 from db import queries
 from workflows import attributes
@@ -40,6 +41,7 @@ from workflows.payloads import (
     MessageEdited,
     MessageReceived,
     MessagesDeleted,
+    MessagesReceived,
     PauseInput,
     TypingObserved,
 )
@@ -115,6 +117,7 @@ class Ingestor:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         schedule: Callable[[float, Callable[[], None]], Any] | None = None,
+        batch_signals: bool = True,
     ) -> None:
         self._client = client
         self._sessionmaker = sessionmaker
@@ -132,6 +135,11 @@ class Ingestor:
         # (chat, sender) → (when its held action is due, the timer for then).
         self._typing_timers: dict[tuple[ChatKey, int], tuple[float, Any]] = {}
         self._typing_tasks: set[asyncio.Task[bool]] = set()
+        # Per conversation, one message signal in flight; later arrivals ride the next.
+        self._batch_signals = batch_signals
+        self._signals: SignalBatches[tuple[ConversationRef, MessageReceived], str | None] = (
+            SignalBatches(self._signal_messages)
+        )
 
     @property
     def account(self) -> Account:
@@ -292,11 +300,24 @@ class Ingestor:
             MessagesDeleted(unanswered),
         )
 
+    @property
+    def signal_batches(self) -> SignalBatches[tuple[ConversationRef, MessageReceived], str | None]:
+        return self._signals
+
     async def message(
-        self, msg: IncomingMessage, *, unanswered_reason: str | None = None
+        self,
+        msg: IncomingMessage,
+        *,
+        unanswered_reason: str | None = None,
+        on_recorded: Callable[[], None] | None = None,
     ) -> IngestResult:
-        """Record a message, then signal its conversation. With ``unanswered_reason`` the
-        message is only recorded (kept in the transcript, never answered)."""
+        """Record a message, then signal its conversation; returns once the signal landed.
+        With ``unanswered_reason`` the message is only recorded (kept in the transcript,
+        never answered).
+
+        ``on_recorded`` is called once the message is in Postgres, before its signal is
+        sent: a caller keeping a chat's messages in order may hand over the next one then,
+        and the two can ride one signal."""
         accepted_at = self._wall_clock()
         what = f"message {msg.message_id} in chat {msg.chat_id}"
         check_ids(
@@ -332,6 +353,8 @@ class Ingestor:
                 unanswered_reason=unanswered_reason,
             )
         workflow_id = self._workflow_id(msg.chat_id, msg.topic_id)
+        if on_recorded is not None:
+            on_recorded()
         if unanswered_reason is not None:
             return IngestResult(workflow_id, signalled=False)
         if recorded.burst_id is not None:
@@ -343,18 +366,35 @@ class Ingestor:
         chat = (msg.chat_id, msg.topic_id)
         self._typing_gate.message(chat, msg.sender_id, self._clock())
         self._cancel_typing_timer((chat, msg.sender_id))
+        received = MessageReceived(
+            msg.message_id, msg.sender_id, len(text), command, accepted_at=accepted_at
+        )
+        if self._batch_signals:
+            run_id = await self._signals.deliver(workflow_id, (ref, received))
+        else:
+            run_id = await self._signal_messages([(ref, received)])
+        return IngestResult(workflow_id, signalled=True, run_id=run_id)
+
+    async def _signal_messages(
+        self, items: list[tuple[ConversationRef, MessageReceived]]
+    ) -> str | None:
+        """Signal-with-start one conversation with its messages, in order; one alone goes
+        as ``message_received``, as it always did."""
+        ref = items[-1][0]
+        received = [m for _, m in items]
+        signal, arg = (
+            ("message_received", received[0])
+            if len(received) == 1
+            else ("messages_received", MessagesReceived(received))
+        )
         handle = await self._client.start_workflow(
             ConversationWorkflow.run,
             self._input(ref),
-            start_signal="message_received",
-            start_signal_args=[
-                MessageReceived(
-                    msg.message_id, msg.sender_id, len(text), command, accepted_at=accepted_at
-                )
-            ],
+            start_signal=signal,
+            start_signal_args=[arg],
             **self._start_options(ref),
         )
-        return IngestResult(workflow_id, signalled=True, run_id=handle.result_run_id)
+        return handle.result_run_id
 
     async def hand_off(
         self, *, chat_id: int, topic_id: int | None, owner_id: int, minutes: float | None

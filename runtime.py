@@ -68,6 +68,7 @@ class Runtime:
             task_queue=self.settings.task_queue,
             chat_hash_key=self.settings.chat_hash_key.get_secret_value().encode(),
             commands=self.settings.command_names,
+            batch_signals=self.settings.ingest_batch_signals,
         )
 
     def build_send_worker(self, account: Account, sender: ChannelSender) -> Worker:

@@ -100,6 +100,11 @@ class Settings(BaseSettings):
     # On SIGTERM the listener finishes in-flight updates for at most this long.
     drain_seconds: float = Field(default=30.0, gt=0)
 
+    # Messages that reach the seam while their conversation's signal is in flight go
+    # together in the next one (see channels/signal_batches.py). Off only while workers
+    # older than the `messages_received` signal still run: deploy workers first.
+    ingest_batch_signals: bool = True
+
     # Keys the chat-id hash shown in the Temporal UI, so small ids cannot be brute-forced back.
     chat_hash_key: SecretStr = SecretStr("lull-default-chat-hash-key")
 
