@@ -90,7 +90,9 @@ class TelegramListener:
         self._account_id = ingestor.account.id
         self._flows = FlowOwnership(sessionmaker, self._account_id, ttl=options.flow_ttl)
         self._jobs: dict[asyncio.Task[None], float] = {}  # in-flight job → when submitted
-        self._tails: dict[int | None, asyncio.Task[None]] = {}  # each chat's newest job
+        # Each chat's newest job, as the future its next message may start after.
+        self._tails: dict[int | None, asyncio.Future[None]] = {}
+        self._chat_jobs: dict[int | None, set[asyncio.Task[None]]] = {}
         self._failing = 0  # jobs currently retrying after a failure
         self._checkpointer: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
@@ -209,12 +211,16 @@ class TelegramListener:
         if event.message.grouped_id is not None:
             return  # an album item: _on_album takes the whole album as one message
         label = f"message {event.id} in {event.chat_id}"
-        self._submit(event.chat_id, label, lambda: self._message(event, event.message))
+        self._submit_in_line(
+            event.chat_id, label, lambda recorded: self._message(event, event.message, recorded)
+        )
 
     async def _on_album(self, event: events.Album.Event) -> None:
         first = min(event.messages, key=lambda m: m.id)
         label = f"album {first.id} in {event.chat_id}"
-        self._submit(event.chat_id, label, lambda: self._message(event, first))
+        self._submit_in_line(
+            event.chat_id, label, lambda recorded: self._message(event, first, recorded)
+        )
 
     async def _on_edit(self, event: events.MessageEdited.Event) -> None:
         label = f"edit of {event.id} in {event.chat_id}"
@@ -230,28 +236,59 @@ class TelegramListener:
         action = to_chat_action(event)
         if action is None:
             return
-        self._submit(
+        # In line with the chat's messages: a chat action only updates the typing gate.
+        self._submit_in_line(
             action.chat_id,
             f"{action.action} in {action.chat_id}",
-            lambda: self._typing(action),
+            lambda _recorded: self._typing(action),
         )
 
     def _submit(self, chat_id: int | None, label: str, job: Callable[[], Awaitable[Any]]) -> None:
-        """Run ``job`` after the chat's earlier jobs (``None``: after all earlier jobs).
-        Telethon dispatches updates concurrently, but an edit or delete must find its
-        message recorded, and a chat's messages should reach the seam in order."""
-        if chat_id is None:
-            before = set(self._jobs)
-        else:
-            tail = self._tails.get(chat_id)
-            before = {tail} if tail is not None else set()
-        task = asyncio.create_task(self._run_after(before, label, job))
+        """Run ``job`` after every earlier job of the chat has finished (``None``: after
+        all earlier jobs). Telethon dispatches updates concurrently, but an edit or delete
+        must find its message recorded and signalled."""
+        before = set(self._jobs if chat_id is None else self._chat_jobs.get(chat_id, ()))
+        self._start_job(chat_id, label, before, lambda _handed: job())
+
+    def _submit_in_line(
+        self,
+        chat_id: int | None,
+        label: str,
+        job: Callable[[Callable[[], None]], Awaitable[Any]],
+    ) -> None:
+        """Run ``job`` once the chat's previous job has handed over: recorded its message
+        (the callback ``job`` gets), or finished. A chat's messages so reach Postgres in
+        order, while their signals may still be in flight together: the seam sends
+        those that meet in flight as one signal (channels/signal_batches.py)."""
+        tail = self._tails.get(chat_id)
+        self._start_job(chat_id, label, {tail} if tail is not None else set(), job)
+
+    def _start_job(
+        self,
+        chat_id: int | None,
+        label: str,
+        before: set[asyncio.Future[None]] | set[asyncio.Task[None]],
+        job: Callable[[Callable[[], None]], Awaitable[Any]],
+    ) -> None:
+        handed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def hand_over() -> None:
+            if not handed.done():
+                handed.set_result(None)
+
+        task = asyncio.create_task(self._run_after(before, label, lambda: job(hand_over)))
         self._jobs[task] = asyncio.get_running_loop().time()
-        self._tails[chat_id] = task
+        self._tails[chat_id] = handed
+        self._chat_jobs.setdefault(chat_id, set()).add(task)
 
         def done(finished: asyncio.Task[None]) -> None:
+            hand_over()
             self._jobs.pop(finished, None)
-            if self._tails.get(chat_id) is finished:
+            chat_jobs = self._chat_jobs.get(chat_id, set())
+            chat_jobs.discard(finished)
+            if not chat_jobs:
+                self._chat_jobs.pop(chat_id, None)
+            if self._tails.get(chat_id) is handed:
                 del self._tails[chat_id]
             if not self._jobs:
                 self._idle.set()
@@ -259,7 +296,10 @@ class TelegramListener:
         task.add_done_callback(done)
 
     async def _run_after(
-        self, before: set[asyncio.Task[None]], label: str, job: Callable[[], Awaitable[Any]]
+        self,
+        before: set[asyncio.Future[None]] | set[asyncio.Task[None]],
+        label: str,
+        job: Callable[[], Awaitable[Any]],
     ) -> None:
         await self._identified.wait()
         if before:
@@ -309,8 +349,9 @@ class TelegramListener:
             topic_id=action.topic_id,
         )
 
-    async def _message(self, event: Any, message: Any) -> None:
-        """A new message, or an album; ``message`` is the message or the album's first."""
+    async def _message(self, event: Any, message: Any, recorded: Callable[[], None]) -> None:
+        """A new message, or an album; ``message`` is the message or the album's first.
+        ``recorded`` is called once it is in Postgres (the chat's next job may start)."""
         if isinstance(event, events.Album.Event):
             incoming = album_to_incoming(event, self._options.placeholders)
         else:
@@ -339,7 +380,7 @@ class TelegramListener:
                 explicit=explicit,
             )
             reason = None if admitted else "flow_owned"
-        await self._ingestor.message(incoming, unanswered_reason=reason)
+        await self._ingestor.message(incoming, unanswered_reason=reason, on_recorded=recorded)
 
     async def _outgoing(self, chat_id: int, message_id: int, topic_id: int | None) -> None:
         """Our own message. A bot's are our replies; a user account's, unless one of our
