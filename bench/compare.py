@@ -30,7 +30,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from bench import report
+from bench import cpu, report
 from bench.baselines.per_message import PerMessageBot
 from bench.baselines.redis_batcher import RedisBatcher
 from bench.lull_driver import (
@@ -38,6 +38,7 @@ from bench.lull_driver import (
     Sent,
     WorkerProcesses,
     burst_stages,
+    hand_over,
     run_workload,
 )
 from bench.stats import percentile
@@ -184,7 +185,9 @@ async def throughput(
     ``bursty``: each sender writes a burst of 1-12 messages to a chat, back to back, then
     moves on, as users write. Otherwise one message per chat in turn: a chat's next
     message comes seconds later, so every message is a burst of its own (the worst case:
-    a full answer per message)."""
+    a full answer per message). A message counts once its signal landed; as the listener
+    does, the next message of a chat goes in once the one before it is recorded, and a
+    sender moves to its next chat once the burst's signals landed."""
     key = f"tput-{uuid.uuid4().hex[:8]}"
     account = await register_account(rt.sessionmaker, key=key, kind="replay", display_name=key)
     ingestor = rt.build_ingestor(account)
@@ -208,6 +211,9 @@ async def _closed_loop(
     started = loop.time()
     sender.started = started
     done: list[float] = []
+    seam_calls: list[float] = []
+    batches = ingestor.signal_batches
+    batches_before, items_before = batches.batches_sent, batches.items_sent
 
     async def lane_loop(lane: int) -> None:
         rng = random.Random(lane)
@@ -217,14 +223,15 @@ async def _closed_loop(
         while loop.time() - started < seconds:
             chat_id = chats[i % len(chats)]
             i += 1
+            burst = []
             for _ in range(rng.randint(1, 12) if bursty else 1):
                 next_id[chat_id] += 1
-                await ingestor.message(
-                    IncomingMessage(
-                        chat_id, chat_id, next_id[chat_id], "load", sent_at=datetime.now(UTC)
-                    )
+                incoming = IncomingMessage(
+                    chat_id, chat_id, next_id[chat_id], "load", sent_at=datetime.now(UTC)
                 )
-                done.append(loop.time() - started)
+                burst.append(await hand_over(ingestor, incoming, seam_calls))
+            await asyncio.gather(*burst)
+            done.extend([loop.time() - started] * len(burst))
 
     await asyncio.gather(*(lane_loop(lane) for lane in range(concurrency)))
     windows = [
@@ -241,6 +248,8 @@ async def _closed_loop(
         # Messages answered (their reply's send call made) while the load ran, per second:
         # whether the whole path keeps up, not only the seam.
         "answered_per_second": answered_in_load / seconds,
+        "messages_per_signal": (batches.items_sent - items_before)
+        / max(1, batches.batches_sent - batches_before),
         "unanswered_after_drain": pending,
         "drain_s": drained,
     }
@@ -351,7 +360,9 @@ async def measure(
                 workload = build(scale, seed=rep)
                 print(f"overhead: {scale} conversations, {worker_count} worker(s), rep {rep + 1}")
                 t0 = time.monotonic()
+                cpu_before = cpu.snapshot()
                 sender = await run_workload(rt, workload, within=DEBOUNCE + 120)
+                cpu_spent = cpu.spent(cpu_before, cpu.snapshot())
                 lull_values, lull_unmatched = overheads(sender.sent, workload)
                 stages = stage_medians(await burst_stages(rt, sender), sender.sent, workload)
                 redis_sent, redis_calls = await run_redis_batcher(redis, workload)
@@ -370,6 +381,11 @@ async def measure(
                         "p99": percentile(sender.seam_calls, 0.99) * 1000,
                     },
                     "wall_s": time.monotonic() - t0,
+                    "messages_per_signal": sender.messages_per_signal,
+                    "cpu_ms_per_message": {
+                        kind: seconds * 1000 / workload.messages
+                        for kind, seconds in cpu_spent.items()
+                    },
                 }
                 if worker_count == args.workers[0] and scale == 100 and rep == 0:
                     prefix = await last_account_prefix(rt)

@@ -44,6 +44,8 @@ class RecordingSender:
     # Seconds each message took through the ingest seam.
     seam_calls: list[float] = field(default_factory=list)
     max_chars: int = 4096
+    # Messages per message signal the seam sent (several share one when they meet in flight).
+    messages_per_signal: float = 0.0
 
     async def send(self, target: SendTarget, text: str, *, random_id: int) -> int | None:
         now = asyncio.get_running_loop().time() - self.started
@@ -58,13 +60,16 @@ async def feed(
 ) -> None:
     """Play the events in real time, each chat in order, noting how long each message took
     through the seam (recorded in Postgres and signalled): a slow seam makes the chat's
-    later messages late, and that lateness is part of the measured overhead."""
+    later messages late, and that lateness is part of the measured overhead. As the
+    Telegram listener does, a chat's next event waits only until the message before it is
+    recorded, so messages that meet in flight can share a signal."""
     loop = asyncio.get_running_loop()
     by_chat: dict[int, list[Event]] = {}
     for event in events:
         by_chat.setdefault(event.chat_id, []).append(event)
 
     async def chat(chat_events: list[Event]) -> None:
+        in_flight: list[asyncio.Task[None]] = []
         for event in chat_events:
             delay = started + event.at - loop.time()
             if delay > 0:
@@ -74,19 +79,38 @@ async def feed(
                     chat_id=event.chat_id, sender_id=event.chat_id, action="typing"
                 )
                 continue
-            called = loop.time()
-            await ingestor.message(
-                IncomingMessage(
-                    chat_id=event.chat_id,
-                    sender_id=event.chat_id,
-                    message_id=event.message_id,
-                    text=f"m{event.message_id}",
-                    sent_at=datetime.now(UTC),
-                )
+            incoming = IncomingMessage(
+                chat_id=event.chat_id,
+                sender_id=event.chat_id,
+                message_id=event.message_id,
+                text=f"m{event.message_id}",
+                sent_at=datetime.now(UTC),
             )
-            seam_calls.append(loop.time() - called)
+            in_flight.append(await hand_over(ingestor, incoming, seam_calls))
+        await asyncio.gather(*in_flight)
 
     await asyncio.gather(*(chat(evs) for evs in by_chat.values()))
+
+
+async def hand_over(
+    ingestor: Ingestor, incoming: IncomingMessage, seam_calls: list[float]
+) -> asyncio.Task[None]:
+    """Start ``incoming`` through the seam and return once it is recorded (or failed), with
+    the task that finishes when its signal landed; that task notes the seam time."""
+    loop = asyncio.get_running_loop()
+    recorded = asyncio.Event()
+
+    async def through() -> None:
+        called = loop.time()
+        try:
+            await ingestor.message(incoming, on_recorded=recorded.set)
+        finally:
+            recorded.set()
+        seam_calls.append(loop.time() - called)
+
+    task = asyncio.create_task(through())
+    await recorded.wait()
+    return task
 
 
 async def run_workload(rt: Runtime, workload: Workload, *, within: float) -> RecordingSender:
@@ -100,6 +124,8 @@ async def run_workload(rt: Runtime, workload: Workload, *, within: float) -> Rec
         sender.started, sender.started_wall = loop.time(), time.time()
         sender.account_id = account.id
         await feed(ingestor, workload.events, sender.started, sender.seam_calls)
+        batches = ingestor.signal_batches
+        sender.messages_per_signal = batches.items_sent / max(1, batches.batches_sent)
         deadline = loop.time() + within
         while sum(s.messages for s in sender.sent) < workload.messages:
             if loop.time() > deadline:

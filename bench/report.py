@@ -29,6 +29,7 @@ def overhead_line(row: dict[str, Any]) -> str:
         f"  lull p50 {lull['p50_ms']:.0f} ms p99 {lull['p99_ms']:.0f} ms "
         f"({lull['unanswered_messages']} unanswered) | redis batcher p50 {redis['p50_ms']:.0f} "
         f"ms p99 {redis['p99_ms']:.0f} ms | {row['messages']} messages, {row['wall_s']:.0f} s"
+        f" | {row.get('messages_per_signal', 1.0):.2f} messages per signal"
     )
 
 
@@ -38,6 +39,7 @@ def throughput_line(row: dict[str, Any]) -> str:
         f"messages/s with {row['workers']} worker(s); "
         f"10 s windows {[round(w) for w in row['windows_per_second']]}; answered "
         f"{row.get('answered_per_second', 0):.0f}/s during the load, "
+        f"{row.get('messages_per_signal', 1.0):.2f} messages per signal, "
         f"{row['unanswered_after_drain']} unanswered after a {row.get('drain_s', 0):.0f} s drain"
     )
 
@@ -88,6 +90,30 @@ def overhead_table(results: dict[str, Any]) -> tuple[list[str], dict]:
     return lines, medians
 
 
+def cpu_table(results: dict[str, Any]) -> list[str]:
+    """Where the time went: CPU ms per message by process, medians over the reps."""
+    groups: dict[tuple[int, int], list[dict]] = {}
+    for row in results["overhead"]:
+        if row.get("cpu_ms_per_message"):
+            groups.setdefault((row["workers"], row["conversations"]), []).append(row)
+    if not groups:
+        return []
+    kinds = list(next(iter(groups.values()))[0]["cpu_ms_per_message"])
+    lines = [
+        "",
+        "CPU per message (ms, all of a run's work: ingest, workflows, activities, sends; "
+        "medians), and messages per signal (messages that met in flight share one):",
+        "",
+        "| workers | conversations | " + " | ".join(kinds) + " | messages per signal |",
+        "|---|---|" + "---|" * (len(kinds) + 1),
+    ]
+    for (workers, scale), rows in sorted(groups.items()):
+        cells = [f"{_median(rows, ('cpu_ms_per_message', kind)):.1f}" for kind in kinds]
+        per_signal = statistics.median(r.get("messages_per_signal", 1.0) for r in rows)
+        lines.append(f"| {workers} | {scale} | " + " | ".join(cells) + f" | {per_signal:.2f} |")
+    return lines
+
+
 def markdown(results: dict[str, Any]) -> str:
     out = [
         f"# Lull bench, {results['when']}",
@@ -101,6 +127,7 @@ def markdown(results: dict[str, Any]) -> str:
     ]
     table, medians = overhead_table(results)
     out += table
+    out += cpu_table(results)
     cost_row = next((r for r in results["overhead"] if "per_message_llm_calls" in r), None)
     if cost_row is not None:
         messages = cost_row["messages"]
@@ -130,15 +157,16 @@ def markdown(results: dict[str, Any]) -> str:
     if results.get("throughput"):
         out += ["", "## Ingest throughput (seam → signal-with-start, closed loop)", ""]
         out += [
-            "| workers | load | ingested/s | 10 s windows | answered/s during the load "
-            "| unanswered after drain (drain s) |",
-            "|---|---|---|---|---|---|",
+            "| workers | load | ingested/s | 10 s windows | messages per signal "
+            "| answered/s during the load | unanswered after drain (drain s) |",
+            "|---|---|---|---|---|---|---|",
         ]
         for row in results["throughput"]:
             out.append(
                 f"| {row['workers']} | {row.get('shape', 'one message per burst')} "
                 f"| {row['per_second']:.0f} | "
                 f"{', '.join(str(round(w)) for w in row['windows_per_second'])} "
+                f"| {row.get('messages_per_signal', 1.0):.2f} "
                 f"| {row.get('answered_per_second', 0):.0f} "
                 f"| {row['unanswered_after_drain']} ({row.get('drain_s', 0):.0f}) |"
             )
