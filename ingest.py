@@ -354,6 +354,8 @@ class Ingestor:
             )
         workflow_id = self._workflow_id(msg.chat_id, msg.topic_id)
         if on_recorded is not None:
+            # The chat's next job runs at our next await, the deliver below: by then the
+            # typing gate has heard of this message.
             on_recorded()
         if unanswered_reason is not None:
             return IngestResult(workflow_id, signalled=False)

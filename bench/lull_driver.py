@@ -19,7 +19,7 @@ from pathlib import Path
 
 from bench.workload import Event, Workload
 from channels.base import SendTarget
-from ingest import IncomingMessage, Ingestor, register_account
+from ingest import IncomingMessage, Ingestor, RejectedMessageError, register_account
 from runtime import Runtime
 
 ECHO_COUNT = re.compile(r"^\[echo: (\d+) messages?\]")
@@ -95,17 +95,28 @@ async def feed(
 async def hand_over(
     ingestor: Ingestor, incoming: IncomingMessage, seam_calls: list[float]
 ) -> asyncio.Task[None]:
-    """Start ``incoming`` through the seam and return once it is recorded (or failed), with
-    the task that finishes when its signal landed; that task notes the seam time."""
+    """Start ``incoming`` through the seam and return once it is recorded, with the task
+    that finishes when its signal landed; that task notes the seam time. A transient
+    failure (under overload: no free Postgres connection within 30 s) is retried with
+    backoff, as the listener retries its jobs."""
     loop = asyncio.get_running_loop()
     recorded = asyncio.Event()
 
     async def through() -> None:
-        called = loop.time()
+        called, delay = loop.time(), 0.2
         try:
-            await ingestor.message(incoming, on_recorded=recorded.set)
+            while True:
+                try:
+                    await ingestor.message(incoming, on_recorded=recorded.set)
+                    break
+                except (RejectedMessageError, ValueError):
+                    raise
+                except Exception as exc:  # noqa: BLE001 - retried, as the listener does
+                    print(f"  retrying message {incoming.message_id}: {type(exc).__name__}")
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
         finally:
-            recorded.set()
+            recorded.set()  # the chat's next message goes in: recorded, or given up
         seam_calls.append(loop.time() - called)
 
     task = asyncio.create_task(through())
