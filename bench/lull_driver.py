@@ -13,12 +13,12 @@ import signal
 import sys
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.workload import Event, Workload
-from channels.base import SendTarget
+from channels.base import DedupingSender, SendTarget
 from ingest import IncomingMessage, Ingestor, RejectedMessageError, register_account
 from runtime import Runtime
 
@@ -33,26 +33,27 @@ class Sent:
     at: float  # seconds after the run started
 
 
-@dataclass
-class RecordingSender:
-    """A channel that only notes when each reply's send call happened."""
+class RecordingSender(DedupingSender):
+    """A channel that only notes when each reply's send call happened. A send repeated
+    with a taken random_id (a send_reply retried under overload) is de-duplicated, as
+    Telegram does, so it is not counted as a second answer."""
 
-    started: float = 0.0
-    started_wall: float = 0.0  # time.time() at ``started``, to place database timestamps
-    account_id: int = 0
-    sent: list[Sent] = field(default_factory=list)
-    # Seconds each message took through the ingest seam.
-    seam_calls: list[float] = field(default_factory=list)
-    max_chars: int = 4096
-    # Messages per message signal the seam sent (several share one when they meet in flight).
-    messages_per_signal: float = 0.0
+    def __init__(self) -> None:
+        super().__init__()
+        self.started = 0.0
+        self.started_wall = 0.0  # time.time() at ``started``, to place database timestamps
+        self.account_id = 0
+        self.sent: list[Sent] = []
+        # Seconds each message took through the ingest seam.
+        self.seam_calls: list[float] = []
+        # Messages per message signal the seam sent (several share one when they meet).
+        self.messages_per_signal = 0.0
 
-    async def send(self, target: SendTarget, text: str, *, random_id: int) -> int | None:
+    async def deliver(self, target: SendTarget, text: str, message_id: int) -> None:
         now = asyncio.get_running_loop().time() - self.started
         match = ECHO_COUNT.match(text)
         count = int(match.group(1)) if match else 0
         self.sent.append(Sent(target.chat_id, target.reply_to or 0, count, now))
-        return len(self.sent)
 
 
 async def feed(
