@@ -6,31 +6,16 @@ the seam is (on an idle machine, few do); the order and the single answer must n
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
-import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from telethon.tl import types
 from temporalio.api.enums.v1 import EventType
 from temporalio.converter import DataConverter
-from temporalio.testing import WorkflowEnvironment
 
 from tests.ingest.telegram_harness import ALICE, TelegramHarness, private
-from tests.ingest.test_telegram_listener import _harness
 from workflows.ids import conversation_workflow_id
 from workflows.payloads import MessageReceived, MessagesReceived
 
 TYPING = types.SendMessageTypingAction()
-
-
-@pytest.fixture
-async def tg(
-    dev_env: WorkflowEnvironment,
-    engine: AsyncEngine,
-    sessionmaker: async_sessionmaker[AsyncSession],
-) -> AsyncIterator[TelegramHarness]:
-    async for harness in _harness(dev_env, engine, sessionmaker, bot=True):
-        yield harness
 
 
 async def signalled_message_ids(tg: TelegramHarness, chat_id: int) -> list[list[int]]:

@@ -5,7 +5,6 @@ real Postgres and the echo LLM. Users act through the fake Telegram, as their ap
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -25,33 +24,6 @@ from tests.ingest.telegram_harness import ALICE, BOB, BOT_ID, GROUP, TelegramHar
 from tests.telegram_server.server import FakeTelegramServer
 
 TYPING = types.SendMessageTypingAction()
-
-
-async def _harness(
-    env: WorkflowEnvironment,
-    engine: AsyncEngine,
-    sessionmaker: async_sessionmaker[AsyncSession],
-    *,
-    bot: bool,
-) -> AsyncIterator[TelegramHarness]:
-    server = await FakeTelegramServer().start()
-    server.world.add_account(BOT_ID, "Lull" if bot else "Owner", bot=bot)
-    server.world.add_account(ALICE, "Alice")
-    server.world.add_account(BOB, "Bob")
-    harness = TelegramHarness(env, engine, sessionmaker, server)
-    await harness.seed_session()
-    yield harness
-    await server.stop()
-
-
-@pytest.fixture
-async def tg(
-    dev_env: WorkflowEnvironment,
-    engine: AsyncEngine,
-    sessionmaker: async_sessionmaker[AsyncSession],
-) -> AsyncIterator[TelegramHarness]:
-    async for harness in _harness(dev_env, engine, sessionmaker, bot=True):
-        yield harness
 
 
 async def test_a_burst_in_a_private_chat_gets_one_reply(tg: TelegramHarness) -> None:
@@ -176,17 +148,6 @@ async def http_get(port: int, path: str) -> tuple[int, object]:
     writer.close()
     head, _, body = raw.partition(b"\r\n\r\n")
     return int(head.split()[1]), json.loads(body)
-
-
-@pytest.fixture
-async def tg_user(
-    dev_env: WorkflowEnvironment,
-    engine: AsyncEngine,
-    sessionmaker: async_sessionmaker[AsyncSession],
-) -> AsyncIterator[TelegramHarness]:
-    """A user account (not a bot) whose human owner also writes from their phone."""
-    async for harness in _harness(dev_env, engine, sessionmaker, bot=False):
-        yield harness
 
 
 async def test_the_owner_writing_hands_the_chat_over(tg_user: TelegramHarness) -> None:
