@@ -47,8 +47,15 @@ def throughput_line(row: dict[str, Any]) -> str:
 def footprint_line(row: dict[str, Any]) -> str:
     return (
         f"footprint: {row['conversations']} open conversations, worker RSS "
-        f"{row['rss_kib'] / 1024:.0f} MiB, {row['per_conversation_kib']:.1f} KiB each"
+        f"{row['rss_kib'] / 1024:.0f} MiB, {row['per_conversation_kib']:.1f} KiB each "
+        f"with the warm-up, {marginal_kib(row):.1f} KiB each once warm"
     )
+
+
+def marginal_kib(row: dict[str, Any]) -> float:
+    """KiB per conversation once the worker is warm; reports from before the warm-up
+    was measured have only the figure that includes it."""
+    return float(row.get("marginal_kib", row["per_conversation_kib"]))
 
 
 def _median(rows: list[dict], path: tuple[str, ...]) -> float:
@@ -172,11 +179,22 @@ def markdown(results: dict[str, Any]) -> str:
             )
     if results.get("footprint"):
         out += ["", "## Worker memory with open conversations", ""]
-        out += ["| conversations | worker RSS | per conversation |", "|---|---|---|"]
+        out += [
+            "| conversations | worker RSS | idle → warm worker | per conversation, "
+            "warm-up included | per conversation once warm |",
+            "|---|---|---|---|---|",
+        ]
         for row in results["footprint"]:
+            idle = f"{row['baseline_kib'] / 1024:.0f} MiB"
+            if "warm_kib" in row:
+                warm = f"{idle} → {row['warm_kib'] / 1024:.0f} MiB"
+                warm += f" ({row['warm_up_conversations']} conversations)"
+                once_warm = f"{row['marginal_kib']:.1f} KiB"
+            else:
+                warm, once_warm = f"{idle} → not measured", "not measured"
             out.append(
-                f"| {row['conversations']} | {row['rss_kib'] / 1024:.0f} MiB "
-                f"| {row['per_conversation_kib']:.1f} KiB |"
+                f"| {row['conversations']} | {row['rss_kib'] / 1024:.0f} MiB | {warm} "
+                f"| {row['per_conversation_kib']:.1f} KiB | {once_warm} |"
             )
     out += ["", "## Targets", ""] + targets(results, medians, cost_row)
     return "\n".join(out) + "\n"
@@ -213,10 +231,11 @@ def targets(results: dict, medians: dict, cost_row: dict | None) -> list[str]:
         largest = history["largest_run"]
         check("no run above 2,000 events", largest <= TARGETS["largest_run"], f"largest {largest}")
     for row in results.get("footprint", []):
-        kib = row["per_conversation_kib"]
+        # Judged per cached conversation, the issue's wording: the warm-up is the process's.
+        kib = marginal_kib(row)
         check(
-            f"≤ 150 KiB per conversation at {row['conversations']}",
+            f"≤ 150 KiB per cached conversation at {row['conversations']}",
             kib <= TARGETS["kib_per_conversation"],
-            f"{kib:.1f} KiB",
+            f"{kib:.1f} KiB once warm, {row['per_conversation_kib']:.1f} with the warm-up",
         )
     return lines
