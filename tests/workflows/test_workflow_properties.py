@@ -10,6 +10,8 @@ from datetime import timedelta
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from tests.conftest import binary, task_queue
@@ -25,6 +27,24 @@ event = st.tuples(
     st.sampled_from(["message", "message", "message", "typing", "cancel", "command"]),
     st.integers(min_value=1, max_value=50),
 )
+
+
+# Real seconds for the last run to end once time skips freely. A run needs well under one;
+# the margin is for a stalled host, so that only a workflow that cannot finish fails here.
+RESULT_TIMEOUT = 180
+
+
+async def why_not_finished(handle: WorkflowHandle) -> str:  # type: ignore[type-arg]
+    """What the history says about a run that did not end: its last events and any failed
+    workflow task (a workflow bug retries forever and looks like a hang from outside)."""
+    events = [e async for e in handle.fetch_history_events()]
+    failures = [
+        e.workflow_task_failed_event_attributes.failure.message
+        for e in events
+        if e.HasField("workflow_task_failed_event_attributes")
+    ]
+    tail = [EventType.Name(e.event_type) for e in events[-12:]]
+    return f"run did not end in {RESULT_TIMEOUT} s; task failures {failures}; last events {tail}"
 
 
 async def run_events(events: list[tuple[float, str, int]]) -> tuple[Recorder, list[int]]:
@@ -70,7 +90,10 @@ async def run_events(events: list[tuple[float, str, int]]) -> tuple[Recorder, li
                 )
                 sent.append(message_id)
             if handle is not None:
-                await asyncio.wait_for(handle.result(), timeout=60)
+                try:
+                    await asyncio.wait_for(handle.result(), timeout=RESULT_TIMEOUT)
+                except TimeoutError:
+                    raise AssertionError(await why_not_finished(handle)) from None
     finally:
         await env.shutdown()
     return rec, sent
