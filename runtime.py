@@ -90,6 +90,7 @@ class Runtime:
             max_cached_workflows=self.settings.max_cached_workflows,
             max_concurrent_workflow_tasks=self.settings.max_concurrent_workflow_tasks,
             workflow_task_pollers=self.settings.workflow_task_pollers,
+            workflow_modules=self.settings.workflow_modules,
         )
 
 

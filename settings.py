@@ -57,6 +57,13 @@ class Settings(BaseSettings):
     # finds no poll waiting goes to the server's backlog and is matched later, which under
     # load costs seconds; the SDK's default is 5.
     workflow_task_pollers: int = Field(default=10, ge=2)
+    # How the workflow sandbox loads workflow modules. "shared": imported once and shared by
+    # every run (the sandbox still restricts builtins such as open), about half the memory
+    # per cached conversation (80 against 160 KiB at 1,000). "per-run": the SDK default,
+    # which re-imports them for each run and so also traps a wall-clock or random call at
+    # run time. The test suite and the replay test always run "per-run", so such a call
+    # fails CI either way.
+    workflow_modules: Literal["shared", "per-run"] = "shared"
     # Extra commands (comma-separated, without "/") answered alone and at once by the LLM;
     # /start, /help and /refresh are always known.
     commands: str = ""

@@ -44,6 +44,7 @@ def test_a_base_url_selects_the_openai_provider(monkeypatch: pytest.MonkeyPatch)
         ("LULL_DEBOUNCE_SECONDS", "-1"),
         ("LULL_MAX_BURST_MESSAGES", "0"),
         ("LULL_LLM_PROVIDER", "gpt"),
+        ("LULL_WORKFLOW_MODULES", "none"),
     ],
 )
 def test_a_bad_value_names_the_variable(
