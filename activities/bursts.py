@@ -45,8 +45,18 @@ class BurstActivities:
                 message_ids=input.message_ids,
             )
             # Every message deleted after the flush, or the burst was cleared or came in
-            # while paused: recorded, never answered.
-            drop_as = "deleted" if count == 0 else input.drop_as
+            # while paused: recorded, never answered. A stale local activity that ran after
+            # its workflow task timed out finds its messages in the burst the retried task
+            # flushed instead: superseded, not deleted.
+            drop_as = input.drop_as
+            if count == 0:
+                taken = await queries.held_by_another_burst(
+                    session,
+                    burst_id=burst_id,
+                    conversation_id=input.conversation_id,
+                    message_ids=input.message_ids,
+                )
+                drop_as = "superseded" if taken else "deleted"
             if drop_as is not None:
                 await queries.set_burst_status(
                     session, burst_id, "dropped", only_from=("persisted",), error_type=drop_as

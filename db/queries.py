@@ -167,13 +167,18 @@ async def assign_messages(
     flush another set under another key. Such a burst is still 'persisted' with no reply,
     which no burst the workflow knows of can be while a later one is flushed: its messages
     move to the new burst, and a burst left with no live message is dropped as superseded.
+
+    "Earlier" is by flush time, the workflow's clock (its task's start), not by row id: a
+    stale local activity that runs late, its task long timed out, inserts the newest row
+    but carries the older flush time, and must not rob the burst in use.
     """
+    mine_row = burst.alias("mine_row")
+    my_flush = select(mine_row.c.flushed_at).where(mine_row.c.id == burst_id).scalar_subquery()
     orphans = select(burst.c.id).where(
         burst.c.conversation_id == conversation_id,
         burst.c.status == "persisted",
-        # Only an earlier burst: a stale local activity that runs late (its task long
-        # timed out) persists a newer row, which must not rob the burst in use.
-        burst.c.id < burst_id,
+        burst.c.id != burst_id,
+        burst.c.flushed_at < my_flush,
         ~select(reply.c.id).where(reply.c.burst_id == burst.c.id).exists(),
     )
     mine = and_(
@@ -205,6 +210,21 @@ async def assign_messages(
         message.c.burst_id == burst_id, message.c.deleted_at.is_(None)
     )
     return int((await session.execute(stmt)).scalar_one())
+
+
+async def held_by_another_burst(
+    session: AsyncSession, *, burst_id: int, conversation_id: int, message_ids: Sequence[int]
+) -> bool:
+    """Whether a live message of these belongs to another burst: a burst that got none of
+    its messages lost them to the burst the workflow flushed, not to deletions."""
+    stmt = select(message.c.id).where(
+        message.c.conversation_id == conversation_id,
+        message.c.message_id.in_(list(message_ids)),
+        message.c.deleted_at.is_(None),
+        message.c.burst_id.is_not(None),
+        message.c.burst_id != burst_id,
+    )
+    return bool((await session.execute(stmt.exists().select())).scalar())
 
 
 async def context_epoch(session: AsyncSession, conversation_id: int) -> int:

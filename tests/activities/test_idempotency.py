@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -79,7 +79,7 @@ async def seed(
     return conv, ids
 
 
-def persist_input(conv: int, ids: list[int]) -> PersistBurstInput:
+def persist_input(conv: int, ids: list[int], flushed_at: datetime = NOW) -> PersistBurstInput:
     return PersistBurstInput(
         conversation_id=conv,
         burst_key=burst_key(f"w{conv}", ids),
@@ -87,7 +87,7 @@ def persist_input(conv: int, ids: list[int]) -> PersistBurstInput:
         reason="quiet",
         first_message_at=NOW,
         last_message_at=NOW,
-        flushed_at=NOW,
+        flushed_at=flushed_at,
     )
 
 
@@ -375,30 +375,60 @@ async def test_conversation_keeps_its_latest_message_time(
 async def test_a_burst_orphaned_by_a_timed_out_workflow_task_is_superseded(
     sessionmaker: async_sessionmaker[AsyncSession], account_id: int
 ) -> None:
-    """A local persist_burst ran, then its workflow task timed out; the retried task
-    applied a signal first and flushed a bigger set under another key. The new burst
-    takes the messages and the orphan is dropped, so each message is in one burst."""
+    """A local persist_burst ran, then its workflow task timed out; the retried task (which
+    starts later, so flushes later) applied a signal first and flushed a bigger set under
+    another key. The new burst takes the messages and the orphan is dropped, so each
+    message is in one burst."""
     conv, ids = await seed(sessionmaker, account_id, ["a", "b", "c", "d"], chat=8)
     acts, env = BurstActivities(sessionmaker), ActivityEnvironment()
+    retried_at = NOW + timedelta(seconds=12)
     orphan = await env.run(acts.persist_burst, persist_input(conv, ids[:3]))
-    taken = await env.run(acts.persist_burst, persist_input(conv, ids))
+    taken = await env.run(acts.persist_burst, persist_input(conv, ids, retried_at))
     assert taken.message_count == 4
-    async with sessionmaker() as session:
+    assert await statuses(sessionmaker, conv) == {
+        orphan.burst_id: ("dropped", "superseded"),
+        taken.burst_id: ("persisted", None),
+    }
+    assert await owners(sessionmaker, conv) == {taken.burst_id}
+    # A late retry of the orphan's own activity (its row is the older one) takes nothing back.
+    again = await env.run(acts.persist_burst, persist_input(conv, ids[:3]))
+    assert again.message_count == 0
+
+
+async def test_a_stale_local_activity_running_late_does_not_rob_the_burst_in_use(
+    sessionmaker: async_sessionmaker[AsyncSession], account_id: int
+) -> None:
+    """The timed-out task's worker was slow, not dead: its persist_burst runs after the
+    retried task's. Its row is the newest, but its flush time is the older one, so the burst
+    the workflow uses keeps every message and the late row is dropped as superseded."""
+    conv, ids = await seed(sessionmaker, account_id, ["a", "b", "c"], chat=10)
+    acts, env = BurstActivities(sessionmaker), ActivityEnvironment()
+    in_use = await env.run(
+        acts.persist_burst, persist_input(conv, ids, NOW + timedelta(seconds=12))
+    )
+    late = await env.run(acts.persist_burst, persist_input(conv, ids[:2]))
+    assert (in_use.message_count, late.message_count) == (3, 0)
+    assert late.burst_id > in_use.burst_id
+    assert await owners(sessionmaker, conv) == {in_use.burst_id}
+    assert (await statuses(sessionmaker, conv))[late.burst_id] == ("dropped", "superseded")
+
+
+async def statuses(sm: async_sessionmaker[AsyncSession], conv: int) -> dict[int, tuple]:  # type: ignore[type-arg]
+    async with sm() as session:
         rows = await session.execute(
             select(burst.c.id, burst.c.status, burst.c.error_type).where(
                 burst.c.conversation_id == conv
             )
         )
-        by_id = {r.id: (r.status, r.error_type) for r in rows}
-        owners = await session.execute(
+        return {r.id: (r.status, r.error_type) for r in rows}
+
+
+async def owners(sm: async_sessionmaker[AsyncSession], conv: int) -> set[int]:
+    async with sm() as session:
+        rows = await session.execute(
             select(message.c.burst_id).where(message.c.conversation_id == conv).distinct()
         )
-        assert set(owners.scalars()) == {taken.burst_id}
-    assert by_id[orphan.burst_id] == ("dropped", "superseded")
-    assert by_id[taken.burst_id] == ("persisted", None)
-    # A late retry of the orphan's own activity (its row is the older one) takes nothing back.
-    again = await env.run(acts.persist_burst, persist_input(conv, ids[:3]))
-    assert again.message_count == 0
+        return set(rows.scalars())
 
 
 async def test_a_burst_with_a_reply_keeps_its_messages(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -27,6 +27,7 @@ class Scene:
         self.world = World()
         self.world.add_account(BOT, "Lull", bot=True)
         self.accepted = Accepted()
+        self.flushes = 0
         self.cluster = SimpleNamespace(
             llm=FakeOpenAI(), telegram=SimpleNamespace(world=self.world), account_key=key
         )
@@ -59,6 +60,9 @@ class Scene:
         return ids
 
     async def burst(self, user: int, ids: list[int], status: str) -> None:
+        # Each burst flushed a second after the last, as a workflow's tasks follow each other.
+        self.flushes += 1
+        flushed_at = NOW + timedelta(seconds=self.flushes)
         async with self.sm() as session, session.begin():
             conv = await queries.ensure_conversation(
                 session, account_id=self.account_id, chat_id=user, topic_id=None, owner_user_id=user
@@ -72,7 +76,7 @@ class Scene:
                 context_epoch=0,
                 first_message_at=NOW,
                 last_message_at=NOW,
-                flushed_at=NOW,
+                flushed_at=flushed_at,
             )
             await queries.assign_messages(
                 session, burst_id=burst_id, conversation_id=conv, message_ids=ids
@@ -122,3 +126,21 @@ async def test_each_anomaly_is_reported_in_its_column(
     assert report.in_doubt == ["u2m0: burst still replied"]
     assert len(report.unexpected) == 2  # the failed burst and the error notice it caused
     assert not report.clean and lost
+
+
+async def test_a_superseded_orphan_holds_nothing_but_a_stuck_one_is_in_doubt(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """A burst flushed by a workflow task that timed out is superseded by the retried task's
+    burst (through the real queries): not a second holder. One left unfinished is flagged."""
+    scene = await new_scene(sessionmaker)
+    ids = await scene.user_sends(1001, "u1m0", "u1m1")
+    await scene.burst(1001, ids[:1], "persisted")  # the orphan
+    await scene.burst(1001, ids, "sent")  # robs it: dropped as superseded
+    scene.bot_says(1001, "re: u1m0 u1m1")
+    report = await check(scene.cluster, scene.accepted, sessionmaker)  # type: ignore[arg-type]
+    assert report.clean, report.table()
+    await scene.burst(1001, ids[1:], "persisted")  # later and unfinished: owns nothing
+    report = await check(scene.cluster, scene.accepted, sessionmaker)  # type: ignore[arg-type]
+    assert len(report.in_doubt) == 1 and "owns nothing" in report.in_doubt[0]
+    assert report.duplicated == ["u1m1: 1 replies, 2 bursts"]
