@@ -13,6 +13,9 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# How a worker's sandbox loads workflow modules (Settings.workflow_modules).
+WorkflowModules = Literal["shared", "per-run"]
+
 ENV_PREFIX = "LULL_"
 
 
@@ -63,7 +66,7 @@ class Settings(BaseSettings):
     # which re-imports them for each run and so also traps a wall-clock or random call at
     # run time. The test suite and the replay test always run "per-run", so such a call
     # fails CI either way.
-    workflow_modules: Literal["shared", "per-run"] = "shared"
+    workflow_modules: WorkflowModules = "shared"
     # Extra commands (comma-separated, without "/") answered alone and at once by the LLM;
     # /start, /help and /refresh are always known.
     commands: str = ""

@@ -9,7 +9,6 @@ import asyncio
 import logging
 from datetime import timedelta
 from decimal import Decimal
-from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
@@ -19,7 +18,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.bursts import BurstActivities
 from activities.replies import ReplyActivities, ReplyOptions
 from llm.base import LLMProvider
-from settings import Settings
+from settings import Settings, WorkflowModules
 from workflows.conversation import ConversationWorkflow
 from workflows.retry_burst import RetryBurstWorkflow
 
@@ -37,7 +36,7 @@ def reply_options(settings: Settings) -> ReplyOptions:
     )
 
 
-def workflow_runner(modules: Literal["shared", "per-run"]) -> WorkflowRunner:
+def workflow_runner(modules: WorkflowModules) -> WorkflowRunner:
     """The sandbox, with workflow modules shared by all runs or imported per run.
 
     Per run, each cached conversation carries its own copy of workflows/conversation.py
@@ -59,7 +58,7 @@ def build_worker(
     max_cached_workflows: int = 2000,
     max_concurrent_workflow_tasks: int = 10,
     workflow_task_pollers: int = 10,
-    workflow_modules: Literal["shared", "per-run"] = "shared",
+    workflow_modules: WorkflowModules = "shared",
 ) -> Worker:
     bursts = BurstActivities(sessionmaker)
     replies = ReplyActivities(sessionmaker, provider, options)
