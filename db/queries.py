@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Text, and_, func, literal, select, update
+from sqlalchemy import ColumnElement, Text, and_, func, literal, select, update
 from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -156,6 +156,14 @@ async def insert_burst(
     ).scalar_one()
 
 
+def messages_in(conversation_id: int, message_ids: Sequence[int]) -> ColumnElement[bool]:
+    """The rows of these Telegram message ids in this conversation."""
+    return and_(
+        message.c.conversation_id == conversation_id,
+        message.c.message_id.in_(list(message_ids)),
+    )
+
+
 async def assign_messages(
     session: AsyncSession, *, burst_id: int, conversation_id: int, message_ids: Sequence[int]
 ) -> int:
@@ -181,10 +189,7 @@ async def assign_messages(
         burst.c.flushed_at < my_flush,
         ~select(reply.c.id).where(reply.c.burst_id == burst.c.id).exists(),
     )
-    mine = and_(
-        message.c.conversation_id == conversation_id,
-        message.c.message_id.in_(list(message_ids)),
-    )
+    mine = messages_in(conversation_id, message_ids)
     robbed = set(
         (
             await session.execute(
@@ -218,8 +223,7 @@ async def held_by_another_burst(
     """Whether a live message of these belongs to another burst: a burst that got none of
     its messages lost them to the burst the workflow flushed, not to deletions."""
     stmt = select(message.c.id).where(
-        message.c.conversation_id == conversation_id,
-        message.c.message_id.in_(list(message_ids)),
+        messages_in(conversation_id, message_ids),
         message.c.deleted_at.is_(None),
         message.c.burst_id.is_not(None),
         message.c.burst_id != burst_id,
