@@ -9,7 +9,6 @@ mistakes without needing a test to reach the line.
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 
 from tests.conftest import ROOT
 
@@ -90,6 +89,6 @@ def test_workflow_modules_read_no_clock_randomness_environment_or_io() -> None:
     found = {
         str(path.relative_to(ROOT)): bad
         for path in modules
-        if (bad := violations(Path(path).read_text()))
+        if (bad := violations(path.read_text()))
     }
     assert found == {}
