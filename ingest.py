@@ -29,6 +29,7 @@ from channels.base import ChannelSender
 from channels.commands import BUILTIN_COMMANDS, parse_command
 from channels.input_rules import RejectedMessageError, check_ids, clean_text
 from channels.signal_batches import SignalBatches
+from channels.signal_linger import SignalLinger, default_linger
 from channels.typing_gate import ChatKey, Hold, Send, TypingGate
 from db import queries
 from workflows import attributes
@@ -118,6 +119,7 @@ class Ingestor:
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         schedule: Callable[[float, Callable[[], None]], Any] | None = None,
         batch_signals: bool = True,
+        signal_linger: float | None = None,
     ) -> None:
         self._client = client
         self._sessionmaker = sessionmaker
@@ -140,6 +142,9 @@ class Ingestor:
         self._signals: SignalBatches[tuple[ConversationRef, MessageReceived], str | None] = (
             SignalBatches(self._signal_messages)
         )
+        # How long a message's signal may wait for its burst's next message (batching only).
+        linger = default_linger(config) if signal_linger is None else signal_linger
+        self._linger = SignalLinger(config, linger=linger if batch_signals else 0.0)
 
     @property
     def account(self) -> Account:
@@ -207,9 +212,9 @@ class Ingestor:
             self._typing_timers[key] = (decision.fire_at, handle)
             return False
         chat_id, topic_id = chat
-        return await signal_open_conversation(
-            self._client,
-            self._workflow_id(chat_id, topic_id),
+        return await self._signal_open(
+            chat_id,
+            topic_id,
             "typing_observed",
             TypingObserved(sender_id, decision.action, age_seconds=decision.age),
         )
@@ -265,9 +270,9 @@ class Ingestor:
         if recorded is None or recorded.burst_id is not None:
             log.info("edit of message %s in chat %s recorded, not re-answered", message_id, chat_id)
             return False
-        return await signal_open_conversation(
-            self._client,
-            self._workflow_id(chat_id, topic_id),
+        return await self._signal_open(
+            chat_id,
+            topic_id,
             "message_edited",
             MessageEdited(message_id, len(text)),
         )
@@ -293,12 +298,21 @@ class Ingestor:
             )
         if not unanswered:
             return False
-        return await signal_open_conversation(
-            self._client,
-            self._workflow_id(chat_id, topic_id),
+        return await self._signal_open(
+            chat_id,
+            topic_id,
             "messages_deleted",
             MessagesDeleted(unanswered),
         )
+
+    async def _signal_open(
+        self, chat_id: int, topic_id: int | None, signal: str, arg: object
+    ) -> bool:
+        """Signal an open conversation, after its held messages: an edit or a delete that
+        overtook its message would find nothing to change."""
+        workflow_id = self._workflow_id(chat_id, topic_id)
+        await self._signals.flush(workflow_id)
+        return await signal_open_conversation(self._client, workflow_id, signal, arg)
 
     @property
     def signal_batches(self) -> SignalBatches[tuple[ConversationRef, MessageReceived], str | None]:
@@ -372,7 +386,9 @@ class Ingestor:
             msg.message_id, msg.sender_id, len(text), command, accepted_at=accepted_at
         )
         if self._batch_signals:
-            run_id = await self._signals.deliver(workflow_id, (ref, received))
+            now = self._clock()
+            send_by = self._linger.send_by(chat, now, chars=len(text), command=command is not None)
+            run_id = await self._signals.deliver(workflow_id, (ref, received), hold=send_by - now)
         else:
             run_id = await self._signal_messages([(ref, received)])
         return IngestResult(workflow_id, signalled=True, run_id=run_id)
@@ -412,6 +428,7 @@ class Ingestor:
                 owner_user_id=owner_id,
             )
         ref = self._ref(chat_id, topic_id, conversation_id)
+        await self._signals.flush(self._workflow_id(chat_id, topic_id))
         start = WithStartWorkflowOperation(
             ConversationWorkflow.run,
             self._input(ref),

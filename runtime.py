@@ -69,6 +69,7 @@ class Runtime:
             chat_hash_key=self.settings.chat_hash_key.get_secret_value().encode(),
             commands=self.settings.command_names,
             batch_signals=self.settings.ingest_batch_signals,
+            signal_linger=self.settings.ingest_signal_linger_seconds,
         )
 
     def build_send_worker(self, account: Account, sender: ChannelSender) -> Worker:

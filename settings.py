@@ -114,6 +114,10 @@ class Settings(BaseSettings):
     # together in the next one (see channels/signal_batches.py). Off only while workers
     # older than the `messages_received` signal still run: deploy workers first.
     ingest_batch_signals: bool = True
+    # How long a message's signal may wait for the next message of its burst, so they go
+    # as one (see channels/signal_linger.py). Unset: a quarter of the quiet period, at most
+    # 1 s (also the most it may be). 0 turns the wait off.
+    ingest_signal_linger_seconds: float | None = Field(default=None, ge=0)
 
     # Keys the chat-id hash shown in the Temporal UI, so small ids cannot be brute-forced back.
     chat_hash_key: SecretStr = SecretStr("lull-default-chat-hash-key")

@@ -45,6 +45,7 @@ def test_a_base_url_selects_the_openai_provider(monkeypatch: pytest.MonkeyPatch)
         ("LULL_MAX_BURST_MESSAGES", "0"),
         ("LULL_LLM_PROVIDER", "gpt"),
         ("LULL_WORKFLOW_MODULES", "none"),
+        ("LULL_INGEST_SIGNAL_LINGER_SECONDS", "-0.5"),
     ],
 )
 def test_a_bad_value_names_the_variable(

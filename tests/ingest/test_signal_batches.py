@@ -118,6 +118,42 @@ async def test_shutdown_cancels_the_callers_still_waiting() -> None:
     assert batches.in_flight == 0
 
 
+async def test_held_items_ride_one_batch_and_an_item_due_now_sends_them_at_once() -> None:
+    sends = Sends()
+    sends.release.set()
+    batches = SignalBatches(sends)
+    held = [asyncio.create_task(batches.deliver("chat", x, hold=30)) for x in "ab"]
+    await settle()
+    assert sends.batches == []  # both wait for what comes next
+    due = asyncio.create_task(batches.deliver("chat", "c"))
+    assert await asyncio.wait_for(asyncio.gather(*held, due), 5) == [1, 1, 1]
+    assert sends.batches == [["a", "b", "c"]]
+
+
+async def test_a_hold_ends_by_itself() -> None:
+    sends = Sends()
+    sends.release.set()
+    batches = SignalBatches(sends)
+    assert await asyncio.wait_for(batches.deliver("chat", "a", hold=0.05), 5) == 1
+    assert (sends.batches, batches.in_flight) == ([["a"]], 0)
+
+
+async def test_flush_sends_the_held_items_and_waits_for_the_batch_on_its_way() -> None:
+    sends = Sends()
+    batches = SignalBatches(sends)
+    await asyncio.wait_for(batches.flush("chat"), 5)  # nothing held: returns at once
+    flying = asyncio.create_task(batches.deliver("chat", "a"))
+    await settle()
+    held = asyncio.create_task(batches.deliver("chat", "b", hold=30))
+    flush = asyncio.create_task(batches.flush("chat"))
+    await settle()
+    assert not flush.done()  # "a" has not landed yet
+    sends.release.set()
+    await asyncio.wait_for(flush, 5)
+    assert flying.done() and held.done()
+    assert sends.batches == [["a"], ["b"]]
+
+
 # -- through the seam, on a real Temporal server ----------------------------------------------
 class HoldFirstSignal(Interceptor):
     """Holds the first signal-with-start until the test releases it, so the messages after
@@ -197,3 +233,43 @@ async def test_a_burst_that_meets_its_first_signal_in_flight_is_one_more_signal(
         assert (ingestor.signal_batches.batches_sent, ingestor.signal_batches.items_sent) == (2, 4)
     else:
         assert names == ["message_received"] * 4
+
+
+async def test_a_bursts_next_messages_wait_for_each_other_and_an_edit_lands_after_them(
+    time_env: WorkflowEnvironment, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    tq, rec = task_queue(), Recorder()
+    key = f"linger-{uuid.uuid4().hex[:8]}"
+    account = await register_account(sessionmaker, key=key, kind="replay", display_name=key)
+    # Quiet period 8 s: a message after a burst's first may wait up to 1 s for the next.
+    ingestor = Ingestor(
+        time_env.client,
+        sessionmaker,
+        account,
+        config=DebounceConfig(8, 10, 60),
+        task_queue=tq,
+        chat_hash_key=b"k",
+    )
+    sends = new_worker(time_env.client, rec, send_task_queue(tq, key))
+    async with new_worker(time_env.client, rec, tq), sends:
+        first = await ingestor.message(IncomingMessage(77, 5, 1, "hi", NOW))
+        in_flight = []
+        for message_id in (2, 3):
+            recorded = asyncio.Event()
+            incoming = IncomingMessage(77, 5, message_id, f"part {message_id}", NOW)
+            in_flight.append(
+                asyncio.create_task(ingestor.message(incoming, on_recorded=recorded.set))
+            )
+            await recorded.wait()
+        await settle()
+        assert not any(t.done() for t in in_flight)  # 2 and 3 wait for what comes next
+        # The edit of 3 sends the held signal first: 3 is buffered when the edit lands.
+        edited = await ingestor.edit(
+            chat_id=77, message_id=3, text="part 3, longer now", edited_at=NOW
+        )
+        results = await asyncio.gather(*in_flight)
+        await until_sent(time_env, rec)
+        names = await signal_names(time_env, first.workflow_id)
+    assert edited and all(r.signalled for r in [first, *results])
+    assert names == ["message_received", "messages_received", "message_edited"]
+    assert rec.bursts() == [[1, 2, 3]]
