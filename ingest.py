@@ -29,7 +29,7 @@ from channels.base import ChannelSender
 from channels.commands import BUILTIN_COMMANDS, parse_command
 from channels.input_rules import RejectedMessageError, check_ids, clean_text
 from channels.signal_batches import SignalBatches
-from channels.signal_linger import SignalLinger, default_linger
+from channels.signal_linger import SignalLinger
 from channels.typing_gate import ChatKey, Hold, Send, TypingGate
 from db import queries
 from workflows import attributes
@@ -143,8 +143,7 @@ class Ingestor:
             SignalBatches(self._signal_messages)
         )
         # How long a message's signal may wait for its burst's next message (batching only).
-        linger = default_linger(config) if signal_linger is None else signal_linger
-        self._linger = SignalLinger(config, linger=linger if batch_signals else 0.0)
+        self._linger = SignalLinger(config, linger=signal_linger if batch_signals else 0.0)
 
     @property
     def account(self) -> Account:

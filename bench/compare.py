@@ -43,6 +43,7 @@ from bench.lull_driver import (
 )
 from bench.stats import percentile
 from bench.workload import DEBOUNCE, MAX_BATCH, TYPING_WINDOW, Workload, build
+from channels.signal_linger import SignalLinger
 from ingest import IncomingMessage, Ingestor, register_account, wait_until_answered
 from runtime import Runtime, lull_runtime
 from settings import load_settings
@@ -347,6 +348,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     }
     try:
         async with lull_runtime(settings) as rt, running_redis(work_dir) as redis:
+            configured = settings.ingest_signal_linger_seconds
+            linger = SignalLinger(rt.debounce_config(), linger=configured).linger
+            results["load"]["signal_linger_s"] = linger
             extra = dict(item.split("=", 1) for item in args.worker_env)
             workers = WorkerProcesses(
                 rt,

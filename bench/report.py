@@ -115,13 +115,23 @@ def cpu_table(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def linger_note(load: dict[str, Any]) -> str:
+    linger = load.get("signal_linger_s")
+    if linger is None:
+        return ""  # reports from before the seam held signals
+    if linger == 0:
+        return " The seam holds no message signal."
+    return f" The seam may hold a burst's later message signals {linger:g} s for the next one."
+
+
 def markdown(results: dict[str, Any]) -> str:
     out = [
         f"# Lull bench, {results['when']}",
         "",
         f"Machine: {results['machine']['cpus']} CPUs, Python {results['machine']['python']}. "
         f"Debounce {results['load']['debounce_s']:g} s (the batcher's 5 s scaled by 0.4, "
-        f"gaps too), cap {results['load']['cap']} messages, echo LLM. Medians over the reps.",
+        f"gaps too), cap {results['load']['cap']} messages, echo LLM. Medians over the reps."
+        + linger_note(results["load"]),
         "",
         "## Flush overhead (ideal flush moment → send call)",
         "",

@@ -55,9 +55,11 @@ class _Run:
 
 
 class SignalLinger:
-    def __init__(self, config: DebounceConfig, *, linger: float) -> None:
+    def __init__(self, config: DebounceConfig, *, linger: float | None = None) -> None:
+        """``linger``: as configured (None: the default), capped by the rules above."""
         self._config = config
-        self._linger = min(linger, default_linger(config))
+        most = default_linger(config)
+        self._linger = most if linger is None else min(linger, most)
         self._margin = config.debounce_seconds / 4
         self._runs: dict[ChatKey, _Run] = {}
 

@@ -17,7 +17,7 @@ def linger(
     debounce: float = 2.0, *, value: float | None = None, max_messages: int = 10, **config: Any
 ) -> SignalLinger:
     cfg = DebounceConfig(debounce, max_messages, 600, **config)
-    return SignalLinger(cfg, linger=default_linger(cfg) if value is None else value)
+    return SignalLinger(cfg, linger=value)
 
 
 def test_the_first_message_after_a_lull_goes_at_once_the_next_ones_wait() -> None:
