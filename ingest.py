@@ -330,7 +330,8 @@ class Ingestor:
 
         ``on_recorded`` is called once the message is in Postgres, before its signal is
         sent: a caller keeping a chat's messages in order may hand over the next one then,
-        and the two can ride one signal."""
+        and the two can ride one signal. Only such a caller's messages may be held for the
+        next one (see channels/signal_linger.py)."""
         accepted_at = self._wall_clock()
         what = f"message {msg.message_id} in chat {msg.chat_id}"
         check_ids(
@@ -387,7 +388,11 @@ class Ingestor:
         if self._batch_signals:
             now = self._clock()
             send_by = self._linger.send_by(chat, now, chars=len(text), command=command is not None)
-            run_id = await self._signals.deliver(workflow_id, (ref, received), hold=send_by - now)
+            # Only a caller that hands over the chat's next message once this one is
+            # recorded can have it join: one that waits for this call would only be slowed,
+            # and its next message accepted later.
+            hold = send_by - now if on_recorded is not None else 0.0
+            run_id = await self._signals.deliver(workflow_id, (ref, received), hold=hold)
         else:
             run_id = await self._signal_messages([(ref, received)])
         return IngestResult(workflow_id, signalled=True, run_id=run_id)

@@ -273,3 +273,47 @@ async def test_a_bursts_next_messages_wait_for_each_other_and_an_edit_lands_afte
     assert edited and all(r.signalled for r in [first, *results])
     assert names == ["message_received", "messages_received", "message_edited"]
     assert rec.bursts() == [[1, 2, 3]]
+
+
+async def test_a_caller_that_awaits_each_message_is_never_held(
+    time_env: WorkflowEnvironment,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without ``on_recorded`` the chat's next message comes only after this call returns:
+    holding it would delay that message's acceptance, and so its reply."""
+    tq, rec = task_queue(), Recorder()
+    key = f"await-{uuid.uuid4().hex[:8]}"
+    account = await register_account(sessionmaker, key=key, kind="replay", display_name=key)
+    ingestor = Ingestor(
+        time_env.client,
+        sessionmaker,
+        account,
+        config=DebounceConfig(8, 10, 60),
+        task_queue=tq,
+        chat_hash_key=b"k",
+    )
+    holds: list[float] = []
+    deliver = ingestor.signal_batches.deliver
+
+    async def noting(key: object, item: Any, *, hold: float = 0.0) -> Any:
+        holds.append(hold)
+        return await deliver(key, item, hold=hold)
+
+    monkeypatch.setattr(ingestor.signal_batches, "deliver", noting)
+    sends = new_worker(time_env.client, rec, send_task_queue(tq, key))
+    async with new_worker(time_env.client, rec, tq), sends:
+        for message_id in (1, 2, 3):
+            await ingestor.message(IncomingMessage(77, 5, message_id, f"part {message_id}", NOW))
+        recorded = asyncio.Event()
+        pipelined = asyncio.create_task(
+            ingestor.message(IncomingMessage(77, 5, 4, "part 4", NOW), on_recorded=recorded.set)
+        )
+        await recorded.wait()
+        await settle()
+        assert holds == [0.0, 0.0, 0.0, pytest.approx(1.0, abs=0.2)]
+        workflow_id = (await pipelined).workflow_id
+        await until_sent(time_env, rec)
+        names = await signal_names(time_env, workflow_id)
+    assert rec.bursts() == [[1, 2, 3, 4]]
+    assert names == ["message_received"] * 4
