@@ -235,21 +235,29 @@ async def test_a_burst_that_meets_its_first_signal_in_flight_is_one_more_signal(
         assert names == ["message_received"] * 4
 
 
-async def test_a_bursts_next_messages_wait_for_each_other_and_an_edit_lands_after_them(
-    time_env: WorkflowEnvironment, sessionmaker: async_sessionmaker[AsyncSession]
-) -> None:
-    tq, rec = task_queue(), Recorder()
+async def lingering_ingestor(
+    env: WorkflowEnvironment, sessionmaker: async_sessionmaker[AsyncSession], tq: str
+) -> tuple[Ingestor, str]:
+    """An ingestor on a fresh account, with its key. Quiet period 8 s: a message after a
+    burst's first may wait up to 1 s for the next."""
     key = f"linger-{uuid.uuid4().hex[:8]}"
     account = await register_account(sessionmaker, key=key, kind="replay", display_name=key)
-    # Quiet period 8 s: a message after a burst's first may wait up to 1 s for the next.
     ingestor = Ingestor(
-        time_env.client,
+        env.client,
         sessionmaker,
         account,
         config=DebounceConfig(8, 10, 60),
         task_queue=tq,
         chat_hash_key=b"k",
     )
+    return ingestor, key
+
+
+async def test_a_bursts_next_messages_wait_for_each_other_and_an_edit_lands_after_them(
+    time_env: WorkflowEnvironment, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    tq, rec = task_queue(), Recorder()
+    ingestor, key = await lingering_ingestor(time_env, sessionmaker, tq)
     sends = new_worker(time_env.client, rec, send_task_queue(tq, key))
     async with new_worker(time_env.client, rec, tq), sends:
         first = await ingestor.message(IncomingMessage(77, 5, 1, "hi", NOW))
@@ -283,16 +291,7 @@ async def test_a_caller_that_awaits_each_message_is_never_held(
     """Without ``on_recorded`` the chat's next message comes only after this call returns:
     holding it would delay that message's acceptance, and so its reply."""
     tq, rec = task_queue(), Recorder()
-    key = f"await-{uuid.uuid4().hex[:8]}"
-    account = await register_account(sessionmaker, key=key, kind="replay", display_name=key)
-    ingestor = Ingestor(
-        time_env.client,
-        sessionmaker,
-        account,
-        config=DebounceConfig(8, 10, 60),
-        task_queue=tq,
-        chat_hash_key=b"k",
-    )
+    ingestor, key = await lingering_ingestor(time_env, sessionmaker, tq)
     holds: list[float] = []
     deliver = ingestor.signal_batches.deliver
 
