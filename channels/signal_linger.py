@@ -30,13 +30,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from channels.typing_gate import ChatKey
+from channels.typing_gate import CHATS_KEPT, ChatKey
 from workflows.payloads import DebounceConfig
 
 MAX_LINGER_SECONDS = 1.0
-
-# Chats remembered before the ones past their lull are forgotten.
-CHATS_KEPT = 10_000
 
 
 def default_linger(config: DebounceConfig) -> float:
