@@ -10,6 +10,11 @@
   finished (busy or idle), so a crash can only make catch-up replay updates, never skip
   one; message-id de-duplication in the seam absorbs the replays. Catch-up is also what
   signals a message recorded just before a crash but not yet signalled.
+- The first state is saved before any update is handed over: the one Telethon started
+  from (see ``mark_start``). Without a stored state Telethon asks the server for its state
+  of now, so a listener killed before its first checkpoint would skip everything between.
+- Albums count as in flight from their first item: Telethon delivers the album event
+  0.5 s later, from a task of its own, which a checkpoint would not otherwise wait for.
 - Telethon is pinned (1.45.0): the message box and handler-task set are private.
 """
 
@@ -96,9 +101,37 @@ class TelegramListener:
         self._failing = 0  # jobs currently retrying after a failure
         self._checkpointer: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
+        # The update state Telethon started from, until it is saved (see mark_start).
+        self._start_state: tuple[dict[str, Any], dict[int, int]] | None = None
+        # Albums whose items Telethon has dispatched but whose album event has not yet
+        # started a job: grouped id → (resolved once it has, when the first item came).
+        self._albums: dict[int, tuple[asyncio.Future[None], float]] = {}
         session.hold_update_state()
 
     # -- lifecycle -------------------------------------------------------------------------
+    def mark_start(self) -> None:
+        """Remember the update state Telethon starts from. Call right after ``connect()``
+        (and after a bot's ``sign_in``) returns, with no await in between: Telethon loads
+        the state (stored, or the server's for a new session) and only then creates its
+        update loop task, which has not run yet, so no update is covered by this state."""
+        box = self._client._message_box  # pinned telethon: see module
+        if not box.is_empty():  # not logged in yet: sign_in loads it
+            self._start_state = box.session_state()
+
+    async def save_start(self) -> None:
+        """Save the state marked at connect, before any job runs (they wait for
+        ``identify``): from then on a restart catches up from no later than here."""
+        if self._start_state is None:
+            # Telethon reads pts 0 as no state at all, so none could be resumed from.
+            log.warning(
+                "account %s has no update state yet (pts 0): until the first checkpoint, "
+                "a crash may skip the updates in between",
+                self._ingestor.account.key,
+            )
+            return
+        await self._save_states(*self._start_state)
+        self._start_state = None
+
     def identify(self, self_id: int, *, user_account: bool) -> None:
         """Who the account is, from ``get_me()`` once connected."""
         self._self_id = self_id
@@ -124,7 +157,8 @@ class TelegramListener:
         if self._failing:
             return False
         now = asyncio.get_running_loop().time()
-        return all(now - started < STUCK_AFTER_SECONDS for started in self._jobs.values())
+        started = [*self._jobs.values(), *(first for _, first in self._albums.values())]
+        return all(now - at < STUCK_AFTER_SECONDS for at in started)
 
     @property
     def ingestor(self) -> Ingestor:
@@ -140,7 +174,7 @@ class TelegramListener:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
         # Telethon's dispatch tasks offer no event to wait on, so poll briefly.
-        while (self._jobs or self._dispatching()) and loop.time() < deadline:  # noqa: ASYNC110
+        while (self._jobs or self._albums or self._dispatching()) and loop.time() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.02)
         left = len(self._jobs)
         if self._checkpointer is not None:
@@ -155,6 +189,8 @@ class TelegramListener:
             self._checkpointer.cancel()
         for job in list(self._jobs):
             job.cancel()
+        for pending, _ in self._albums.values():
+            pending.cancel()
 
     async def checkpoint(self) -> None:
         """Save the update state Telethon has reached, once every update it covers has
@@ -166,6 +202,10 @@ class TelegramListener:
         dispatches = set(self._client._event_handler_tasks)
         if dispatches:
             await asyncio.wait(dispatches)
+        # Album items the state covers were dispatched, and noted: wait for their album.
+        albums = {pending for pending, _ in self._albums.values()}
+        if albums:
+            await asyncio.wait(albums)
         # Every update the state covers now has its job, finished or among these.
         jobs = set(self._jobs)
         if jobs:
@@ -209,7 +249,10 @@ class TelegramListener:
     # -- handlers: tiny, they only start jobs -----------------------------------------------
     async def _on_message(self, event: events.NewMessage.Event) -> None:
         if event.message.grouped_id is not None:
-            return  # an album item: _on_album takes the whole album as one message
+            # An album item: _on_album takes the whole album as one message, once Telethon
+            # delivers it; until then the album is in flight.
+            self._album_expected(event.message.grouped_id)
+            return
         label = f"message {event.id} in {event.chat_id}"
         self._submit_in_line(
             event.chat_id, label, lambda recorded: self._message(event, event.message, recorded)
@@ -221,6 +264,15 @@ class TelegramListener:
         self._submit_in_line(
             event.chat_id, label, lambda recorded: self._message(event, first, recorded)
         )
+        # Its job exists now: a checkpoint waits for that instead.
+        pending, _ = self._albums.pop(event.grouped_id, (None, 0.0))
+        if pending is not None and not pending.done():
+            pending.set_result(None)
+
+    def _album_expected(self, grouped_id: int) -> None:
+        if grouped_id not in self._albums:
+            loop = asyncio.get_running_loop()
+            self._albums[grouped_id] = (loop.create_future(), loop.time())
 
     async def _on_edit(self, event: events.MessageEdited.Event) -> None:
         label = f"edit of {event.id} in {event.chat_id}"

@@ -79,9 +79,14 @@ def listener_options(settings: Settings) -> ListenerOptions:
     )
 
 
-async def _connect(client: TelegramClient, settings: Settings) -> None:
+async def _connect(client: TelegramClient, settings: Settings, listener: TelegramListener) -> None:
+    """Connect and log in; ``listener`` marks the update state Telethon starts from."""
     try:
-        await asyncio.wait_for(client.connect(), CONNECT_TIMEOUT_SECONDS)
+        # In this task, not wait_for's own (Python 3.11): mark_start must run before
+        # Telethon's update loop takes its first step.
+        async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS):
+            await client.connect()
+            listener.mark_start()
     except TimeoutError:
         raise StackError(
             f"could not reach Telegram within {CONNECT_TIMEOUT_SECONDS:g} s"
@@ -91,6 +96,7 @@ async def _connect(client: TelegramClient, settings: Settings) -> None:
         return
     if settings.tg_bot_token is not None:
         await client.sign_in(bot_token=settings.tg_bot_token.get_secret_value())
+        listener.mark_start()
         return
     await client.disconnect()
     raise StackError(
@@ -117,11 +123,13 @@ async def serve(
         )
         listener.start()  # before connecting: catch-up is dispatched during connect
         try:
-            await _connect(client, s)
+            await _connect(client, s, listener)
         except BaseException:
             listener.close()
             raise
         try:
+            # Before identify lets any update through: see TelegramListener.mark_start.
+            await listener.save_start()
             me = await client.get_me()
             listener.identify(me.id, user_account=not me.bot)
             log.info("listening as %s (id %s) for account %s", me.username, me.id, account.key)

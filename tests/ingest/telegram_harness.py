@@ -17,7 +17,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from channels import telegram_service
 from channels.telegram_session import PostgresSession
-from db.tables import account, burst, message
+from db.tables import account, burst, message, telegram_update_state
 from health import HealthServer
 from runtime import Runtime
 from settings import load_settings
@@ -90,6 +90,23 @@ class TelegramHarness:
     async def stop_listener(self, listener: Listener) -> int:
         listener.stop.set()
         return await asyncio.wait_for(listener.task, 30)
+
+    async def crash_listener(self, listener: Listener) -> None:
+        """No drain, no checkpoint beyond the last one."""
+        listener.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listener.task
+
+    async def saved_pts(self) -> int | None:
+        """The account's update state (pts) as last saved; None when none ever was."""
+        async with self.sessionmaker() as session:
+            found = await session.execute(
+                select(telegram_update_state.c.pts).where(
+                    telegram_update_state.c.account_key == self.account_key,
+                    telegram_update_state.c.entity_id == 0,
+                )
+            )
+            return found.scalar_one_or_none()
 
     @contextlib.asynccontextmanager
     async def worker(self) -> AsyncIterator[None]:

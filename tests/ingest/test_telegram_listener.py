@@ -22,6 +22,7 @@ from tests.e2e.helpers import free_port
 from tests.fakes.openai_server import Answer, running_fake_openai
 from tests.ingest.telegram_harness import ALICE, BOB, BOT_ID, GROUP, TelegramHarness, private
 from tests.telegram_server.server import FakeTelegramServer
+from tests.telegram_server.world import STARTING_PTS
 
 TYPING = types.SendMessageTypingAction()
 
@@ -374,7 +375,7 @@ async def test_a_replay_of_answered_updates_produces_no_second_burst(
             await session.execute(
                 update(telegram_update_state)
                 .where(telegram_update_state.c.account_key == tg.account_key)
-                .values(pts=0)
+                .values(pts=STARTING_PTS)
             )
         listener = await tg.start_listener()
         tg.world.send(ALICE, private(), "twice?")
@@ -408,8 +409,6 @@ async def test_a_listener_that_is_never_idle_still_saves_its_update_state(
     is always in flight. The state must still be saved (a busy listener that never saved
     replayed its whole history on every restart in the chaos run), and only as far as
     the updates handed over."""
-    from sqlalchemy import select
-
     from ingest import Ingestor
 
     handed_over = Ingestor.message
@@ -420,24 +419,15 @@ async def test_a_listener_that_is_never_idle_still_saves_its_update_state(
 
     monkeypatch.setattr(Ingestor, "message", slow_message)
 
-    async def saved_pts() -> int:
-        async with tg.sessionmaker() as session:
-            found = await session.execute(
-                select(telegram_update_state.c.pts).where(
-                    telegram_update_state.c.account_key == tg.account_key,
-                    telegram_update_state.c.entity_id == 0,
-                )
-            )
-            return int(found.scalar_one_or_none() or 0)
-
     async with tg.worker():
         listener = await tg.start_listener()
-        before = await saved_pts()
+        before = await tg.saved_pts()
         for i in range(30):
             tg.world.send(ALICE if i % 2 == 0 else BOB, private(), f"m{i}")
             await asyncio.sleep(0.3)
-        during = await saved_pts()
+        during = await tg.saved_pts()
         box = tg.world.state(BOT_ID).pts
         await tg.stop_listener(listener)
+    assert before is not None and during is not None
     assert before < during < box  # saved while busy, never past what was in flight
-    assert await saved_pts() == box  # a clean stop saves everything
+    assert await tg.saved_pts() == box  # a clean stop saves everything

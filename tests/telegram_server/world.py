@@ -33,6 +33,9 @@ class RpcRefusal(Exception):
         self.message = message
 
 
+STARTING_PTS = 1
+
+
 @dataclass
 class Account:
     id: int
@@ -46,7 +49,9 @@ class Account:
     login_code: str = "12345"
     bot_token: str | None = None
     next_message_id: int = 1
-    pts: int = 0
+    # An account has a history before any test starts, as real ones do: Telethon reads
+    # pts 0 as "no state at all" (its NO_SEQ), so a state at 0 could never be resumed.
+    pts: int = STARTING_PTS
     # (pts after the change, the update) for getDifference.
     log: list[tuple[int, types.TypeUpdate]] = field(default_factory=list)
 

@@ -1,0 +1,71 @@
+"""The listener's saved update state never covers an update that was not handed to the seam:
+a restart catches up from it, so anything past it that was not recorded and signalled
+would be lost without a trace."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from channels import telegram_service
+from channels.telegram_listener import TelegramListener
+from tests.ingest.telegram_harness import ALICE, BOT_ID, TelegramHarness, private
+from tests.telegram_server.world import STARTING_PTS
+
+
+async def test_a_new_listener_killed_before_its_first_checkpoint_still_catches_up(
+    tg: TelegramHarness,
+) -> None:
+    """A session with no update state yet (a new bot, a first start): Telethon starts from
+    the server's state of then. Unless that is saved at once, a restart asks the server
+    again and skips what came in between; with nothing handed over the listener is idle,
+    so no checkpoint would save it for seconds."""
+    tg.world.send(ALICE, private(), "before the bot ever listened")
+    assert await tg.saved_pts() is None
+    async with tg.worker():
+        listener = await tg.start_listener()
+        # Saved by the time it is ready: where it started.
+        assert await tg.saved_pts() == tg.world.state(BOT_ID).pts == STARTING_PTS + 1
+        await tg.crash_listener(listener)
+        tg.world.send(ALICE, private(), "while you were down")
+        restarted = await tg.start_listener()
+        replies = await tg.wait_for_replies(ALICE, 1)
+        await asyncio.sleep(1.5)
+        await tg.stop_listener(restarted)
+    assert [r.text for r in replies] == ["[echo: 1 message] while you were down"]
+    assert len(tg.replies_to(ALICE)) == 1
+
+
+async def test_a_checkpoint_waits_for_an_album_telethon_has_not_delivered_yet(
+    tg: TelegramHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Telethon takes an album's items into its state at once but delivers the album
+    event 0.5 s later, from a task of its own. A checkpoint in between must not save a
+    state covering an album whose job has not even started."""
+    made: list[TelegramListener] = []
+
+    class Kept(TelegramListener):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(telegram_service, "TelegramListener", Kept)
+    async with tg.worker():
+        listener = await tg.start_listener()
+        for caption in ("", "our new salon", ""):
+            tg.world.send(ALICE, private(), caption, photo=True, grouped_id=42)
+        box = made[0]._client._message_box  # pinned telethon, as in the listener
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 5
+        album_pts = STARTING_PTS + 3
+        while box.session_state()[0]["pts"] < album_pts and loop.time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+        assert box.session_state()[0]["pts"] == album_pts  # all taken, album not yet out
+        await made[0].checkpoint()
+        saved, rows = await tg.saved_pts(), await tg.messages()
+        await tg.stop_listener(listener)
+    assert saved == album_pts
+    # Saved past the album only once it was recorded (and signalled).
+    assert [(r.message_id, r.kind) for r in rows] == [(1, "media")]
