@@ -116,11 +116,8 @@ class Settings(BaseSettings):
     ingest_batch_signals: bool = True
     # How long a message's signal may wait for the next message of its burst, so they go
     # as one (see channels/signal_linger.py); capped at a quarter of the quiet period and
-    # 1 s. Off (0) by default: a held signal keeps its listener job in flight longer, and
-    # tests/e2e's listener-killed-mid-burst test then loses a message in about one run in
-    # seven (recorded, never signalled, not replayed by catch-up). Enable it only once the
-    # listener's checkpoint covers that.
-    ingest_signal_linger_seconds: float = Field(default=0.0, ge=0)
+    # 1 s. Unset: that cap. 0 turns it off.
+    ingest_signal_linger_seconds: float | None = Field(default=None, ge=0)
 
     # Keys the chat-id hash shown in the Temporal UI, so small ids cannot be brute-forced back.
     chat_hash_key: SecretStr = SecretStr("lull-default-chat-hash-key")

@@ -23,6 +23,15 @@ def test_defaults_choose_echo_and_a_five_second_period(monkeypatch: pytest.Monke
     assert "echo" in settings.llm_label
 
 
+def test_the_signal_linger_defaults_to_its_cap_and_zero_turns_it_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("LULL_INGEST_SIGNAL_LINGER_SECONDS", raising=False)
+    assert load_settings().ingest_signal_linger_seconds is None  # SignalLinger's own cap
+    monkeypatch.setenv("LULL_INGEST_SIGNAL_LINGER_SECONDS", "0")
+    assert load_settings().ingest_signal_linger_seconds == 0
+
+
 def test_fractional_debounce_is_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LULL_DEBOUNCE_SECONDS", "0.25")
     assert load_settings().debounce_seconds == 0.25
