@@ -13,8 +13,8 @@
 - The first state is saved before any update is handed over: the one Telethon started
   from (see ``mark_start``). Without a stored state Telethon asks the server for its state
   of now, so a listener killed before its first checkpoint would skip everything between.
-- Albums count as in flight from their first item: Telethon delivers the album event
-  0.5 s later, from a task of its own, which a checkpoint would not otherwise wait for.
+- Albums count as in flight from their first item until their album event started a job
+  (channels/pending_albums.py): Telethon delivers it 0.5 s later, from a task of its own.
 - Telethon is pinned (1.45.0): the message box and handler-task set are private.
 """
 
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -36,6 +37,7 @@ from telethon.tl import types as tl_types
 
 from channels.commands import parse_command
 from channels.input_rules import RejectedMessageError, valid_message_ids
+from channels.pending_albums import PendingAlbums
 from channels.telegram_events import (
     ChatAction,
     Placeholders,
@@ -103,9 +105,8 @@ class TelegramListener:
         self._idle = asyncio.Event()
         # The update state Telethon started from, until it is saved (see mark_start).
         self._start_state: tuple[dict[str, Any], dict[int, int]] | None = None
-        # Albums whose items Telethon has dispatched but whose album event has not yet
-        # started a job: grouped id → (resolved once it has, when the first item came).
-        self._albums: dict[int, tuple[asyncio.Future[None], float]] = {}
+        # Albums whose items Telethon dispatched, until their album event started a job.
+        self._albums = PendingAlbums(self._hand_over_album_items)
         session.hold_update_state()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -157,7 +158,7 @@ class TelegramListener:
         if self._failing:
             return False
         now = asyncio.get_running_loop().time()
-        started = [*self._jobs.values(), *(first for _, first in self._albums.values())]
+        started = [*self._jobs.values(), *self._albums.first_seen()]
         return all(now - at < STUCK_AFTER_SECONDS for at in started)
 
     @property
@@ -176,7 +177,7 @@ class TelegramListener:
         # Telethon's dispatch tasks offer no event to wait on, so poll briefly.
         while (self._jobs or self._albums or self._dispatching()) and loop.time() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.02)
-        left = len(self._jobs)
+        left = len(self._jobs) + len(self._albums)
         if self._checkpointer is not None:
             self._checkpointer.cancel()
         if left == 0:
@@ -189,8 +190,7 @@ class TelegramListener:
             self._checkpointer.cancel()
         for job in list(self._jobs):
             job.cancel()
-        for pending, _ in self._albums.values():
-            pending.cancel()
+        self._albums.cancel()
 
     async def checkpoint(self) -> None:
         """Save the update state Telethon has reached, once every update it covers has
@@ -203,7 +203,7 @@ class TelegramListener:
         if dispatches:
             await asyncio.wait(dispatches)
         # Album items the state covers were dispatched, and noted: wait for their album.
-        albums = {pending for pending, _ in self._albums.values()}
+        albums = self._albums.waiters()
         if albums:
             await asyncio.wait(albums)
         # Every update the state covers now has its job, finished or among these.
@@ -251,7 +251,7 @@ class TelegramListener:
         if event.message.grouped_id is not None:
             # An album item: _on_album takes the whole album as one message, once Telethon
             # delivers it; until then the album is in flight.
-            self._album_expected(event.message.grouped_id)
+            self._albums.item(event.message.grouped_id, event)
             return
         label = f"message {event.id} in {event.chat_id}"
         self._submit_in_line(
@@ -265,14 +265,22 @@ class TelegramListener:
             event.chat_id, label, lambda recorded: self._message(event, first, recorded)
         )
         # Its job exists now: a checkpoint waits for that instead.
-        pending, _ = self._albums.pop(event.grouped_id, (None, 0.0))
-        if pending is not None and not pending.done():
-            pending.set_result(None)
+        self._albums.delivered(event.grouped_id)
 
-    def _album_expected(self, grouped_id: int) -> None:
-        if grouped_id not in self._albums:
-            loop = asyncio.get_running_loop()
-            self._albums[grouped_id] = (loop.create_future(), loop.time())
+    def _hand_over_album_items(self, grouped_id: int, items: list[Any]) -> None:
+        """Items Telethon will never deliver as an album (see channels/pending_albums.py)
+        each go to the seam as a message of their own."""
+        log.warning(
+            "album %s: no album event for %d item(s); handing them over one by one",
+            grouped_id,
+            len(items),
+        )
+        for item in items:
+            self._submit_in_line(
+                item.chat_id,
+                f"album item {item.id} in {item.chat_id}",
+                functools.partial(self._message, item, item.message),
+            )
 
     async def _on_edit(self, event: events.MessageEdited.Event) -> None:
         label = f"edit of {event.id} in {event.chat_id}"
