@@ -1,9 +1,8 @@
 """The Telethon listener: one account's updates → the ingest seam, never losing one.
 
-- Handlers stay tiny: each turns its event into a job and returns; jobs run as our own
-  tasks, so shutdown can drain them (Telethon's ``disconnect()`` cancels its handler tasks).
-- A job that fails for a transient reason (Temporal or Postgres unreachable) is retried
-  with backoff for as long as it takes; meanwhile the listener reports unready.
+- Handlers stay tiny: each turns its event into a job and returns (channels/chat_jobs.py:
+  our own tasks, in each chat's order, retried while Temporal or Postgres is down);
+  meanwhile the listener reports unready.
 - Telethon would save the update state (pts) every minute and on disconnect, whether or not
   our jobs finished. The session only takes a state at our checkpoints: a state read from
   Telethon's message box, saved once every dispatch and job in flight at that instant has
@@ -24,19 +23,17 @@ import asyncio
 import contextlib
 import functools
 import logging
-import random
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telethon import TelegramClient, events
 from telethon.tl import types as tl_types
 
+from channels.chat_jobs import ChatJobs, HandOver
 from channels.commands import parse_command
-from channels.input_rules import RejectedMessageError, valid_message_ids
+from channels.input_rules import valid_message_ids
 from channels.pending_albums import PendingAlbums
 from channels.telegram_events import (
     ChatAction,
@@ -96,13 +93,13 @@ class TelegramListener:
         self._options = options
         self._account_id = ingestor.account.id
         self._flows = FlowOwnership(sessionmaker, self._account_id, ttl=options.flow_ttl)
-        self._jobs: dict[asyncio.Task[None], float] = {}  # in-flight job → when submitted
-        # Each chat's newest job, as the future its next message may start after.
-        self._tails: dict[int | None, asyncio.Future[None]] = {}
-        self._chat_jobs: dict[int | None, set[asyncio.Task[None]]] = {}
-        self._failing = 0  # jobs currently retrying after a failure
+        # One job per update, run in each chat's order once identified (channels/chat_jobs.py).
+        self._jobs = ChatJobs(
+            self._identified,
+            retry_initial=options.retry_initial_seconds,
+            retry_max=options.retry_max_seconds,
+        )
         self._checkpointer: asyncio.Task[None] | None = None
-        self._idle = asyncio.Event()
         # The update state Telethon started from, until it is saved (see mark_start).
         self._start_state: tuple[dict[str, Any], dict[int, int]] | None = None
         # Albums whose items Telethon dispatched, until their album event started a job.
@@ -155,10 +152,10 @@ class TelegramListener:
         """False while some accepted update cannot be handed to Temporal / Postgres: one
         has failed and is retrying, or one has been in flight for too long (the SDK
         retries an unreachable server itself for a while before it reports a failure)."""
-        if self._failing:
+        if self._jobs.failing:
             return False
         now = asyncio.get_running_loop().time()
-        started = [*self._jobs.values(), *self._albums.first_seen()]
+        started = [*self._jobs.started_at(), *self._albums.first_seen()]
         return all(now - at < STUCK_AFTER_SECONDS for at in started)
 
     @property
@@ -188,8 +185,7 @@ class TelegramListener:
         """Stop background work; jobs still running are abandoned (catch-up replays)."""
         if self._checkpointer is not None:
             self._checkpointer.cancel()
-        for job in list(self._jobs):
-            job.cancel()
+        self._jobs.cancel()
         self._albums.cancel()
 
     async def checkpoint(self) -> None:
@@ -207,7 +203,7 @@ class TelegramListener:
         if albums:
             await asyncio.wait(albums)
         # Every update the state covers now has its job, finished or among these.
-        jobs = set(self._jobs)
+        jobs = self._jobs.running()
         if jobs:
             await asyncio.wait(jobs)
         if any(job.cancelled() or job.exception() is not None for job in jobs):
@@ -234,8 +230,8 @@ class TelegramListener:
         few seconds while it is busy."""
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._idle.wait(), CHECKPOINT_EVERY_SECONDS)
-            self._idle.clear()
+                await asyncio.wait_for(self._jobs.idle.wait(), CHECKPOINT_EVERY_SECONDS)
+            self._jobs.idle.clear()
             try:
                 # A job that keeps failing (Temporal down) holds the barrier: bounded here,
                 # tried again next round.
@@ -254,14 +250,14 @@ class TelegramListener:
             self._albums.item(event.message.grouped_id, event)
             return
         label = f"message {event.id} in {event.chat_id}"
-        self._submit_in_line(
+        self._jobs.submit_in_line(
             event.chat_id, label, lambda recorded: self._message(event, event.message, recorded)
         )
 
     async def _on_album(self, event: events.Album.Event) -> None:
         first = min(event.messages, key=lambda m: m.id)
         label = f"album {first.id} in {event.chat_id}"
-        self._submit_in_line(
+        self._jobs.submit_in_line(
             event.chat_id, label, lambda recorded: self._message(event, first, recorded)
         )
         # Its job exists now: a checkpoint waits for that instead.
@@ -276,7 +272,7 @@ class TelegramListener:
             len(items),
         )
         for item in items:
-            self._submit_in_line(
+            self._jobs.submit_in_line(
                 item.chat_id,
                 f"album item {item.id} in {item.chat_id}",
                 functools.partial(self._message, item, item.message),
@@ -284,119 +280,24 @@ class TelegramListener:
 
     async def _on_edit(self, event: events.MessageEdited.Event) -> None:
         label = f"edit of {event.id} in {event.chat_id}"
-        self._submit(event.chat_id, label, lambda: self._edit(event))
+        self._jobs.submit(event.chat_id, label, lambda: self._edit(event))
 
     async def _on_delete(self, event: events.MessageDeleted.Event) -> None:
         # Without a chat (private chats, basic groups) the delete is resolved from our
         # records, so it waits for every job before it, in whichever chat.
         label = f"delete of {event.deleted_ids}"
-        self._submit(event.chat_id, label, lambda: self._delete(event))
+        self._jobs.submit(event.chat_id, label, lambda: self._delete(event))
 
     async def _on_user_update(self, event: events.UserUpdate.Event) -> None:
         action = to_chat_action(event)
         if action is None:
             return
         # In line with the chat's messages: a chat action only updates the typing gate.
-        self._submit_in_line(
+        self._jobs.submit_in_line(
             action.chat_id,
             f"{action.action} in {action.chat_id}",
             lambda _recorded: self._typing(action),
         )
-
-    def _submit(self, chat_id: int | None, label: str, job: Callable[[], Awaitable[Any]]) -> None:
-        """Run ``job`` after every earlier job of the chat has finished (``None``: after
-        all earlier jobs). Telethon dispatches updates concurrently, but an edit or delete
-        must find its message recorded and signalled."""
-        before = set(self._jobs if chat_id is None else self._chat_jobs.get(chat_id, ()))
-        self._start_job(chat_id, label, before, lambda _handed: job())
-
-    def _submit_in_line(
-        self,
-        chat_id: int | None,
-        label: str,
-        job: Callable[[Callable[[], None]], Awaitable[Any]],
-    ) -> None:
-        """Run ``job`` once the chat's previous job has handed over: recorded its message
-        (the callback ``job`` gets), or finished. A chat's messages so reach Postgres in
-        order, while their signals may still be in flight together: the seam sends
-        those that meet in flight as one signal (channels/signal_batches.py)."""
-        tail = self._tails.get(chat_id)
-        self._start_job(chat_id, label, {tail} if tail is not None else set(), job)
-
-    def _start_job(
-        self,
-        chat_id: int | None,
-        label: str,
-        before: set[asyncio.Future[None]] | set[asyncio.Task[None]],
-        job: Callable[[Callable[[], None]], Awaitable[Any]],
-    ) -> None:
-        handed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-        def hand_over() -> None:
-            if not handed.done():
-                handed.set_result(None)
-
-        task = asyncio.create_task(self._run_after(before, label, lambda: job(hand_over)))
-        self._jobs[task] = asyncio.get_running_loop().time()
-        self._tails[chat_id] = handed
-        self._chat_jobs.setdefault(chat_id, set()).add(task)
-
-        def done(finished: asyncio.Task[None]) -> None:
-            hand_over()
-            self._jobs.pop(finished, None)
-            chat_jobs = self._chat_jobs.get(chat_id, set())
-            chat_jobs.discard(finished)
-            if not chat_jobs:
-                self._chat_jobs.pop(chat_id, None)
-            if self._tails.get(chat_id) is handed:
-                del self._tails[chat_id]
-            if not self._jobs:
-                self._idle.set()
-
-        task.add_done_callback(done)
-
-    async def _run_after(
-        self,
-        before: set[asyncio.Future[None]] | set[asyncio.Task[None]],
-        label: str,
-        job: Callable[[], Awaitable[Any]],
-    ) -> None:
-        await self._identified.wait()
-        if before:
-            await asyncio.wait(before)
-        await self._run_with_retry(label, job)
-
-    async def _run_with_retry(self, label: str, job: Callable[[], Awaitable[Any]]) -> None:
-        delay = self._options.retry_initial_seconds
-        failed = False
-        try:
-            while True:
-                try:
-                    await job()
-                    return
-                except (RejectedMessageError, ValueError) as exc:
-                    log.warning("rejected %s: %s", label, exc)
-                    return
-                except (DataError, IntegrityError) as exc:
-                    # Postgres refuses this data itself: retrying would stall the chat.
-                    log.error("rejected %s: Postgres refuses it: %s", label, exc.orig)
-                    return
-                except Exception as exc:
-                    if not failed:
-                        failed = True
-                        self._failing += 1
-                    log.warning(
-                        "%s not handed over yet (%s: %s); retrying in %.1f s",
-                        label,
-                        type(exc).__name__,
-                        exc,
-                        delay,
-                    )
-                    await asyncio.sleep(delay * random.uniform(0.8, 1.2))
-                    delay = min(delay * 2, self._options.retry_max_seconds)
-        finally:
-            if failed:
-                self._failing -= 1
 
     # -- jobs --------------------------------------------------------------------------------
     async def _typing(self, action: ChatAction) -> None:
@@ -409,7 +310,7 @@ class TelegramListener:
             topic_id=action.topic_id,
         )
 
-    async def _message(self, event: Any, message: Any, recorded: Callable[[], None]) -> None:
+    async def _message(self, event: Any, message: Any, recorded: HandOver) -> None:
         """A new message, or an album; ``message`` is the message or the album's first.
         ``recorded`` is called once it is in Postgres (the chat's next job may start)."""
         if isinstance(event, events.Album.Event):
