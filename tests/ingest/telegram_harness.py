@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from telethon.tl import types
@@ -92,9 +93,9 @@ class TelegramHarness:
         return await asyncio.wait_for(listener.task, 30)
 
     async def crash_listener(self, listener: Listener) -> None:
-        """No drain, no checkpoint beyond the last one."""
+        """No drain, no checkpoint beyond the last one: the listener ends cancelled."""
         listener.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
+        with pytest.raises(asyncio.CancelledError):
             await listener.task
 
     async def saved_pts(self) -> int | None:
