@@ -56,9 +56,10 @@ class _Chat:
 class TypingGate:
     def __init__(self, config: DebounceConfig, *, lead: float) -> None:
         self._config = config
-        # Never hold past the middle of the quiet period: a short debounce leaves the
-        # signal less room to arrive in time.
-        self._lead = min(lead, config.debounce_seconds / 2)
+        # The lead scales with the quiet period below 4 s, as the signal linger's margin
+        # does (a quarter of it): a scaled-down debounce is a scaled-down conversation, and
+        # a lead fixed at 1 s would signal the typing of nearly every message of a 2 s one.
+        self._lead = min(lead, config.debounce_seconds / 4)
         # A burst can be open at most this long after a message (max wait + quiet period).
         self._open_for = config.max_wait_seconds + config.debounce_seconds
         self._chats: dict[ChatKey, _Chat] = {}

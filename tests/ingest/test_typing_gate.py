@@ -86,10 +86,10 @@ def test_cancel_forgets_a_held_action_and_ends_a_sent_lease_at_once() -> None:
     assert g.action(CHAT, AUTHOR, "cancel", 105.5) is None
 
 
-def test_a_short_quiet_period_caps_the_lead_at_half_of_it() -> None:
+def test_a_short_quiet_period_caps_the_lead_at_a_quarter_of_it() -> None:
     g = gate(debounce=1.0, typing=1.5, lead=1.0)
     g.message(CHAT, AUTHOR, 100.0)
-    assert g.action(CHAT, AUTHOR, "typing", 100.1) == Hold(100.5)
+    assert g.action(CHAT, AUTHOR, "typing", 100.1) == Hold(100.75)
 
 
 # -- the property --------------------------------------------------------------------------
