@@ -160,6 +160,8 @@ class Ingestor:
             [
                 SearchAttributePair(attributes.ACCOUNT, ref.account_key),
                 SearchAttributePair(attributes.CHAT_REF, ref.chat_ref),
+                # What the run would upsert first; set here, it costs no history event.
+                SearchAttributePair(attributes.PHASE, attributes.ACTIVE),
             ]
         )
 

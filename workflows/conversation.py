@@ -100,7 +100,11 @@ class ConversationWorkflow:
         self._phase = "collecting" if self._buffer else "idle"
         self._paused = carried.paused
         self._resume_at = carried.resume_at
-        self._shown_phase: str | None = None
+        # The ingest starts a run with LullPhase set ("active"): no upsert is needed for
+        # it then. A run started without it (older ingest, ops tools) upserts it as before.
+        self._shown_phase: str | None = workflow.info().typed_search_attributes.get(
+            attributes.PHASE
+        )
         self._forced = carried.forced
 
     @workflow.update

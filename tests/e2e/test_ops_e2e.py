@@ -16,6 +16,7 @@ from ingest import IncomingMessage, Ingestor, chat_ref, register_account, send_t
 from tests.conftest import task_queue
 from tests.e2e.helpers import ROOT, lull_command
 from tests.workflows.helpers import Recorder, new_worker
+from tests.workflows.test_phase_attribute import upserted
 from workflows.payloads import DebounceConfig
 
 pytestmark = pytest.mark.e2e
@@ -94,6 +95,10 @@ async def test_ops_commands_drive_an_open_conversation(
             await asyncio.sleep(0.1)
     assert rec.bursts() == [[1]]
     assert rec.persisted[0].reason == "manual"
+    # The ingest started the run "active", which the listing showed before any upsert:
+    # the run wrote LullPhase only for the handoff.
+    history = await dev_env.client.get_workflow_handle(row["workflow_id"]).fetch_history()
+    assert upserted(history, "LullPhase") == ["paused", "active"]
 
     missing = await lull(address, "inspect", "999", "--account", key)
     assert missing.returncode == 1
