@@ -17,12 +17,6 @@ HEARTBEAT_EVERY_SECONDS = 5.0
 
 @contextlib.asynccontextmanager
 async def heartbeating() -> AsyncIterator[None]:
-    if activity.info().is_local:
-        # A local activity cannot heartbeat: the workflow task it runs in is kept alive
-        # by the SDK instead, and a dead worker is noticed by that task's timeout.
-        yield
-        return
-
     async def beat() -> None:
         while True:
             activity.heartbeat()

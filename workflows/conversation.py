@@ -68,9 +68,6 @@ PATCH_FAILURE_NOTICE = "failed-burst-notice"
 #     burst.
 # It implies the three patches above, so runs that have it never call those.
 PATCH_2026_12 = "lull-2026-12"
-# The LLM call is tried first as a local activity (steps.generate_reply_local_first). It
-# implies lull-2026-12 in turn: a new run records this one marker and calls no other.
-PATCH_LOCAL_GENERATE = "lull-2026-12-local-generate"
 
 # A held chat action's age is trusted up to this; a lease from longer ago is long over.
 MAX_TYPING_AGE_SECONDS = 120.0
@@ -350,12 +347,7 @@ class ConversationWorkflow:
         if persisted.message_count == 0 or drop_as is not None:
             return
         self._set_phase("generating", "generating reply")
-        generate = (
-            steps.generate_reply_local_first
-            if self._since(PATCH_LOCAL_GENERATE)
-            else steps.generate_reply
-        )
-        generated = await generate(key, outage_window=self._outage_window())
+        generated = await steps.generate_reply(key, outage_window=self._outage_window())
         self._set_phase("sending", f"sending reply ({generated.chars} chars)")
         await steps.send_reply(
             key,
@@ -397,13 +389,8 @@ class ConversationWorkflow:
             workflow.logger.warning("error message for burst %s not sent: %s", key, err.cause)
 
     def _since(self, patch: str | None = None) -> bool:
-        """Whether this run has ``patch``'s behaviour (None: the 2026-12 release's).
-        Runs from before a patch replay as they were recorded: ``patched`` is False for
-        them. The newest patch is asked first, so a new run records only its marker."""
-        if workflow.patched(PATCH_LOCAL_GENERATE):
-            return True
-        if patch == PATCH_LOCAL_GENERATE:
-            return False
+        """Whether this run has the 2026-12 behaviour, or the earlier ``patch`` it implies.
+        Runs from before it replay as they were recorded: ``patched`` is False for them."""
         if workflow.patched(PATCH_2026_12):
             return True
         return patch is not None and workflow.patched(patch)

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, RetryState
+from temporalio.exceptions import ActivityError
 
 from activities.bursts import BurstActivities
 from activities.replies import ReplyActivities
@@ -36,70 +36,25 @@ OUTSIDE_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=60),
 )
 SEND_HEARTBEAT = timedelta(seconds=15)
-GENERATE_TIMEOUT = timedelta(minutes=3)
-# The local first try: one attempt; any retry is the regular activity's, visible in the UI.
-ONE_ATTEMPT = RetryPolicy(maximum_attempts=1)
 
 
 async def generate_reply(
     key: str, *, outage_window: timedelta, summary: str = "generate reply"
 ) -> GenerateReplyResult:
+    # A regular activity, not a local one like persist_burst, though a local one would
+    # save a round trip and about five history events a burst: a workflow task waiting on
+    # a local activity keeps its worker's workflow-task slot (measured: six runs with a 3 s
+    # local activity on two slots took 15 s), so LLM latency times bursts in flight would
+    # stall every conversation's signals on that worker behind the LLM.
     return await workflow.execute_activity_method(
         ReplyActivities.generate_reply,
         GenerateReplyInput(burst_key=key),
-        start_to_close_timeout=GENERATE_TIMEOUT,
+        start_to_close_timeout=timedelta(minutes=3),
         # An outage is waited out this long, then the burst fails.
         schedule_to_close_timeout=outage_window,
         heartbeat_timeout=timedelta(seconds=30),
         retry_policy=OUTSIDE_RETRY,
         summary=summary,
-    )
-
-
-async def generate_reply_local_first(key: str, *, outage_window: timedelta) -> GenerateReplyResult:
-    """The LLM call, tried first as a local activity in the workflow task that flushed.
-
-    A burst's answer is one call that nearly always succeeds at once. As a regular activity
-    it costs a round trip through the server (schedule, dispatch, completion, a new workflow
-    task) and six history events; as a local activity it runs right after persist_burst and
-    records one marker. A first try that fails retryably (an outage, a 429, a timeout, a
-    worker gone) goes on as the regular activity with the full outage policy, so retries
-    and their last error show in the UI as they always did. A refusal is final either way.
-    The reply is stored per burst, so the second try never pays for an answer the first
-    already stored.
-    """
-    try:
-        return await workflow.execute_local_activity_method(
-            ReplyActivities.generate_reply,
-            GenerateReplyInput(burst_key=key),
-            start_to_close_timeout=GENERATE_TIMEOUT,
-            retry_policy=ONE_ATTEMPT,
-            summary="generate reply",
-        )
-    except (ActivityError, ApplicationError) as err:
-        # A local activity's own error comes as it was raised; a timeout comes wrapped.
-        cause = err.cause if isinstance(err, ActivityError) else err
-        if isinstance(cause, ApplicationError) and cause.non_retryable:
-            raise err if isinstance(err, ActivityError) else refused(cause) from cause
-        workflow.logger.warning("generate reply for %s goes on as an activity: %s", key, cause)
-        if isinstance(cause, ApplicationError) and cause.next_retry_delay:
-            # The provider said when to come back (Retry-After): the regular activity's
-            # first attempt would not wait.
-            await workflow.sleep(cause.next_retry_delay, summary="provider asked to wait")
-    return await generate_reply(key, outage_window=outage_window, summary="generate reply (retry)")
-
-
-def refused(cause: ApplicationError) -> ActivityError:
-    """The ActivityError a regular activity would have failed with, so a refusal on the
-    local try is recorded and told to the user exactly as one on the activity."""
-    return ActivityError(
-        f"generate_reply refused: {cause}",
-        scheduled_event_id=0,
-        started_event_id=0,
-        identity="",
-        activity_type="generate_reply",
-        activity_id="",
-        retry_state=RetryState.NON_RETRYABLE_FAILURE,
     )
 
 

@@ -170,23 +170,6 @@ async def batched_messages(env: WorkflowEnvironment, tq: str, rec: Recorder):  #
     return await signal_message(env.client, inp, tq, 4)
 
 
-async def local_generate(env: WorkflowEnvironment, tq: str, rec: Recorder):  # type: ignore[no-untyped-def]
-    """After the lull-2026-12-local-generate patch: the first burst is answered by the
-    local try; the second's local try is rate limited, so after the provider's wait it
-    goes on as the regular activity."""
-    from activities.errors import from_llm_error
-    from llm.base import LLMRetryableError
-
-    def limit_second_local_try(key: str) -> None:
-        from temporalio import activity
-
-        if rec.generated and activity.info().is_local:
-            raise from_llm_error(LLMRetryableError("429", retry_after=3))
-
-    rec.on_generate = limit_second_local_try
-    return await burst_then_lull(env, tq, rec)
-
-
 SCENARIOS = (
     burst_then_lull,
     capped_and_duplicates,
@@ -198,7 +181,6 @@ SCENARIOS = (
     failure_notice,
     accepted_steady_phase,
     batched_messages,
-    local_generate,
 )
 
 

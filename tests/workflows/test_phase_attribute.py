@@ -57,7 +57,7 @@ async def test_a_new_run_sets_its_phase_once_and_changes_it_only_for_a_handoff(
         await handle.terminate("test over")
     assert upserted(history, "LullPhase") == ["active", "paused", "active"]
     # One patch, so one TemporalChangeVersion write, for two bursts and a handoff.
-    assert upserted(history, "TemporalChangeVersion") == [["lull-2026-12-local-generate"]]
+    assert upserted(history, "TemporalChangeVersion") == [["lull-2026-12"]]
 
 
 def test_the_previous_release_history_guards_per_burst_phases() -> None:
