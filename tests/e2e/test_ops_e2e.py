@@ -15,8 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 from ingest import IncomingMessage, Ingestor, chat_ref, register_account, send_task_queue
 from tests.conftest import task_queue
 from tests.e2e.helpers import ROOT, lull_command
-from tests.workflows.helpers import Recorder, new_worker
-from tests.workflows.test_phase_attribute import upserted
+from tests.workflows.helpers import Recorder, new_worker, upserted
 from workflows.payloads import DebounceConfig
 
 pytestmark = pytest.mark.e2e

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from temporalio import activity
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -153,3 +155,16 @@ def seconds_between(a: datetime, b: datetime) -> float:
 
 async def signal_typing(handle: WorkflowHandle, action: str = "typing", sender: int = 7) -> None:  # type: ignore[type-arg]
     await handle.signal("typing_observed", TypingObserved(sender, action))
+
+
+def upserted(history: WorkflowHistory, name: str) -> list[Any]:
+    """The values of search attribute ``name`` upserted in ``history``, in order."""
+    values = []
+    for event in history.events:
+        if not event.HasField("upsert_workflow_search_attributes_event_attributes"):
+            continue
+        fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes
+        payload = fields.indexed_fields.get(name)
+        if payload is not None:
+            values.append(json.loads(payload.data))
+    return values

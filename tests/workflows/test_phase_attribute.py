@@ -5,9 +5,7 @@ it once and change it only for a handoff, and call one patch instead of two."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 from temporalio.client import WorkflowHistory
@@ -20,24 +18,12 @@ from tests.workflows.helpers import (
     new_worker,
     signal_message,
     until_sent,
+    upserted,
 )
 from workflows.conversation import ConversationWorkflow
 from workflows.payloads import PauseInput
 
 HISTORIES = Path(__file__).parent / "histories"
-
-
-def upserted(history: WorkflowHistory, name: str) -> list[Any]:
-    """The values of search attribute ``name`` upserted in ``history``, in order."""
-    values = []
-    for event in history.events:
-        if not event.HasField("upsert_workflow_search_attributes_event_attributes"):
-            continue
-        fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes
-        payload = fields.indexed_fields.get(name)
-        if payload is not None:
-            values.append(json.loads(payload.data))
-    return values
 
 
 @pytest.mark.e2e
