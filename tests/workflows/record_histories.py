@@ -170,6 +170,37 @@ async def batched_messages(env: WorkflowEnvironment, tq: str, rec: Recorder):  #
     return await signal_message(env.client, inp, tq, 4)
 
 
+async def phase_at_start(env: WorkflowEnvironment, tq: str, rec: Recorder):  # type: ignore[no-untyped-def]
+    """Started as the ingest starts a run: LullPhase "active" set at the start, so the run
+    upserts it only for a handoff."""
+    from temporalio.common import SearchAttributePair, TypedSearchAttributes
+
+    from workflows import attributes
+    from workflows.conversation import ConversationWorkflow
+    from workflows.payloads import MessageReceived, PauseInput
+
+    inp = conversation_input(tq, debounce=5, idle_close=3, search_attributes=True)
+    ref = inp.conversation
+    handle = await env.client.start_workflow(
+        ConversationWorkflow.run,
+        inp,
+        id=f"conversation/{ref.account_key}/{ref.chat_id}/~",
+        task_queue=tq,
+        start_signal="message_received",
+        start_signal_args=[MessageReceived(1, 7, 5)],
+        search_attributes=TypedSearchAttributes(
+            [SearchAttributePair(attributes.PHASE, attributes.ACTIVE)]
+        ),
+    )
+    await env.sleep(7)
+    await handle.execute_update(ConversationWorkflow.pause, PauseInput(None))
+    await handle.execute_update(ConversationWorkflow.resume)
+    return await signal_message(env.client, inp, tq, 2)
+
+
+phase_at_start.needs_search_attributes = True  # type: ignore[attr-defined]
+
+
 SCENARIOS = (
     burst_then_lull,
     capped_and_duplicates,
@@ -181,6 +212,7 @@ SCENARIOS = (
     failure_notice,
     accepted_steady_phase,
     batched_messages,
+    phase_at_start,
 )
 
 
