@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from channels.typing_gate import CHATS_KEPT, ChatKey
+from channels.typing_gate import CHATS_KEPT, ChatKey, landing_room
 from workflows.payloads import DebounceConfig
 
 MAX_LINGER_SECONDS = 1.0
@@ -57,7 +57,7 @@ class SignalLinger:
         self._config = config
         most = default_linger(config)
         self._linger = most if linger is None else min(linger, most)
-        self._margin = config.debounce_seconds / 4
+        self._margin = landing_room(config)
         self._runs: dict[ChatKey, _Run] = {}
 
     @property

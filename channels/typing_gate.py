@@ -24,6 +24,13 @@ CHATS_KEPT = 10_000
 ChatKey = tuple[int, int | None]
 
 
+def landing_room(config: DebounceConfig) -> float:
+    """How long before a deadline the ingest lets a signal it held go, so it lands before
+    the timer: a quarter of the quiet period. The signal linger's margin, and the cap on
+    this gate's lead."""
+    return config.debounce_seconds / 4
+
+
 @dataclass(frozen=True)
 class Hold:
     """Ask again (``due``) at ``fire_at``; the author's message may make it moot."""
@@ -56,10 +63,10 @@ class _Chat:
 class TypingGate:
     def __init__(self, config: DebounceConfig, *, lead: float) -> None:
         self._config = config
-        # The lead scales with the quiet period below 4 s, as the signal linger's margin
-        # does (a quarter of it): a scaled-down debounce is a scaled-down conversation, and
-        # a lead fixed at 1 s would signal the typing of nearly every message of a 2 s one.
-        self._lead = min(lead, config.debounce_seconds / 4)
+        # The lead scales with quiet periods under 4 s, as the signal linger's margin does:
+        # a scaled-down debounce is a scaled-down conversation, and a lead fixed at 1 s
+        # would signal the typing of nearly every message of a 2 s one.
+        self._lead = min(lead, landing_room(config))
         # A burst can be open at most this long after a message (max wait + quiet period).
         self._open_for = config.max_wait_seconds + config.debounce_seconds
         self._chats: dict[ChatKey, _Chat] = {}

@@ -98,7 +98,7 @@ class ConversationWorkflow:
         self._paused = carried.paused
         self._resume_at = carried.resume_at
         # The ingest starts a run with LullPhase set ("active"): no upsert is needed for
-        # it then. A run started without it (older ingest, ops tools) upserts it as before.
+        # it then. A run started without it (an older ingest, stored histories) upserts it.
         self._shown_phase: str | None = workflow.info().typed_search_attributes.get(
             attributes.PHASE
         )
