@@ -271,6 +271,7 @@ class Ingestor:
         if recorded is None or recorded.burst_id is not None:
             log.info("edit of message %s in chat %s recorded, not re-answered", message_id, chat_id)
             return False
+        self._typing_gate.touched((chat_id, topic_id), self._clock())
         return await self._signal_open(
             chat_id,
             topic_id,
@@ -299,6 +300,7 @@ class Ingestor:
             )
         if not unanswered:
             return False
+        self._typing_gate.touched((chat_id, topic_id), self._clock())
         return await self._signal_open(
             chat_id,
             topic_id,

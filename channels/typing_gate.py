@@ -55,7 +55,9 @@ class _Held:
 
 @dataclass
 class _Chat:
-    last_message_at: float
+    # When the chat's quiet period last restarted: a message, or an edit or delete of a
+    # buffered one.
+    quiet_from: float
     # The end of the lease the workflow was last told of (by the ingest's clock).
     lease_until: float = 0.0
 
@@ -67,7 +69,8 @@ class TypingGate:
         # a scaled-down debounce is a scaled-down conversation, and a lead fixed at 1 s
         # would signal the typing of nearly every message of a 2 s one.
         self._lead = min(lead, landing_room(config))
-        # A burst can be open at most this long after a message (max wait + quiet period).
+        # A chat is forgotten this long after its quiet period last restarted: no burst of
+        # it can be open any more (max wait + quiet period).
         self._open_for = config.max_wait_seconds + config.debounce_seconds
         self._chats: dict[ChatKey, _Chat] = {}
         self._held: dict[tuple[ChatKey, int], _Held] = {}
@@ -78,18 +81,30 @@ class TypingGate:
         if entry is None:
             self._chats[chat] = entry = _Chat(now)
             self._forget_expired(now)
-        entry.last_message_at = now
+        entry.quiet_from = now
         # The workflow ends the lease when the author writes or a new burst opens. Forget
         # it for any sender: underestimating the deadline only fires a hold early.
         entry.lease_until = 0.0
         self._held.pop((chat, sender_id), None)
 
+    def touched(self, chat: ChatKey, now: float) -> None:
+        """A buffered message was edited or deleted: the workflow restarts its burst's quiet
+        period, so the deadline moves on as for a message; held actions stay held."""
+        entry = self._chats.get(chat)
+        if entry is not None:
+            entry.quiet_from = max(entry.quiet_from, now)
+
     def action(self, chat: ChatKey, sender_id: int, action: str, now: float) -> Hold | Send | None:
         """What to do with a chat action seen ``now``: send it, hold it, or drop it (None).
         A newer action replaces a held one unless the held one's lease ends later."""
         entry = self._chats.get(chat)
-        if entry is None or now - entry.last_message_at >= self._open_for:
-            # No burst of this chat can be open: typing with nothing buffered starts nothing.
+        if entry is None or now >= self._deadline(entry):
+            # No burst of this chat is open: the last one's deadline passed, so it is
+            # flushed or flushing, and typing with nothing buffered starts nothing. (Users
+            # type before a new burst's first message too: signalled, that typing was a
+            # workflow task spent on nothing.) A lease that comes after
+            # the deadline would only hold a burst already due, as a message that comes
+            # after it starts a new burst instead of joining.
             self._held.pop((chat, sender_id), None)
             return None
         if action == CANCEL:
@@ -127,11 +142,11 @@ class TypingGate:
         return list(self._held)
 
     def _deadline(self, entry: _Chat) -> float:
-        return max(entry.last_message_at + self._config.debounce_seconds, entry.lease_until)
+        return max(entry.quiet_from + self._config.debounce_seconds, entry.lease_until)
 
     def _forget_expired(self, now: float) -> None:
         if len(self._chats) <= CHATS_KEPT:
             return
-        expired = {k for k, c in self._chats.items() if now - c.last_message_at >= self._open_for}
+        expired = {k for k, c in self._chats.items() if now - c.quiet_from >= self._open_for}
         self._chats = {k: c for k, c in self._chats.items() if k not in expired}
         self._held = {k: h for k, h in self._held.items() if k[0] not in expired}

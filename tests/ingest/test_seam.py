@@ -246,14 +246,32 @@ async def test_typing_that_the_authors_next_message_makes_moot_is_never_signalle
     assert signals == ["message_received"] * 4 + ["typing_observed"] * 2
 
 
-async def test_typing_is_not_signalled_once_no_burst_can_still_be_open(
+async def test_an_edit_restarts_the_deadline_typing_is_held_against(
+    time_env: WorkflowEnvironment, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    tq, rec = task_queue(), Recorder()
+    now = [100.0]
+    config = DebounceConfig(5, 10, IDLE_CLOSE, max_wait_seconds=60)
+    ingestor = await make_ingestor(
+        time_env, sessionmaker, tq, config, lambda: now[0], lambda d, f: None
+    )
+    async with new_worker(time_env.client, rec, tq):
+        await ingestor.message(IncomingMessage(77, 5, 1, "hi", NOW))
+        now[0] += 4.0
+        assert await ingestor.edit(chat_id=77, message_id=1, text="hello", edited_at=NOW)
+        # The message's quiet period ended at 105; the edit's ends at 109, so typing at
+        # 108.5 can still hold the burst and is signalled.
+        now[0] += 4.5
+        assert await ingestor.typing(chat_id=77, sender_id=5, action="typing") is True
+
+
+async def test_typing_is_not_signalled_once_the_chats_burst_is_due(
     time_env: WorkflowEnvironment, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
     from temporalio.api.enums.v1 import EventType
 
     tq, rec = task_queue(), Recorder()
     now = [100.0]
-    # Max wait 60 s plus the 5 s quiet period: after 65 s no burst of the chat is open.
     config = DebounceConfig(5, 10, IDLE_CLOSE, max_wait_seconds=60)
     ingestor = await make_ingestor(
         time_env, sessionmaker, tq, config, lambda: now[0], lambda d, f: None
@@ -262,9 +280,12 @@ async def test_typing_is_not_signalled_once_no_burst_can_still_be_open(
         # Typing before the first message: nothing is buffered, nothing is signalled.
         assert await ingestor.typing(chat_id=77, sender_id=5, action="typing") is False
         result = await ingestor.message(IncomingMessage(77, 5, 1, "hi", NOW))
-        now[0] += 64
+        # Within the lead before the quiet period ends (5 s): signalled, a lease to 110.5.
+        now[0] += 4.5
         assert await ingestor.typing(chat_id=77, sender_id=5, action="typing") is True
-        now[0] += 2
+        # After the lease ended the burst is due: typing then (users type before the
+        # next burst's first message) would hold nothing, and costs no signal.
+        now[0] += 6.0
         assert await ingestor.typing(chat_id=77, sender_id=5, action="record_audio") is False
         await time_env.sleep(1)
         history = await time_env.client.get_workflow_handle(result.workflow_id).fetch_history()

@@ -2,7 +2,7 @@
 
 The property test checks the point of it: a conversation told only what the gate lets
 through (with each action's age) flushes at exactly the moments it would if it were told
-every action at once.
+every action at once, edits included.
 """
 
 from __future__ import annotations
@@ -29,6 +29,36 @@ def test_typing_in_a_chat_with_no_recent_message_is_dropped() -> None:
     # max wait 60 + quiet period 5: no burst of the chat can be open any more.
     assert g.action(CHAT, AUTHOR, "typing", 165.0) is None
     assert g.held() == []
+
+
+def test_typing_after_the_open_bursts_deadline_is_dropped_not_signalled() -> None:
+    """Users type before a new burst's first message: the last burst is flushed (or due)
+    by then, and a lease could only hold a burst that is already due."""
+    g = gate()
+    g.message(CHAT, AUTHOR, 100.0)
+    assert g.action(CHAT, AUTHOR, "typing", 103.0) == Hold(104.0)
+    assert g.action(CHAT, AUTHOR, "typing", 105.0) is None
+    assert g.held() == []
+    assert g.due(CHAT, AUTHOR, 105.0) is None
+    # A lease that was sent moves the deadline: typing before its end still counts.
+    g.message(CHAT, AUTHOR, 200.0)
+    g.action(CHAT, AUTHOR, "typing", 203.5)
+    assert g.due(CHAT, AUTHOR, 204.0) == Send("typing", 0.5)  # lease to 209.5
+    assert g.action(CHAT, AUTHOR, "typing", 208.0) == Hold(208.5)
+    assert g.action(CHAT, AUTHOR, "typing", 209.5) is None
+
+
+def test_an_edit_or_delete_restarts_the_deadline_the_gate_holds_typing_against() -> None:
+    g = gate()
+    g.message(CHAT, AUTHOR, 100.0)
+    g.action(CHAT, AUTHOR, "typing", 101.0)
+    g.touched(CHAT, 103.0)  # the workflow's quiet period now ends at 108
+    assert g.held() == [(CHAT, AUTHOR)]
+    assert g.due(CHAT, AUTHOR, 104.0) == Hold(107.0)
+    assert g.action(CHAT, AUTHOR, "typing", 106.0) == Hold(107.0)
+    # An edit never brings the deadline back.
+    g.touched(CHAT, 102.0)
+    assert g.due(CHAT, AUTHOR, 106.5) == Hold(107.0)
 
 
 def test_typing_is_held_until_lead_before_the_quiet_period_ends_and_a_message_drops_it() -> None:
@@ -98,7 +128,7 @@ DEBOUNCE, WINDOW, LEAD = 5.0, 6.0, 1.0
 events = st.lists(
     st.tuples(
         st.floats(min_value=0.05, max_value=8.0),  # gap before the event
-        st.sampled_from(["message", "typing", "typing", "cancel"]),
+        st.sampled_from(["message", "typing", "typing", "cancel", "edit"]),
     ),
     min_size=1,
     max_size=30,
@@ -128,6 +158,12 @@ class Conversation:
     def message(self, now: float) -> None:
         self.advance(now)
         self.last, self.lease = now, None
+
+    def edit(self, now: float) -> None:
+        """An edit (or delete) of a buffered message restarts the quiet period."""
+        self.advance(now)
+        if self.last is not None:
+            self.last = now
 
     def action(self, action: str, seen_at: float, now: float) -> None:
         self.advance(now)
@@ -170,6 +206,11 @@ def test_a_conversation_told_only_what_the_gate_lets_through_flushes_at_the_same
             told_gated.message(now)
             g.message(CHAT, AUTHOR, now)
             hold_at = None
+        elif kind == "edit":
+            told_all.edit(now)
+            told_gated.edit(now)
+            if told_gated.last == now:  # the ingest signals only a buffered message's edit
+                g.touched(CHAT, now)
         else:
             told_all.action(kind, now, now)
             hold_at = None
