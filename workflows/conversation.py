@@ -2,15 +2,17 @@
 lull, then persists the burst, asks the LLM once and sends the reply, in that order.
 
 The debounce loop follows the "updatable timer" sample, with one twist: a message that
-pushes the deadline at least a second later leaves the armed timer alone; it fires and the
-loop re-arms for the remainder. That saves a cancelled and a new timer per message. The
-server fires any timer shorter than about a second at about a second, so a remainder under
-a second would flush late: then the timer is replaced at once instead (see
-``policy.must_rearm``).
+pushes the deadline at least a second later leaves the armed timer alone while it has half
+a quiet period to run; it fires and the loop re-arms for the remainder. That saves a
+cancelled and a new timer for each message it absorbs. The server fires any timer shorter
+than about a second at about a second, so a remainder under a second would flush late:
+then the timer is replaced at once instead, as it is when little is left to absorb more
+(see ``policy.must_rearm``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -51,6 +53,7 @@ with workflow.unsafe.imports_passed_through():
         decide_flush,
         extend_lease,
         head_burst,
+        keep_armed_for,
         must_rearm,
         tail_burst,
     )
@@ -68,6 +71,15 @@ PATCH_FAILURE_NOTICE = "failed-burst-notice"
 #     burst.
 # It implies the three patches above, so runs that have it never call those.
 PATCH_2026_12 = "lull-2026-12"
+# Fewer timer events, behind one patch that implies lull-2026-12 (so a new run still calls
+# one patch, this one):
+#   - an armed timer with under half a quiet period left is replaced when the deadline
+#     moves, not left to fire early and be re-armed (``policy.keep_armed_for``);
+#   - the idle-close timer stays armed while bursts come and go (see _wait_for_message).
+PATCH_TIMERS = "lull-2026-12-timers"
+# Newest first: a run asks each until one answers, and each patch a run calls costs it a
+# marker event and a visibility write.
+RELEASES = (PATCH_TIMERS, PATCH_2026_12)
 
 # A held chat action's age is trusted up to this; a lease from longer ago is long over.
 MAX_TYPING_AGE_SECONDS = 120.0
@@ -103,6 +115,8 @@ class ConversationWorkflow:
             attributes.PHASE
         )
         self._forced = carried.forced
+        # The idle-close timer, left armed while bursts come and go.
+        self._idle_timer: asyncio.Task[None] | None = None
 
     @workflow.update
     def flush_now(self) -> ConversationState:
@@ -262,6 +276,10 @@ class ConversationWorkflow:
             await self._flush(decision.reason)
 
     async def _wait_for_message(self) -> bool:
+        """Wait for the next message; False once the conversation was idle for the idle
+        close."""
+        if self._since(PATCH_TIMERS):
+            return await self._wait_for_message_on_idle_timer()
         try:
             await workflow.wait_condition(
                 lambda: bool(self._buffer),
@@ -271,6 +289,28 @@ class ConversationWorkflow:
         except TimeoutError:
             return bool(self._buffer)
         return True
+
+    async def _wait_for_message_on_idle_timer(self) -> bool:
+        """The idle wait, on a timer that a message does not cancel.
+
+        A wait with a timeout starts a timer each time the conversation goes idle and
+        cancels it at the next message: two history events a burst. This timer stays
+        armed instead; when it fires early (the conversation was busy meanwhile) it is
+        re-armed for the rest, at most once an idle close (five events)."""
+        close_at = workflow.now() + timedelta(seconds=self._config.idle_close_seconds)
+        while True:
+            if self._idle_timer is None or self._idle_timer.done():
+                self._idle_timer = asyncio.create_task(
+                    workflow.sleep(close_at - workflow.now(), summary="idle close")
+                )
+            await workflow.wait_condition(self._message_or_idle_timer)
+            if self._buffer:
+                return True
+            if workflow.now() >= close_at:
+                return False
+
+    def _message_or_idle_timer(self) -> bool:
+        return bool(self._buffer) or (self._idle_timer is not None and self._idle_timer.done())
 
     async def _wait_while_paused(self) -> None:
         timeout = self._resume_at - workflow.now() if self._resume_at else None
@@ -282,9 +322,13 @@ class ConversationWorkflow:
             )
 
     async def _sleep_until(self, due_at: datetime, rule: str) -> None:
+        keep_only_with = keep_armed_for(self._config) if self._since(PATCH_TIMERS) else None
+
         def deadline_moved() -> bool:
             current = self._decision()
-            return current is not None and must_rearm(due_at, current.due_at)
+            return current is not None and must_rearm(
+                due_at, current.due_at, now=workflow.now(), keep_only_with=keep_only_with
+            )
 
         # Timing out is the normal way out: the deadline came.
         with contextlib.suppress(TimeoutError):
@@ -388,12 +432,16 @@ class ConversationWorkflow:
         except ActivityError as err:
             workflow.logger.warning("error message for burst %s not sent: %s", key, err.cause)
 
-    def _since(self, patch: str | None = None) -> bool:
-        """Whether this run has the 2026-12 behaviour, or the earlier ``patch`` it implies.
-        Runs from before it replay as they were recorded: ``patched`` is False for them."""
-        if workflow.patched(PATCH_2026_12):
-            return True
-        return patch is not None and workflow.patched(patch)
+    def _since(self, patch: str = PATCH_2026_12) -> bool:
+        """Whether this run has ``patch``'s behaviour: a release (``RELEASES``) implies its
+        own and every earlier patch's. Runs from before a patch replay as they were
+        recorded: ``patched`` is False for them."""
+        for release in RELEASES:
+            if workflow.patched(release):
+                return True
+            if release == patch:
+                return False
+        return workflow.patched(patch)
 
     def _outage_window(self) -> timedelta:
         return timedelta(seconds=self._config.outage_window_seconds)

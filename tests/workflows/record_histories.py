@@ -201,6 +201,20 @@ async def phase_at_start(env: WorkflowEnvironment, tq: str, rec: Recorder):  # t
 phase_at_start.needs_search_attributes = True  # type: ignore[attr-defined]
 
 
+async def timers(env: WorkflowEnvironment, tq: str, rec: Recorder):  # type: ignore[no-untyped-def]
+    """lull-2026-12-timers: a later deadline keeps a timer with half a quiet period left
+    and replaces one with less; the idle timer stays armed across bursts, fires early
+    and is re-armed for the rest of the idle close."""
+    inp = conversation_input(tq, debounce=4, idle_close=30)
+    await signal_message(env.client, inp, tq, 1)
+    await env.sleep(1.2)
+    await signal_message(env.client, inp, tq, 2)  # 2.8 s left: kept
+    await env.sleep(2.0)
+    await signal_message(env.client, inp, tq, 3)  # 0.8 s left: replaced
+    await env.sleep(10)
+    return await signal_message(env.client, inp, tq, 4)
+
+
 SCENARIOS = (
     burst_then_lull,
     capped_and_duplicates,
@@ -213,6 +227,7 @@ SCENARIOS = (
     accepted_steady_phase,
     batched_messages,
     phase_at_start,
+    timers,
 )
 
 

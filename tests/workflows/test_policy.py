@@ -21,6 +21,7 @@ from workflows.policy import (
     decide_flush,
     extend_lease,
     head_burst,
+    keep_armed_for,
     must_rearm,
 )
 
@@ -148,6 +149,18 @@ def test_rearm_only_when_the_timer_would_fire_late() -> None:
     assert must_rearm(armed, at(4)) is True  # earlier: a cap was reached
     assert must_rearm(armed, at(7)) is False  # fire, then re-arm for 2 s
     assert must_rearm(armed, at(5.3)) is True  # a 0.3 s remainder would fire late
+
+
+def test_a_timer_with_little_left_to_run_is_replaced_rather_than_fired_early() -> None:
+    armed, keep = at(5), keep_armed_for(DebounceConfig(4, 10, 600))
+    assert keep == timedelta(seconds=2)
+    # 3 s left: it may absorb more messages before it fires; keep it.
+    assert must_rearm(armed, at(7), now=at(2), keep_only_with=keep) is False
+    # 1.5 s left: an early fire (five events) would likely buy one message (two).
+    assert must_rearm(armed, at(7), now=at(3.5), keep_only_with=keep) is True
+    # The sub-second rule still holds on its own.
+    assert must_rearm(armed, at(5.3), now=at(0), keep_only_with=keep) is True
+    assert must_rearm(armed, armed, now=at(4.9), keep_only_with=keep) is False
 
 
 # --- properties over random sequences of messages and chat actions ------------------------
