@@ -62,6 +62,16 @@ async def make_ingestor(
     )
 
 
+async def ingestor_on_hand_clock(
+    env: WorkflowEnvironment, sm: async_sessionmaker[AsyncSession], tq: str, now: list[float]
+) -> Ingestor:
+    """An ingestor with a 5 s quiet period on a clock the test moves (``now[0]``); held
+    chat actions are never released by a timer, only by what the test does."""
+    return await make_ingestor(
+        env, sm, tq, DebounceConfig(5, 10, IDLE_CLOSE), lambda: now[0], lambda d, f: None
+    )
+
+
 async def test_a_message_is_recorded_then_signalled(
     time_env: WorkflowEnvironment, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
@@ -217,10 +227,7 @@ async def test_typing_that_the_authors_next_message_makes_moot_is_never_signalle
 
     tq, rec = task_queue(), Recorder()
     now = [100.0]
-    config = DebounceConfig(5, 10, IDLE_CLOSE)
-    ingestor = await make_ingestor(
-        time_env, sessionmaker, tq, config, lambda: now[0], lambda d, f: None
-    )
+    ingestor = await ingestor_on_hand_clock(time_env, sessionmaker, tq, now)
     async with new_worker(time_env.client, rec, tq):
         result = await ingestor.message(IncomingMessage(77, 5, 1, "hi", NOW))
         for message_id in (2, 3, 4):
@@ -251,10 +258,7 @@ async def test_an_edit_restarts_the_deadline_typing_is_held_against(
 ) -> None:
     tq, rec = task_queue(), Recorder()
     now = [100.0]
-    config = DebounceConfig(5, 10, IDLE_CLOSE, max_wait_seconds=60)
-    ingestor = await make_ingestor(
-        time_env, sessionmaker, tq, config, lambda: now[0], lambda d, f: None
-    )
+    ingestor = await ingestor_on_hand_clock(time_env, sessionmaker, tq, now)
     async with new_worker(time_env.client, rec, tq):
         await ingestor.message(IncomingMessage(77, 5, 1, "hi", NOW))
         now[0] += 4.0
@@ -272,10 +276,7 @@ async def test_typing_is_not_signalled_once_the_chats_burst_is_due(
 
     tq, rec = task_queue(), Recorder()
     now = [100.0]
-    config = DebounceConfig(5, 10, IDLE_CLOSE, max_wait_seconds=60)
-    ingestor = await make_ingestor(
-        time_env, sessionmaker, tq, config, lambda: now[0], lambda d, f: None
-    )
+    ingestor = await ingestor_on_hand_clock(time_env, sessionmaker, tq, now)
     async with new_worker(time_env.client, rec, tq):
         # Typing before the first message: nothing is buffered, nothing is signalled.
         assert await ingestor.typing(chat_id=77, sender_id=5, action="typing") is False

@@ -30,19 +30,27 @@ def timer_events(history: WorkflowHistory) -> list[str]:
     ]
 
 
+async def two_messages(env: WorkflowEnvironment, gap: float) -> tuple[Recorder, WorkflowHistory]:
+    """Messages 1 and 2, ``gap`` seconds apart, with a 4 s quiet period: the run's replies
+    and its history once the burst is answered."""
+    tq, rec = task_queue(), Recorder()
+    inp = conversation_input(tq, debounce=4)
+    async with new_worker(env.client, rec, tq):
+        handle = await signal_message(env.client, inp, tq, 1)
+        await env.sleep(gap)
+        await signal_message(env.client, inp, tq, 2)
+        await until_sent(env, rec)
+        history = await handle.fetch_history()
+        await handle.terminate("test over")
+    return rec, history
+
+
 async def test_a_later_deadline_leaves_a_timer_with_half_a_quiet_period_to_run(
     time_env: WorkflowEnvironment,
 ) -> None:
-    tq, rec = task_queue(), Recorder()
-    inp = conversation_input(tq, debounce=4)
-    async with new_worker(time_env.client, rec, tq):
-        handle = await signal_message(time_env.client, inp, tq, 1)
-        await time_env.sleep(1.2)
-        # The timer has 2.8 s left (of 4): kept; it fires and the loop re-arms for 1.2 s.
-        await signal_message(time_env.client, inp, tq, 2)
-        await until_sent(time_env, rec)
-        history = await handle.fetch_history()
-        await handle.terminate("test over")
+    # At message 2 the timer has 2.8 s left (of 4): kept; it fires, and the loop re-arms
+    # for 1.2 s.
+    rec, history = await two_messages(time_env, 1.2)
     assert rec.bursts() == [[1, 2]]
     assert timer_events(history)[:4] == ["STARTED", "FIRED", "STARTED", "FIRED"]
 
@@ -50,17 +58,9 @@ async def test_a_later_deadline_leaves_a_timer_with_half_a_quiet_period_to_run(
 async def test_a_later_deadline_replaces_a_timer_with_little_left_to_run(
     time_env: WorkflowEnvironment,
 ) -> None:
-    tq, rec = task_queue(), Recorder()
-    inp = conversation_input(tq, debounce=4)
-    async with new_worker(time_env.client, rec, tq):
-        handle = await signal_message(time_env.client, inp, tq, 1)
-        await time_env.sleep(2.6)
-        # 1.4 s left, under half the quiet period: an early fire and a re-arm (five
-        # events) would cost more than replacing it now (two).
-        await signal_message(time_env.client, inp, tq, 2)
-        await until_sent(time_env, rec)
-        history = await handle.fetch_history()
-        await handle.terminate("test over")
+    # 1.4 s left, under half the quiet period: an early fire and a re-arm (five events)
+    # would cost more than replacing it now (two).
+    rec, history = await two_messages(time_env, 2.6)
     assert rec.bursts() == [[1, 2]]
     assert timer_events(history)[:4] == ["STARTED", "CANCELED", "STARTED", "FIRED"]
     flushed = rec.persisted[0]
