@@ -102,9 +102,9 @@ class TypingGate:
             # No burst of this chat is open: the last one's deadline passed, so it is
             # flushed or flushing, and typing with nothing buffered starts nothing. (Users
             # type before a new burst's first message too: signalled, that typing was a
-            # workflow task spent on nothing.) A lease that comes after
-            # the deadline would only hold a burst already due, as a message that comes
-            # after it starts a new burst instead of joining.
+            # workflow task spent on nothing.) A lease that comes after the deadline would
+            # only hold a burst already due, as a message that comes after it starts a new
+            # burst instead of joining.
             self._held.pop((chat, sender_id), None)
             return None
         if action == CANCEL:
