@@ -168,10 +168,18 @@ def must_rearm(
     armed timer fires first and the loop re-arms for the remainder precisely. Later by
     less: yes, because a sub-second remainder timer would fire up to a second late.
 
-    With ``keep_only_with``, a timer left with less than that to run (at ``now``) is
-    replaced too: see ``keep_armed_for``.
+    With ``keep_only_with`` (the 2026-12 timer rules), a timer left with less than that to
+    run (at ``now``) is replaced too: see ``keep_armed_for``. And a timer already due at
+    ``now`` is never replaced, whatever the new deadline: it is firing, and the loop
+    decides again when the fire lands, so nothing flushes later than it would have without
+    the change. Cancelling it would race its fire: real servers resolve that by dropping
+    the fire, but the time-skipping test server rejects the workflow task ("invalid
+    history builder state for action") and the run stalls. Keeping it costs the fire's
+    workflow task, and only for a change that lands in the moment its timer fires.
     """
     if new_due == armed_due:
+        return False
+    if keep_only_with is not None and now is not None and armed_due <= now:
         return False
     if new_due < armed_due or new_due - armed_due < MIN_PRECISE_TIMER:
         return True

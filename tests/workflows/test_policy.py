@@ -163,6 +163,17 @@ def test_a_timer_with_little_left_to_run_is_replaced_rather_than_fired_early() -
     assert must_rearm(armed, armed, now=at(4.9), keep_only_with=keep) is False
 
 
+def test_a_timer_already_due_is_left_to_fire() -> None:
+    # Cancelling it would race its fire, which the server may not have written yet.
+    armed, keep = at(5), keep_armed_for(DebounceConfig(4, 10, 600))
+    for new_due in (at(9), at(5.3), at(4)):
+        assert must_rearm(armed, new_due, now=at(5), keep_only_with=keep) is False
+        assert must_rearm(armed, new_due, now=at(5.2), keep_only_with=keep) is False
+    # Runs from before the timer rules replay as recorded: they replaced it.
+    assert must_rearm(armed, at(4)) is True
+    assert must_rearm(armed, at(5.3)) is True
+
+
 # --- properties over random sequences of messages and chat actions ------------------------
 
 event = st.tuples(
