@@ -66,4 +66,7 @@ async def test_edits_and_deletes_of_unbuffered_messages_change_nothing(
         await handle.signal("messages_deleted", MessagesDeleted([43]))
         await handle.result()
     burst = rec.persisted[0]
-    assert 5 <= (burst.flushed_at - burst.first_message_at).total_seconds() < 5.5
+    # A restarted quiet period would flush at 9 s or later. The margin below that is for a
+    # loaded host: the timer runs from when the first workflow task completes, and CI once
+    # took 0.8 s over it.
+    assert 5 <= (burst.flushed_at - burst.first_message_at).total_seconds() < 8
