@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from temporalio import activity
+from temporalio import activity, workflow
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
+from temporalio.worker import (
+    HandleSignalInput,
+    Interceptor,
+    Worker,
+    WorkflowInboundInterceptor,
+    WorkflowInterceptorClassInput,
+)
 
 from workflows.conversation import ConversationWorkflow
 from workflows.ids import conversation_workflow_id
@@ -90,13 +97,42 @@ class Recorder:
         return [p.message_ids for p in self.persisted]
 
 
-def new_worker(client: Client, recorder: Recorder, task_queue: str) -> Worker:
+def new_worker(
+    client: Client,
+    recorder: Recorder,
+    task_queue: str,
+    *,
+    interceptors: Sequence[Interceptor] = (),
+) -> Worker:
     return Worker(
         client,
         task_queue=task_queue,
         workflows=[ConversationWorkflow],
         activities=recorder.activities(),
+        interceptors=interceptors,
     )
+
+
+class SlowSignals(Interceptor):
+    """Holds the workflow task of each signal ``seconds`` longer, as a loaded worker would.
+    The server's clock runs on meanwhile, so a timer can fire while the task is in flight,
+    and a timer started by such a task fires that much after the deadline it serves."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def workflow_interceptor_class(
+        self, input: WorkflowInterceptorClassInput
+    ) -> type[WorkflowInboundInterceptor]:
+        seconds = self.seconds
+
+        class Slow(WorkflowInboundInterceptor):
+            async def handle_signal(self, input: HandleSignalInput) -> None:
+                await super().handle_signal(input)
+                with workflow.unsafe.sandbox_unrestricted():
+                    time.sleep(seconds)  # noqa: ASYNC251 - blocking the task is the point
+
+        return Slow
 
 
 def conversation_input(

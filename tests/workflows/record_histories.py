@@ -16,7 +16,14 @@ from pathlib import Path
 from temporalio.testing import WorkflowEnvironment
 
 from tests.conftest import binary, task_queue
-from tests.workflows.helpers import Recorder, conversation_input, new_worker, signal_message
+from tests.workflows.helpers import (
+    Recorder,
+    SlowSignals,
+    conversation_input,
+    new_worker,
+    signal_message,
+    signal_typing,
+)
 
 HERE = Path(__file__).parent / "histories"
 
@@ -39,8 +46,6 @@ async def capped_and_duplicates(env: WorkflowEnvironment, tq: str, rec: Recorder
 
 
 async def typing_lease(env: WorkflowEnvironment, tq: str, rec: Recorder):  # type: ignore[no-untyped-def]
-    from tests.workflows.helpers import signal_typing
-
     inp = conversation_input(tq, debounce=5, typing_window_seconds=6, max_wait_seconds=30)
     handle = await signal_message(env.client, inp, tq, 1)
     await env.sleep(4)
@@ -215,6 +220,20 @@ async def timers(env: WorkflowEnvironment, tq: str, rec: Recorder):  # type: ign
     return await signal_message(env.client, inp, tq, 4)
 
 
+async def due_timer_kept(env: WorkflowEnvironment, tq: str, rec: Recorder):  # type: ignore[no-untyped-def]
+    """lull-2026-12-timers: typing that finds the burst's timer due (each signal's task held
+    0.3 s, so the timer fires 0.3 s after the burst is due) leaves the timer to fire, and
+    the loop re-arms for the lease (see test_timer_events)."""
+    inp = conversation_input(tq, debounce=3, typing_window_seconds=4)
+    handle = await signal_message(env.client, inp, tq, 1)
+    await env.sleep(3.1)
+    await signal_typing(handle)
+    return handle
+
+
+due_timer_kept.slow_signals = 0.3  # type: ignore[attr-defined]
+
+
 SCENARIOS = (
     burst_then_lull,
     capped_and_duplicates,
@@ -228,6 +247,7 @@ SCENARIOS = (
     batched_messages,
     phase_at_start,
     timers,
+    due_timer_kept,
 )
 
 
@@ -253,7 +273,8 @@ async def main() -> None:
             )
             on = dev
         tq, rec = task_queue(), Recorder()
-        async with new_worker(on.client, rec, tq):
+        slow = getattr(scenario, "slow_signals", 0)
+        async with new_worker(on.client, rec, tq, interceptors=[SlowSignals(slow)] if slow else []):
             handle = await scenario(on, tq, rec)
             await handle.result()
             # By run id: a handle's own fetch_history follows to the latest run.

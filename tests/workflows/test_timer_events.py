@@ -7,6 +7,8 @@ across bursts, and that the behaviour it serves (flush and idle-close moments) h
 
 from __future__ import annotations
 
+import asyncio
+
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
@@ -14,9 +16,11 @@ from temporalio.testing import WorkflowEnvironment
 from tests.conftest import task_queue
 from tests.workflows.helpers import (
     Recorder,
+    SlowSignals,
     conversation_input,
     new_worker,
     signal_message,
+    signal_typing,
     until_sent,
 )
 
@@ -93,3 +97,28 @@ async def test_the_idle_timer_stays_armed_across_bursts_and_closes_after_the_las
     # It still closes a full idle close after the last burst, not after the first.
     assert described.close_time is not None and described.start_time is not None
     assert (described.close_time - described.start_time).total_seconds() >= 900
+
+
+async def test_a_timer_already_due_is_left_to_fire_not_cancelled(
+    time_env: WorkflowEnvironment,
+) -> None:
+    # Each signal's task takes 0.3 s, as on a loaded worker, so message 1's timer (started
+    # when its task completed) fires at 3.3 s for a burst due at 3 s. Typing at 3.1 s finds
+    # the timer due and pushes the deadline to 7.1 s; the timer fires while that task runs.
+    # Cancelling it then raced the fire: the test server rejected the task and the run
+    # stalled (found by the property test on CI).
+    tq, rec = task_queue(), Recorder()
+    inp = conversation_input(tq, debounce=3, typing_window_seconds=4)
+    async with new_worker(time_env.client, rec, tq, interceptors=[SlowSignals(0.3)]):
+        handle = await signal_message(time_env.client, inp, tq, 1)
+        await time_env.sleep(3.1)
+        await signal_typing(handle)
+        await asyncio.wait_for(until_sent(time_env, rec), timeout=60)
+        history = await handle.fetch_history()
+        await handle.terminate("test over")
+    assert timer_events(history)[:3] == ["STARTED", "FIRED", "STARTED"]
+    burst = rec.persisted[0]
+    assert burst.message_ids == [1]
+    # The typing still held the burst: it flushed at the lease's end, not when the due
+    # timer fired.
+    assert (burst.flushed_at - burst.first_message_at).total_seconds() >= 7
