@@ -32,16 +32,16 @@ class SendActivities:
         """Send each chunk not yet delivered. Each chunk's ``random_id`` is fixed by the burst
         key, so a send that reached the channel before a crash is de-duplicated there."""
         async with self._sessionmaker() as session:
-            burst = await queries.load_burst(session, input.burst_key)
-            if burst is None:
-                raise missing(f"burst {input.burst_key}")
-            reply = await queries.load_reply(session, burst.id)
-            if reply is None:
-                raise missing(f"reply of burst {input.burst_key}")
-            done = await queries.delivered_chunks(session, reply.id)
-        chunks = split_message(reply.text, self._sender.max_chars)
+            burst = await queries.reply_to_send(session, input.burst_key)
+        if burst is None:
+            raise missing(f"burst {input.burst_key}")
+        if burst.reply_id is None:
+            raise missing(f"reply of burst {input.burst_key}")
+        chunks = split_message(burst.reply_text, self._sender.max_chars)
         async with heartbeating():
-            newly_sent = await self._send_missing(input.burst_key, burst, reply.id, chunks, done)
+            newly_sent = await self._send_missing(
+                input.burst_key, burst, burst.reply_id, chunks, set(burst.delivered)
+            )
         async with self._sessionmaker() as session, session.begin():
             await queries.set_burst_status(
                 session, burst.id, "sent", only_from=("persisted", "replied"), sent_at=func.now()

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Text, and_, func, literal, select, update
+from sqlalchemy import ARRAY, ColumnElement, Integer, Text, and_, func, literal, select, update
 from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -305,9 +305,30 @@ async def insert_reply(session: AsyncSession, **values: Any) -> int | None:
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-async def delivered_chunks(session: AsyncSession, reply_id: int) -> set[int]:
-    stmt = select(delivery.c.chunk_index).where(delivery.c.reply_id == reply_id)
-    return set((await session.execute(stmt)).scalars())
+async def reply_to_send(session: AsyncSession, burst_key: str) -> Any:
+    """The burst (as ``load_burst``), its reply's ``reply_id`` and ``reply_text`` (``None``
+    without one) and the chunk indexes already ``delivered``, in one round trip: the send
+    path reads all of it before its first send call."""
+    delivered = (
+        select(func.coalesce(func.array_agg(delivery.c.chunk_index), literal([], ARRAY(Integer))))
+        .where(delivery.c.reply_id == reply.c.id)
+        .scalar_subquery()
+    )
+    stmt = (
+        select(
+            burst,
+            conversation.c.account_id,
+            conversation.c.chat_id,
+            conversation.c.topic_id,
+            reply.c.id.label("reply_id"),
+            reply.c.text.label("reply_text"),
+            delivered.label("delivered"),
+        )
+        .join(conversation, conversation.c.id == burst.c.conversation_id)
+        .outerjoin(reply, reply.c.burst_id == burst.c.id)
+        .where(burst.c.burst_key == burst_key)
+    )
+    return (await session.execute(stmt)).one_or_none()
 
 
 async def insert_delivery(

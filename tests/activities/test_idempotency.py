@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.bursts import BurstActivities
@@ -218,6 +220,19 @@ async def test_send_reply_twice_delivers_each_chunk_once(
     async with sessionmaker() as session:
         status = await session.execute(select(burst.c.status).where(burst.c.burst_key == key))
         assert status.scalar_one() == "sent"
+
+
+async def test_send_reply_without_a_reply_or_burst_fails_for_good(
+    sessionmaker: async_sessionmaker[AsyncSession], account_id: int
+) -> None:
+    conv, ids = await seed(sessionmaker, account_id, ["hi"])
+    env = ActivityEnvironment()
+    await env.run(BurstActivities(sessionmaker).persist_burst, persist_input(conv, ids))
+    acts = SendActivities(sessionmaker, RecordingSender())
+    for key, what in ((burst_key(f"w{conv}", ids), "reply of burst"), ("b-nope", "burst b-nope")):
+        with pytest.raises(ApplicationError) as err:
+            await env.run(acts.send_reply, SendReplyInput(key))
+        assert err.value.non_retryable and f"{what} " in str(err.value)
 
 
 async def test_recording_a_message_twice_keeps_one_row(
