@@ -64,18 +64,18 @@ class ReplyActivities:
     async def _prepare(self, key: str) -> _Job:
         """Load what the call needs in one short transaction (no connection held over the call)."""
         async with self._sessionmaker() as session:
-            burst = await queries.load_burst(session, key)
+            burst = await queries.burst_to_answer(session, key)
             if burst is None:
                 raise missing(f"burst {key}")
-            acct = await queries.load_account(session, burst.account_id)
-            job = _Job(burst.id, burst.conversation_id, acct.model or self._options.default_model)
-            job.stored = await queries.load_reply(session, burst.id)
-            if job.stored is not None:
+            job = _Job(burst.id, burst.conversation_id, burst.model or self._options.default_model)
+            if burst.reply_id is not None:
+                job.stored = StoredReply(burst.reply_id, burst.reply_text)
                 return job
-            texts = await queries.burst_texts(session, burst.id)
+            texts = list(burst.texts)
             job.command = burst_command(burst.reason, texts, self._options.commands)
             if job.command in BUILTIN_COMMANDS:
-                job.builtin = builtin_reply(job.command, acct, self._options.commands)
+                # The row carries the account's start and help texts.
+                job.builtin = builtin_reply(job.command, burst, self._options.commands)
                 return job
             history = await queries.recent_turns(
                 session,
@@ -84,7 +84,7 @@ class ReplyActivities:
                 before_burst_id=burst.id,
                 limit=self._options.history_bursts,
             )
-        system = acct.system_prompt or self._options.default_system_prompt
+        system = burst.system_prompt or self._options.default_system_prompt
         job.prompt = Prompt(system=system, history=history, burst=texts)
         return job
 
@@ -114,6 +114,12 @@ class ReplyActivities:
         return GenerateReplyResult(reply_id=reply_id, chars=len(completion.text), reused=False)
 
 
+@dataclass(frozen=True)
+class StoredReply:
+    id: int
+    text: str
+
+
 @dataclass
 class _Job:
     """What one generate_reply call works from."""
@@ -121,7 +127,7 @@ class _Job:
     burst_id: int
     conversation_id: int
     model: str
-    stored: Any = None
+    stored: StoredReply | None = None
     command: str | None = None
     builtin: str | None = None
     prompt: Prompt = field(default_factory=lambda: Prompt(system=""))

@@ -251,13 +251,42 @@ async def load_burst(session: AsyncSession, burst_key: str) -> Any:
     return (await session.execute(stmt)).one_or_none()
 
 
-async def burst_texts(session: AsyncSession, burst_id: int) -> list[str]:
-    stmt = (
-        select(message.c.text)
-        .where(message.c.burst_id == burst_id, message.c.deleted_at.is_(None))
-        .order_by(message.c.message_id)
+async def burst_to_answer(session: AsyncSession, burst_key: str) -> Any:
+    """What generate_reply reads before its LLM call, in one round trip: the burst (as
+    ``load_burst``); its account's ``model``, ``system_prompt``, ``start_text`` and
+    ``help_text``; its stored reply's ``reply_id`` and ``reply_text`` (``None`` without
+    one); and its messages' ``texts`` in order, deleted ones left out. ``None`` without
+    the burst."""
+    texts = (
+        select(
+            func.coalesce(
+                func.array_agg(aggregate_order_by(message.c.text, message.c.message_id)),
+                literal([], ARRAY(Text)),
+            )
+        )
+        .where(message.c.burst_id == burst.c.id, message.c.deleted_at.is_(None))
+        .scalar_subquery()
     )
-    return list((await session.execute(stmt)).scalars())
+    stmt = (
+        select(
+            burst,
+            conversation.c.account_id,
+            conversation.c.chat_id,
+            conversation.c.topic_id,
+            account.c.model,
+            account.c.system_prompt,
+            account.c.start_text,
+            account.c.help_text,
+            reply.c.id.label("reply_id"),
+            reply.c.text.label("reply_text"),
+            texts.label("texts"),
+        )
+        .join(conversation, conversation.c.id == burst.c.conversation_id)
+        .join(account, account.c.id == conversation.c.account_id)
+        .outerjoin(reply, reply.c.burst_id == burst.c.id)
+        .where(burst.c.burst_key == burst_key)
+    )
+    return (await session.execute(stmt)).one_or_none()
 
 
 async def recent_turns(

@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
@@ -17,7 +17,7 @@ from activities.sending import SendActivities
 from channels.base import SendTarget
 from channels.commands import REFRESH_REPLY
 from db import queries
-from db.tables import burst, delivery, message, reply
+from db.tables import account, burst, delivery, message, reply
 from llm.base import Completion, Prompt
 from llm.echo import EchoProvider
 from workflows.ids import burst_key
@@ -34,9 +34,11 @@ class CountingProvider:
 
     def __init__(self) -> None:
         self.prompts: list[Prompt] = []
+        self.models: list[str] = []
 
     async def complete(self, prompt: Prompt, *, model: str) -> Completion:
         self.prompts.append(prompt)
+        self.models.append(model)
         return await EchoProvider().complete(prompt, model=model)
 
 
@@ -185,6 +187,33 @@ async def test_prompt_carries_the_conversations_recent_history(
     second_prompt = provider.prompts[1]
     assert second_prompt.history == [("hi\ncan you", "[echo: 2 messages] hi can you")]
     assert second_prompt.burst == ["tomorrow?"]
+
+
+async def test_prompt_takes_the_accounts_model_and_prompt_and_the_live_messages_in_order(
+    sessionmaker: async_sessionmaker[AsyncSession], account_id: int
+) -> None:
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            update(account)
+            .where(account.c.id == account_id)
+            .values(model="acct-model", system_prompt="talk like a pirate")
+        )
+    conv, ids = await seed(sessionmaker, account_id, ["one", "two", "three"], first_id=7)
+    await ActivityEnvironment().run(
+        BurstActivities(sessionmaker).persist_burst, persist_input(conv, ids)
+    )
+    async with sessionmaker() as session, session.begin():
+        await queries.record_deletes(
+            session, account_id=account_id, chat_id=5, message_ids=[8], deleted_at=NOW
+        )
+    provider = CountingProvider()
+    await ActivityEnvironment().run(
+        ReplyActivities(sessionmaker, provider, OPTIONS).generate_reply,
+        GenerateReplyInput(burst_key(f"w{conv}", ids)),
+    )
+    assert provider.models == ["acct-model"]
+    assert provider.prompts[0].system == "talk like a pirate"
+    assert provider.prompts[0].burst == ["one", "three"]
 
 
 async def test_send_reply_twice_delivers_each_chunk_once(
