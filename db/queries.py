@@ -10,7 +10,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ARRAY, ColumnElement, Integer, Text, and_, func, literal, select, update
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Integer,
+    Select,
+    Text,
+    and_,
+    func,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -238,17 +249,22 @@ async def context_epoch(session: AsyncSession, conversation_id: int) -> int:
 
 async def load_burst(session: AsyncSession, burst_key: str) -> Any:
     """The burst joined with its conversation, or ``None``."""
-    stmt = (
+    return (await session.execute(_burst_by_key(burst_key))).one_or_none()
+
+
+def _burst_by_key(burst_key: str, *extra: ColumnElement[Any]) -> Select[Any]:
+    """The burst with its conversation's account, chat and topic, and ``extra`` columns."""
+    return (
         select(
             burst,
             conversation.c.account_id,
             conversation.c.chat_id,
             conversation.c.topic_id,
+            *extra,
         )
         .join(conversation, conversation.c.id == burst.c.conversation_id)
         .where(burst.c.burst_key == burst_key)
     )
-    return (await session.execute(stmt)).one_or_none()
 
 
 async def burst_to_answer(session: AsyncSession, burst_key: str) -> Any:
@@ -268,11 +284,8 @@ async def burst_to_answer(session: AsyncSession, burst_key: str) -> Any:
         .scalar_subquery()
     )
     stmt = (
-        select(
-            burst,
-            conversation.c.account_id,
-            conversation.c.chat_id,
-            conversation.c.topic_id,
+        _burst_by_key(
+            burst_key,
             account.c.model,
             account.c.system_prompt,
             account.c.start_text,
@@ -281,10 +294,8 @@ async def burst_to_answer(session: AsyncSession, burst_key: str) -> Any:
             reply.c.text.label("reply_text"),
             texts.label("texts"),
         )
-        .join(conversation, conversation.c.id == burst.c.conversation_id)
         .join(account, account.c.id == conversation.c.account_id)
         .outerjoin(reply, reply.c.burst_id == burst.c.id)
-        .where(burst.c.burst_key == burst_key)
     )
     return (await session.execute(stmt)).one_or_none()
 
@@ -343,20 +354,12 @@ async def reply_to_send(session: AsyncSession, burst_key: str) -> Any:
         .where(delivery.c.reply_id == reply.c.id)
         .scalar_subquery()
     )
-    stmt = (
-        select(
-            burst,
-            conversation.c.account_id,
-            conversation.c.chat_id,
-            conversation.c.topic_id,
-            reply.c.id.label("reply_id"),
-            reply.c.text.label("reply_text"),
-            delivered.label("delivered"),
-        )
-        .join(conversation, conversation.c.id == burst.c.conversation_id)
-        .outerjoin(reply, reply.c.burst_id == burst.c.id)
-        .where(burst.c.burst_key == burst_key)
-    )
+    stmt = _burst_by_key(
+        burst_key,
+        reply.c.id.label("reply_id"),
+        reply.c.text.label("reply_text"),
+        delivered.label("delivered"),
+    ).outerjoin(reply, reply.c.burst_id == burst.c.id)
     return (await session.execute(stmt)).one_or_none()
 
 
