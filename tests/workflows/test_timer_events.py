@@ -20,9 +20,9 @@ from tests.workflows.helpers import (
     conversation_input,
     new_worker,
     signal_message,
-    signal_typing,
     until_sent,
 )
+from tests.workflows.record_histories import due_timer_kept
 
 
 def timer_events(history: WorkflowHistory) -> list[str]:
@@ -107,12 +107,11 @@ async def test_a_timer_already_due_is_left_to_fire_not_cancelled(
     # the timer due and pushes the deadline to 7.1 s; the timer fires while that task runs.
     # Cancelling it then raced the fire: the test server rejected the task and the run
     # stalled (found by the property test on CI).
+    # The scenario is the one recorded as histories/due_timer_kept.json.
     tq, rec = task_queue(), Recorder()
-    inp = conversation_input(tq, debounce=3, typing_window_seconds=4)
-    async with new_worker(time_env.client, rec, tq, interceptors=[SlowSignals(0.3)]):
-        handle = await signal_message(time_env.client, inp, tq, 1)
-        await time_env.sleep(3.1)
-        await signal_typing(handle)
+    slow = SlowSignals(due_timer_kept.slow_signals)  # type: ignore[attr-defined]
+    async with new_worker(time_env.client, rec, tq, interceptors=[slow]):
+        handle = await due_timer_kept(time_env, tq, rec)
         await asyncio.wait_for(until_sent(time_env, rec), timeout=60)
         history = await handle.fetch_history()
         await handle.terminate("test over")
