@@ -349,20 +349,14 @@ class Ingestor:
         if not text:
             raise RejectedMessageError(f"{what} is empty; not buffered")
         command = parse_command(text, self._commands)
-        async with self._sessionmaker() as session, session.begin():
-            conversation_id = await queries.ensure_conversation(
+        async with self._sessionmaker() as session:
+            # One statement, atomic on its own: no begin and commit round trips around it.
+            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            conversation_id, recorded = await queries.record_incoming(
                 session,
                 account_id=self._account.id,
                 chat_id=msg.chat_id,
                 topic_id=msg.topic_id,
-                owner_user_id=msg.sender_id,
-                last_message_at=msg.sent_at,
-            )
-            recorded = await queries.record_message(
-                session,
-                account_id=self._account.id,
-                conversation_id=conversation_id,
-                chat_id=msg.chat_id,
                 message_id=msg.message_id,
                 sender_id=msg.sender_id,
                 text=text,

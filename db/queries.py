@@ -17,13 +17,16 @@ from sqlalchemy import (
     Select,
     Text,
     and_,
+    bindparam,
     func,
     literal,
     select,
+    true,
     update,
 )
 from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import ReturningInsert
 
 from db.tables import account, burst, conversation, delivery, message, reply
 
@@ -49,25 +52,11 @@ async def load_account(session: AsyncSession, account_id: int) -> Any:
     return (await session.execute(select(account).where(account.c.id == account_id))).one()
 
 
-async def ensure_conversation(
-    session: AsyncSession,
-    *,
-    account_id: int,
-    chat_id: int,
-    topic_id: int | None,
-    owner_user_id: int | None,
-    last_message_at: datetime | None = None,
-) -> int:
-    """The conversation's id, creating it if new. One statement also keeps its
-    ``last_message_at`` (never moving back: a late retry of an old message leaves it)."""
-    new = insert(conversation).values(
-        account_id=account_id,
-        chat_id=chat_id,
-        topic_id=topic_id,
-        owner_user_id=owner_user_id,
-        last_message_at=last_message_at,
-    )
-    stmt = new.on_conflict_do_update(
+def _conversation_upsert(**values: Any) -> ReturningInsert[Any]:
+    """Insert a conversation, or on a repeat keep its ``last_message_at`` (never moving
+    back: a late retry of an old message leaves it); returns its id."""
+    new = insert(conversation).values(**values)
+    return new.on_conflict_do_update(
         constraint="uq_conversation_chat",
         set_={
             "updated_at": func.now(),
@@ -77,52 +66,122 @@ async def ensure_conversation(
             ),
         },
     ).returning(conversation.c.id)
-    return (await session.execute(stmt)).scalar_one()
 
 
-async def record_message(
+async def ensure_conversation(
     session: AsyncSession,
     *,
     account_id: int,
-    conversation_id: int,
     chat_id: int,
+    topic_id: int | None,
+    owner_user_id: int | None,
+    last_message_at: datetime | None = None,
+) -> int:
+    """The conversation's id, creating it if new, in one statement."""
+    stmt = _conversation_upsert(
+        account_id=account_id,
+        chat_id=chat_id,
+        topic_id=topic_id,
+        owner_user_id=owner_user_id,
+        last_message_at=last_message_at,
+    )
+    return (await session.execute(stmt)).scalar_one()
+
+
+def _record_incoming_statement() -> Select[Any]:
+    """One statement for the ingest's every message: upsert its conversation, insert the
+    message once, and read the stored row back when it was there already. Built once with
+    bind parameters: the ingest runs it hundreds of times a second, and building and
+    hashing a fresh statement per call, and four round trips (begin, two statements,
+    commit), were most of its time. Run alone, it needs no transaction of its own."""
+
+    def param(name: str) -> Any:
+        return bindparam(name, type_=message.c[name].type)
+
+    conv = _conversation_upsert(
+        account_id=param("account_id"),
+        chat_id=param("chat_id"),
+        topic_id=bindparam("topic_id", type_=conversation.c.topic_id.type),
+        owner_user_id=param("sender_id"),
+        last_message_at=param("sent_at"),
+    ).cte("conv")
+    columns = ("account_id", "chat_id", "message_id", "sender_id", "text", "kind", "sent_at")
+    new = (
+        insert(message)
+        .from_select(
+            [*columns, "unanswered_reason", "conversation_id"],
+            select(*(param(c) for c in columns), param("unanswered_reason"), conv.c.id),
+        )
+        .on_conflict_do_nothing(constraint="uq_message_channel_id")
+        .returning(message.c.id)
+        .cte("new")
+    )
+    # The statement reads the snapshot from before its own insert: a row found here was
+    # stored by an earlier call.
+    stored = message.alias("stored")
+    return select(
+        conv.c.id.label("conversation_id"),
+        new.c.id.label("new_id"),
+        stored.c.id.label("stored_id"),
+        stored.c.burst_id,
+    ).select_from(
+        conv.outerjoin(new, true()).outerjoin(
+            stored,
+            and_(
+                stored.c.account_id == param("account_id"),
+                stored.c.chat_id == param("chat_id"),
+                stored.c.message_id == param("message_id"),
+            ),
+        )
+    )
+
+
+_RECORD_INCOMING = _record_incoming_statement()
+
+
+async def record_incoming(
+    session: AsyncSession,
+    *,
+    account_id: int,
+    chat_id: int,
+    topic_id: int | None,
     message_id: int,
     sender_id: int,
     text: str,
     kind: str,
     sent_at: datetime,
     unanswered_reason: str | None = None,
-) -> RecordedMessage:
-    """Insert a message once; a repeat returns the stored row and whether it was answered."""
-    stmt = (
-        insert(message)
-        .values(
-            account_id=account_id,
-            conversation_id=conversation_id,
-            chat_id=chat_id,
-            message_id=message_id,
-            sender_id=sender_id,
-            text=text,
-            kind=kind,
-            sent_at=sent_at,
-            unanswered_reason=unanswered_reason,
+) -> tuple[int, RecordedMessage]:
+    """Record an incoming message once, with its conversation (created if new, its
+    ``last_message_at`` kept): the conversation's id, and the message as stored, with
+    whether this call created it and the burst that answered it."""
+    where = {"account_id": account_id, "chat_id": chat_id, "message_id": message_id}
+    params = {
+        **where,
+        "topic_id": topic_id,
+        "sender_id": sender_id,
+        "text": text,
+        "kind": kind,
+        "sent_at": sent_at,
+        "unanswered_reason": unanswered_reason,
+    }
+    row = (await session.execute(_RECORD_INCOMING, params)).one()
+    if row.new_id is not None:
+        return row.conversation_id, RecordedMessage(row.new_id, created=True, burst_id=None)
+    if row.stored_id is not None:
+        return row.conversation_id, RecordedMessage(
+            row.stored_id, created=False, burst_id=row.burst_id
         )
-        .on_conflict_do_nothing(constraint="uq_message_channel_id")
-        .returning(message.c.id)
-    )
-    new_id = (await session.execute(stmt)).scalar_one_or_none()
-    if new_id is not None:
-        return RecordedMessage(new_id, created=True, burst_id=None)
-    row = (
+    # The same message was being stored by a call that committed after this statement
+    # began: its insert did nothing, and its row shows only to a statement begun now.
+    again = (
         await session.execute(
             select(message.c.id, message.c.burst_id).where(
-                message.c.account_id == account_id,
-                message.c.chat_id == chat_id,
-                message.c.message_id == message_id,
+                *(message.c[name] == value for name, value in where.items())
             )
         )
     ).one()
-    return RecordedMessage(row.id, created=False, burst_id=row.burst_id)
+    return row.conversation_id, RecordedMessage(again.id, created=False, burst_id=again.burst_id)
 
 
 async def next_message_id(session: AsyncSession, *, account_id: int, chat_id: int) -> int:

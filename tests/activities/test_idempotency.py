@@ -61,18 +61,15 @@ async def seed(
     chat: int = 5,
     first_id: int = 1,
 ) -> tuple[int, list[int]]:
+    conv, ids = 0, []
     async with sm() as session, session.begin():
-        conv = await queries.ensure_conversation(
-            session, account_id=account_id, chat_id=chat, topic_id=None, owner_user_id=9
-        )
-        ids = []
         for offset, text in enumerate(texts):
             mid = first_id + offset
-            await queries.record_message(
+            conv, _ = await queries.record_incoming(
                 session,
                 account_id=account_id,
-                conversation_id=conv,
                 chat_id=chat,
+                topic_id=None,
                 message_id=mid,
                 sender_id=9,
                 text=text,
@@ -262,27 +259,6 @@ async def test_send_reply_without_a_reply_or_burst_fails_for_good(
         with pytest.raises(ApplicationError) as err:
             await env.run(acts.send_reply, SendReplyInput(key))
         assert err.value.non_retryable and f"{what} " in str(err.value)
-
-
-async def test_recording_a_message_twice_keeps_one_row(
-    sessionmaker: async_sessionmaker[AsyncSession], account_id: int
-) -> None:
-    conv, _ = await seed(sessionmaker, account_id, ["hello"])
-    async with sessionmaker() as session, session.begin():
-        again = await queries.record_message(
-            session,
-            account_id=account_id,
-            conversation_id=conv,
-            chat_id=5,
-            message_id=1,
-            sender_id=9,
-            text="hello",
-            kind="text",
-            sent_at=NOW,
-        )
-    assert again.created is False
-    rows = select(func.count()).where(message.c.account_id == account_id)
-    assert await count(sessionmaker, rows) == 1
 
 
 async def test_a_burst_whose_messages_were_all_deleted_is_dropped(

@@ -37,18 +37,15 @@ class Scene:
             self.world.add_account(user, f"U{user}")
         ids = []
         async with self.sm() as session, session.begin():
-            conv = await queries.ensure_conversation(
-                session, account_id=self.account_id, chat_id=user, topic_id=None, owner_user_id=user
-            )
             for text in texts:
                 self.world.send(user, TO_BOT, text)
                 # The bot's copy has its own id in the bot's box: that is what Lull records.
                 bot_id = self.world.boxes[BOT][-1].id
-                await queries.record_message(
+                await queries.record_incoming(
                     session,
                     account_id=self.account_id,
-                    conversation_id=conv,
                     chat_id=user,
+                    topic_id=None,
                     message_id=bot_id,
                     sender_id=user,
                     text=text,
