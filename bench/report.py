@@ -40,8 +40,19 @@ def throughput_line(row: dict[str, Any]) -> str:
         f"10 s windows {[round(w) for w in row['windows_per_second']]}; answered "
         f"{row.get('answered_per_second', 0):.0f}/s during the load, "
         f"{row.get('messages_per_signal', 1.0):.2f} messages per signal, "
-        f"{row['unanswered_after_drain']} unanswered after a {row.get('drain_s', 0):.0f} s drain"
+        f"{row['unanswered_after_drain']} unanswered after a {row.get('drain_s', 0):.0f} s drain, "
+        f"all answered {_all_answered(row)}"
     )
+
+
+def _all_answered(row: dict[str, Any]) -> str:
+    """When the run's backlog was answered, after the load; reports before 2026-12-05
+    did not wait for it."""
+    if "all_answered_s" not in row:
+        return "(not measured)"
+    if row["all_answered_s"] is None:
+        return "not within the wait"
+    return f"after {row['all_answered_s']:.0f} s"
 
 
 def footprint_line(row: dict[str, Any]) -> str:
@@ -169,8 +180,9 @@ def markdown(results: dict[str, Any]) -> str:
         out += ["", "## Ingest throughput (seam → signal-with-start, closed loop)", ""]
         out += [
             "| workers | load | ingested/s | 10 s windows | messages per signal "
-            "| answered/s during the load | unanswered after drain (drain s) |",
-            "|---|---|---|---|---|---|---|",
+            "| answered/s during the load | unanswered after drain (drain s) "
+            "| all answered |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for row in results["throughput"]:
             out.append(
@@ -179,7 +191,8 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{', '.join(str(round(w)) for w in row['windows_per_second'])} "
                 f"| {row.get('messages_per_signal', 1.0):.2f} "
                 f"| {row.get('answered_per_second', 0):.0f} "
-                f"| {row['unanswered_after_drain']} ({row.get('drain_s', 0):.0f}) |"
+                f"| {row['unanswered_after_drain']} ({row.get('drain_s', 0):.0f}) "
+                f"| {_all_answered(row)} |"
             )
     if results.get("footprint"):
         out += ["", "## Worker memory with open conversations", ""]
