@@ -77,9 +77,14 @@ PATCH_2026_12 = "lull-2026-12"
 #     moves, not left to fire early and be re-armed (``policy.keep_armed_for``);
 #   - the idle-close timer stays armed while bursts come and go (see _wait_for_message).
 PATCH_TIMERS = "lull-2026-12-timers"
+# The promises release, implying lull-2026-12-timers:
+#   - a message joins the open burst whenever it arrives before that burst is due, also
+#     when the max wait set the due time (``policy.burst_seq_for``);
+#   - a pause wakes the idle wait, so a paused conversation never idle-closes.
+PATCH_PROMISES = "lull-2026-12-promises"
 # Newest first: a run asks each until one answers, and each patch a run calls costs it a
 # marker event and a visibility write.
-RELEASES = (PATCH_TIMERS, PATCH_2026_12)
+RELEASES = (PATCH_PROMISES, PATCH_TIMERS, PATCH_2026_12)
 
 # A held chat action's age is trusted up to this; a lease from longer ago is long over.
 MAX_TYPING_AGE_SECONDS = 120.0
@@ -174,7 +179,14 @@ class ConversationWorkflow:
         if self._since():
             now = arrival_time(self._config, now, msg.accepted_at)
         is_command = msg.command is not None
-        seq = burst_seq_for(self._config, self._buffer, self._lease_until, now, command=is_command)
+        seq = burst_seq_for(
+            self._config,
+            self._buffer,
+            self._lease_until,
+            now,
+            command=is_command,
+            join_until_due=self._since(PATCH_PROMISES),
+        )
         tail = tail_burst(self._buffer)
         if not tail or tail[0].burst_seq != seq or tail[0].sender_id == msg.sender_id:
             # Sending ends the author's typing; a new burst starts with no lease.
@@ -276,8 +288,8 @@ class ConversationWorkflow:
             await self._flush(decision.reason)
 
     async def _wait_for_message(self) -> bool:
-        """Wait for the next message; False once the conversation was idle for the idle
-        close."""
+        """Wait for the next message (or a pause); False once the conversation was idle
+        for the idle close."""
         if self._since(PATCH_TIMERS):
             return await self._wait_for_message_on_idle_timer()
         try:
@@ -298,13 +310,18 @@ class ConversationWorkflow:
         armed instead; when it fires early (the conversation was busy meanwhile) it is
         re-armed for the rest, at most once an idle close (five events)."""
         close_at = workflow.now() + timedelta(seconds=self._config.idle_close_seconds)
+        # Before the promises release a pause did not wake this wait, and the run
+        # completed at its idle close with the pause forgotten.
+        wake_on_pause = self._since(PATCH_PROMISES)
         while True:
             if self._idle_timer is None or self._idle_timer.done():
                 self._idle_timer = asyncio.create_task(
                     workflow.sleep(close_at - workflow.now(), summary="idle close")
                 )
-            await workflow.wait_condition(self._message_or_idle_timer)
-            if self._buffer:
+            await workflow.wait_condition(
+                lambda: self._message_or_idle_timer() or (wake_on_pause and self._paused)
+            )
+            if self._buffer or (wake_on_pause and self._paused):
                 return True
             if workflow.now() >= close_at:
                 return False

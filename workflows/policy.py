@@ -109,9 +109,16 @@ def burst_seq_for(
     arrived_at: datetime,
     *,
     command: bool = False,
+    join_until_due: bool = False,
 ) -> int:
     """The burst a message arriving now joins: the open one, or a new one after it.
-    A command is always a burst of its own."""
+    A command is always a burst of its own.
+
+    With ``join_until_due`` (the lull-2026-12-promises rule) a message joins the open
+    burst whenever it arrives before that burst is due, also when the max wait set the
+    due time; before it, a burst whose deadline the max wait capped took no more, so a
+    message that came before the cap (or a voice note recorded under a long typing
+    lease) split the burst and its first part was answered alone."""
     tail = tail_burst(buffer)
     if not tail:
         return 0
@@ -120,8 +127,9 @@ def burst_seq_for(
         return open_seq + 1
     decision = decide_flush(config, tail, lease_until)
     assert decision is not None
-    if decision.reason != REASON_QUIET or arrived_at >= decision.due_at:
-        # A burst at a cap, unbuffered, past its max wait or already due takes no more.
+    joinable = (REASON_QUIET, REASON_MAX_WAIT) if join_until_due else (REASON_QUIET,)
+    if decision.reason not in joinable or arrived_at >= decision.due_at:
+        # A burst at a cap, unbuffered or already due takes no more.
         return open_seq + 1
     return open_seq
 

@@ -234,6 +234,23 @@ async def due_timer_kept(env: WorkflowEnvironment, tq: str, rec: Recorder):  # t
 due_timer_kept.slow_signals = 0.3  # type: ignore[attr-defined]
 
 
+async def promises(env: WorkflowEnvironment, tq: str, rec: Recorder):  # type: ignore[no-untyped-def]
+    """lull-2026-12-promises: a message before the max wait joins the burst it capped;
+    a pause of an idle conversation outlives its idle close, until resumed."""
+    from workflows.conversation import ConversationWorkflow
+    from workflows.payloads import PauseInput
+
+    inp = conversation_input(tq, debounce=1, max_wait_seconds=3.9, idle_close=5)
+    for i in range(1, 9):
+        handle = await signal_message(env.client, inp, tq, i)
+        await env.sleep(0.6)
+    await env.sleep(3)
+    await handle.execute_update(ConversationWorkflow.pause, PauseInput(None))
+    await env.sleep(10)
+    await handle.execute_update(ConversationWorkflow.resume)
+    return await signal_message(env.client, inp, tq, 9)
+
+
 SCENARIOS = (
     burst_then_lull,
     capped_and_duplicates,
@@ -248,6 +265,7 @@ SCENARIOS = (
     phase_at_start,
     timers,
     due_timer_kept,
+    promises,
 )
 
 

@@ -62,6 +62,29 @@ async def test_pause_records_without_replying_until_resumed(time_env: WorkflowEn
     assert rec.generated == [rec.persisted[1].burst_key]
 
 
+async def test_a_pause_of_an_idle_conversation_outlives_the_idle_close(
+    time_env: WorkflowEnvironment,
+) -> None:
+    tq, rec = task_queue(), Recorder()
+    inp = conversation_input(tq, debounce=5, idle_close=60)
+    async with new_worker(time_env.client, rec, tq):
+        handle = await signal_message(time_env.client, inp, tq, 1)
+        await time_env.sleep(7)
+        assert rec.bursts() == [[1]]  # answered: nothing buffered, waiting to idle-close
+        state = await handle.execute_update(ConversationWorkflow.pause, PauseInput())
+        assert state.paused
+        await time_env.sleep(200)
+        assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+        await signal_message(time_env.client, inp, tq, 2)
+        await time_env.sleep(7)
+        assert [p.drop_as for p in rec.persisted] == [None, "paused"]
+        await handle.execute_update(ConversationWorkflow.resume)
+        await signal_message(time_env.client, inp, tq, 3)
+        await handle.result()
+    assert [p.drop_as for p in rec.persisted] == [None, "paused", None]
+    assert rec.generated == [rec.persisted[0].burst_key, rec.persisted[2].burst_key]
+
+
 async def test_pause_resumes_by_itself_after_the_given_minutes(
     time_env: WorkflowEnvironment,
 ) -> None:

@@ -132,6 +132,15 @@ def test_a_message_joins_the_open_burst_until_it_is_due() -> None:
     assert burst_seq_for(CONFIG, [], None, at(0)) == 0
 
 
+def test_a_message_before_the_max_wait_joins_the_burst_the_max_wait_capped() -> None:
+    config = replace(CONFIG, debounce_seconds=1, max_wait_seconds=3.9, max_burst_messages=10)
+    buffer = msgs(0, 0.6, 1.2, 1.8, 2.4, 3.0)  # due at 3.9 by the max wait, not at 4.0
+    assert burst_seq_for(config, buffer, None, at(3.6), join_until_due=True) == 0
+    assert burst_seq_for(config, buffer, None, at(3.9), join_until_due=True) == 1
+    # Runs from before the promises release replay as recorded: it split there.
+    assert burst_seq_for(config, buffer, None, at(3.6)) == 1
+
+
 def test_a_burst_at_a_cap_takes_no_more_messages() -> None:
     assert burst_seq_for(CONFIG, msgs(0, 1, 2), None, at(2.5)) == 1
     assert burst_seq_for(CONFIG, msgs(0, chars=100), None, at(0.5)) == 1
@@ -211,7 +220,9 @@ def simulate(config: DebounceConfig, events: list[tuple[float, str, int, int]]):
         flush_due(now - timedelta(microseconds=1))
         if kind in ("message", "command"):
             command = "help" if kind == "command" else None
-            seq = burst_seq_for(config, buffer, lease, now, command=command is not None)
+            seq = burst_seq_for(
+                config, buffer, lease, now, command=command is not None, join_until_due=True
+            )
             if not buffer or buffer[-1].burst_seq != seq or buffer[-1].sender_id == sender:
                 lease = None
             buffer.append(
@@ -240,6 +251,19 @@ def test_no_burst_exceeds_the_caps_or_the_max_wait(events) -> None:  # type: ign
         assert sum(m.chars for m in burst[:-1]) < CONFIG.max_burst_chars
         first = min(m.received_at for m in burst)
         assert due - first <= timedelta(seconds=CONFIG.max_wait_seconds)
+
+
+@given(st.lists(event, max_size=60))
+def test_a_message_that_came_before_its_predecessor_burst_was_due_is_in_it(events) -> None:  # type: ignore[no-untyped-def]
+    # Caps, commands and the burst before a command aside: a message joins the burst that
+    # was open when it came, exactly while that burst is not yet due. A short max wait
+    # and roomy caps, so the max wait often sets the due time.
+    config = replace(CONFIG, max_wait_seconds=7, max_burst_messages=50, max_burst_chars=5000)
+    flushed, _ = simulate(config, events)
+    for (burst, due, reason), (after, _, _) in zip(flushed, flushed[1:], strict=False):
+        if reason not in (REASON_QUIET, REASON_MAX_WAIT) or after[0].command is not None:
+            continue
+        assert after[0].received_at >= due, (burst, due, reason, after)
 
 
 @given(st.lists(event.filter(lambda e: e[1] not in ("message", "command")), max_size=30))

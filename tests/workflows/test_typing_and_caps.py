@@ -124,3 +124,45 @@ async def test_buffering_disabled_makes_every_message_its_own_burst(
         await handle.result()
     assert rec.bursts() == [[1], [2], [3]]
     assert {p.reason for p in rec.persisted} == {"unbuffered"}
+
+
+async def test_a_message_before_the_max_wait_joins_the_burst(
+    time_env: WorkflowEnvironment,
+) -> None:
+    # Debounce 1 s, max wait 3.9 s, a message every 0.6 s: message 7 comes at 3.6 s, before
+    # the burst is due at 3.9 s, so it belongs to it (it used to open the next burst).
+    tq, rec = task_queue(), Recorder()
+    inp = conversation_input(tq, debounce=1, max_wait_seconds=3.9)
+    async with new_worker(time_env.client, rec, tq):
+        for i in range(1, 12):
+            handle = await signal_message(time_env.client, inp, tq, i)
+            await time_env.sleep(0.6)
+        await handle.result()
+    assert rec.bursts() == [[1, 2, 3, 4, 5, 6, 7], [8, 9, 10, 11]]
+    assert rec.persisted[0].reason == "max_wait"
+
+
+async def test_a_voice_note_recorded_past_the_max_wait_joins_the_burst_it_was_recorded_in(
+    time_env: WorkflowEnvironment,
+) -> None:
+    # Defaults: a 15 s recording lease renewed every 5 s reaches past the 60 s max wait at
+    # 46 s; the voice note lands at 47 s, before the burst is due, and is answered with it.
+    tq, rec = task_queue(), Recorder()
+    inp = conversation_input(
+        tq,
+        debounce=5,
+        max_wait_seconds=60,
+        typing_windows={"record_audio": 15},
+        idle_close=600,
+    )
+    async with new_worker(time_env.client, rec, tq):
+        handle = await signal_message(time_env.client, inp, tq, 1)
+        await time_env.sleep(1)
+        for _ in range(10):  # recording from 1 s to 46 s
+            await signal_typing(handle, "record_audio")
+            await time_env.sleep(5)
+        await time_env.sleep(1)
+        await signal_message(time_env.client, inp, tq, 2)
+        await handle.result()
+    assert rec.bursts() == [[1, 2]]
+    assert rec.persisted[0].reason == "quiet"

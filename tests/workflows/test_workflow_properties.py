@@ -6,7 +6,8 @@ Each example starts its own test server (about 0.1 s) so examples never share ti
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -49,7 +50,18 @@ async def why_not_finished(handle: WorkflowHandle) -> str:  # type: ignore[type-
     return f"run did not end in {RESULT_TIMEOUT} s; task failures {failures}; last events {tail}"
 
 
-async def run_events(events: list[tuple[float, str, int]]) -> tuple[Recorder, list[int]]:
+@dataclass
+class Sent:
+    """What the test sent: message ids in order, each one's size, command flag and the
+    server time just after its signal landed (an upper bound of its arrival)."""
+
+    ids: list[int] = field(default_factory=list)
+    chars: dict[int, int] = field(default_factory=dict)
+    commands: set[int] = field(default_factory=set)
+    landed_at: dict[int, datetime] = field(default_factory=dict)
+
+
+async def run_events(events: list[tuple[float, str, int]]) -> tuple[Recorder, Sent]:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=binary("temporal-test-server")
     )
@@ -65,7 +77,7 @@ async def run_events(events: list[tuple[float, str, int]]) -> tuple[Recorder, li
     )
     ref = inp.conversation
     wf_id = conversation_workflow_id(ref.account_key, ref.chat_id, ref.topic_id)
-    sent: list[int] = []
+    sent = Sent()
     handle = None
     try:
         async with new_worker(env.client, rec, tq):
@@ -77,7 +89,7 @@ async def run_events(events: list[tuple[float, str, int]]) -> tuple[Recorder, li
                             ConversationWorkflow.typing_observed, TypingObserved(7, kind)
                         )
                     continue
-                message_id = len(sent) + 1
+                message_id = len(sent.ids) + 1
                 handle = await env.client.start_workflow(
                     ConversationWorkflow.run,
                     inp,
@@ -90,7 +102,11 @@ async def run_events(events: list[tuple[float, str, int]]) -> tuple[Recorder, li
                         )
                     ],
                 )
-                sent.append(message_id)
+                sent.ids.append(message_id)
+                sent.chars[message_id] = chars
+                if kind == "command":
+                    sent.commands.add(message_id)
+                sent.landed_at[message_id] = await env.get_current_time()
             if handle is not None:
                 try:
                     await asyncio.wait_for(handle.result(), timeout=RESULT_TIMEOUT)
@@ -126,9 +142,18 @@ RACING_A_FIRE = [
 def test_workflow_answers_every_message_once_in_order_within_the_rules(events) -> None:  # type: ignore[no-untyped-def]
     rec, sent = asyncio.run(run_events(events))
     flat = [i for burst in rec.bursts() for i in burst]
-    assert flat == sent  # exactly once, in order; typing alone never makes a burst
+    assert flat == sent.ids  # exactly once, in order; typing alone never makes a burst
     assert rec.generated == rec.sent == [p.burst_key for p in rec.persisted]
     for burst in rec.persisted:
         assert len(burst.message_ids) <= MAX_MESSAGES
+        # Only the message that reached the character cap may take a burst over it.
+        assert sum(sent.chars[i] for i in burst.message_ids[:-1]) < MAX_CHARS
         waited = burst.flushed_at - burst.first_message_at
         assert waited <= timedelta(seconds=MAX_WAIT + 0.5)
+    for burst, after in zip(rec.persisted, rec.persisted[1:], strict=False):
+        # A message that arrived before the burst open at the time was due joins it
+        # (caps, commands and the burst a command closes aside).
+        first = after.message_ids[0]
+        if burst.reason not in ("quiet", "max_wait") or first in sent.commands:
+            continue
+        assert sent.landed_at[first] + timedelta(seconds=0.5) >= burst.flushed_at
