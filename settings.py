@@ -103,8 +103,10 @@ class Settings(BaseSettings):
     tg_deny_chats: str = ""
     # JSON object overriding media placeholders, e.g. {"photo": "[a photo]"}.
     tg_placeholders: dict[str, str] = Field(default_factory=dict)
-    # A user account's owner writing in a chat pauses the bot there this long (0: forever).
-    handoff_minutes: float = Field(default=60.0, ge=0)
+    # A user account's owner writing or typing in a chat pauses the bot there (human
+    # handoff) this long; 0: until `lull resume`.
+    handoff_enabled: bool = True
+    handoff_minutes: float = Field(default=60.0, ge=0, le=366 * 24 * 60)
     flow_ttl_hours: float = Field(default=72.0, gt=0)
     health_port: int = Field(default=8080, ge=0, le=65535)
     # On SIGTERM the listener finishes in-flight updates for at most this long.

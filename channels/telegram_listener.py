@@ -65,7 +65,9 @@ STUCK_AFTER_SECONDS = 5.0
 class ListenerOptions:
     access: AccessLists = AccessLists()
     placeholders: Placeholders = Placeholders()
-    # A user account's owner writing in a chat pauses the bot there for this long.
+    # A user account's owner writing (or starting to type) in a chat pauses the bot there.
+    handoff: bool = True
+    # How long a handoff lasts; None: until `lull resume`.
     handoff_minutes: float | None = 60.0
     flow_ttl: timedelta = timedelta(hours=72)
     retry_initial_seconds: float = 0.2
@@ -302,6 +304,15 @@ class TelegramListener:
     # -- jobs --------------------------------------------------------------------------------
     async def _typing(self, action: ChatAction) -> None:
         if action.sender_id == self._self_id:
+            # The owner typing from another session of a user account: hand over before
+            # their message lands, unless it is our own "typing…" shown while generating.
+            if action.action != "cancel" and self._hands_off():
+                async with self._sessionmaker() as session:
+                    ours = await listener_queries.generating_in(
+                        session, account_id=self._account_id, chat_id=action.chat_id
+                    )
+                if not ours:
+                    await self._hand_over(action.chat_id, action.topic_id, "started typing")
             return
         await self._ingestor.typing(
             chat_id=action.chat_id,
@@ -346,7 +357,7 @@ class TelegramListener:
     async def _outgoing(self, chat_id: int, message_id: int, topic_id: int | None) -> None:
         """Our own message. A bot's are our replies; a user account's, unless one of our
         delivered chunks, were typed by its human owner: hand the chat over to them."""
-        if not self._user_account or self._options.handoff_minutes is None:
+        if not self._hands_off():
             return
         async with self._sessionmaker() as session:
             ours = await listener_queries.sent_by_us(
@@ -357,7 +368,13 @@ class TelegramListener:
             )
         if ours:
             return
-        log.info("owner wrote in chat %s; pausing the bot there", chat_id)
+        await self._hand_over(chat_id, topic_id, "wrote")
+
+    def _hands_off(self) -> bool:
+        return self._user_account and self._options.handoff
+
+    async def _hand_over(self, chat_id: int, topic_id: int | None, what: str) -> None:
+        log.info("owner %s in chat %s; pausing the bot there", what, chat_id)
         await self._ingestor.hand_off(
             chat_id=chat_id,
             topic_id=topic_id,

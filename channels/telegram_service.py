@@ -74,6 +74,8 @@ def listener_options(settings: Settings) -> ListenerOptions:
             deny_chats=settings.id_list("tg_deny_chats"),
         ),
         placeholders=Placeholders({**DEFAULT_PLACEHOLDERS, **settings.tg_placeholders}),
+        handoff=settings.handoff_enabled,
+        # 0 means until `lull resume`.
         handoff_minutes=settings.handoff_minutes or None,
         flow_ttl=timedelta(hours=settings.flow_ttl_hours),
     )

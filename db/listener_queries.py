@@ -40,6 +40,22 @@ async def sent_by_us(
     return (await session.execute(stmt)).first() is not None
 
 
+async def generating_in(session: AsyncSession, *, account_id: int, chat_id: int) -> bool:
+    """Whether a burst of this chat is being generated, so the listener shows "typing…"
+    there itself (channels/telegram_typing.py)."""
+    stmt = (
+        select(burst.c.id)
+        .join(conversation, conversation.c.id == burst.c.conversation_id)
+        .where(
+            conversation.c.account_id == account_id,
+            conversation.c.chat_id == chat_id,
+            burst.c.status == "persisted",
+        )
+        .limit(1)
+    )
+    return (await session.execute(stmt)).first() is not None
+
+
 async def chats_of_messages(
     session: AsyncSession, *, account_id: int, message_ids: list[int]
 ) -> dict[int, list[int]]:

@@ -129,6 +129,16 @@ class TelegramHarness:
             await asyncio.sleep(0.05)
         return self.replies_to(user_id, peer)
 
+    async def conversation_state(self, chat_id: int, topic_id: int | None = None) -> Any:
+        """The ``state`` query of a chat's conversation (``chat_id`` as Telethon marks it:
+        a basic group's is negative)."""
+        from workflows.conversation import ConversationWorkflow
+        from workflows.ids import conversation_workflow_id
+
+        workflow_id = conversation_workflow_id(self.account_key, chat_id, topic_id)
+        handle = self.env.client.get_workflow_handle(workflow_id)
+        return await handle.query(ConversationWorkflow.state)
+
     async def messages(self) -> list[Any]:
         async with self.sessionmaker() as session:
             stmt = (

@@ -169,6 +169,50 @@ async def test_the_owner_writing_hands_the_chat_over(tg_user: TelegramHarness) -
         await tg.stop_listener(listener)
 
 
+async def test_the_owner_starting_to_type_hands_the_chat_over_until_resumed(
+    tg_user: TelegramHarness,
+) -> None:
+    # LULL_HANDOFF_MINUTES=0 means "until `lull resume`", not "no handoff".
+    tg = tg_user
+    tg.settings_overrides.update(handoff_minutes=0)
+    tg.world.add_group(GROUP, "salon", [BOT_ID, ALICE])
+    group = types.PeerChat(GROUP)
+    async with tg.worker():
+        listener = await tg.start_listener()
+        tg.world.send(ALICE, group, "/start")
+        await tg.wait_for_replies(ALICE, 1, peer=group)
+        # The owner starts typing on their phone: the bot stops before their message.
+        tg.world.own_typing(BOT_ID, GROUP, TYPING)
+        await asyncio.sleep(0.5)
+        state = await tg.conversation_state(-GROUP)
+        assert state.paused and state.resume_at is None
+        tg.world.send(ALICE, group, "/help")
+        await asyncio.sleep(2.5)  # a reply would have come
+        assert len(tg.replies_to(ALICE, group)) == 1
+        await tg.stop_listener(listener)
+
+
+async def test_our_own_typing_while_generating_hands_nothing_over(
+    tg_user: TelegramHarness,
+) -> None:
+    tg = tg_user
+    tg.world.add_group(GROUP, "salon", [BOT_ID, ALICE])
+    group = types.PeerChat(GROUP)
+    async with running_fake_openai() as llm:
+        llm.script.append(Answer(delay=4.0, content="done"))
+        tg.settings_overrides.update(llm_base_url=llm.base_url, llm_api_key="k", commands="book")
+        async with tg.worker():
+            listener = await tg.start_listener()
+            tg.world.send(ALICE, group, "/book a table")
+            await asyncio.sleep(2.5)  # generating now: the account shows "typing…"
+            tg.world.own_typing(BOT_ID, GROUP, TYPING)  # how another session sees it
+            replies = await tg.wait_for_replies(ALICE, 1, peer=group)
+            state = await tg.conversation_state(-GROUP)
+            await tg.stop_listener(listener)
+    assert [r.text for r in replies] == ["done"]
+    assert not state.paused
+
+
 async def test_the_chat_shows_typing_while_the_reply_is_generated(tg: TelegramHarness) -> None:
     seen: list[str] = []
     tg.world.push_observers.append(

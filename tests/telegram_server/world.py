@@ -247,6 +247,14 @@ class World:
             # Typing carries no pts: pushed only, never in getDifference.
             self._deliver(owner, self._envelope(owner, [update]))
 
+    def own_typing(self, user_id: int, group_id: int, action: types.TypeSendMessageAction) -> None:
+        """A user account's own chat action in a group, from another of its sessions (the
+        owner's phone), pushed to the session under test as Telegram pushes any member's."""
+        update = types.UpdateChatUserTyping(
+            chat_id=group_id, from_id=types.PeerUser(user_id), action=action
+        )
+        self._deliver(user_id, self._envelope(user_id, [update]))
+
     # -- what a session asks for ------------------------------------------------------------
     def state(self, user_id: int) -> types.updates.State:
         return types.updates.State(
