@@ -11,6 +11,7 @@ import sys
 import traceback
 import uuid
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 from temporalio.client import Client, WorkflowUpdateFailedError
@@ -23,6 +24,7 @@ from ingest import register_account, wait_until_answered
 from runtime import banner, lull_runtime, stop_on_signals
 from settings import Settings, SettingsError, load_settings
 from stack import StackError, running_stack, wait_for_temporal
+from workflows.config_check import MAX_PAUSE_SECONDS, pause_seconds_ok
 from workflows.ids import conversation_workflow_id
 
 log = logging.getLogger("lull")
@@ -237,6 +239,32 @@ COMMANDS = {
 CHAT_COMMANDS = ("inspect", "flush", "clear", "pause", "resume")
 
 
+def pause_minutes(raw: str) -> float:
+    """A pause's length, parsed at the edge: finite, above 0, at most 366 days."""
+    try:
+        minutes = float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {raw!r}") from None
+    if not pause_seconds_ok(minutes):
+        raise argparse.ArgumentTypeError(
+            f"must be above 0 and at most {MAX_PAUSE_SECONDS / 60:g} (366 days), got {raw}"
+        )
+    return minutes
+
+
+def bounded_int(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {raw!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {value}")
+        return value
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lull",
@@ -257,10 +285,12 @@ def build_parser() -> argparse.ArgumentParser:
             default = "console" if name != "conversations" else None
             p.add_argument("--account", default=default, help="account key (default: %(default)s)")
         if name == "pause":
-            p.add_argument("--minutes", type=float, help="resume by itself after this long")
+            p.add_argument("--minutes", type=pause_minutes, help="resume by itself after this long")
         if name == "failed":
             p.add_argument("--account", default=None, help="only this account's bursts")
-            p.add_argument("--limit", type=int, default=100, help="at most this many")
+            p.add_argument(
+                "--limit", type=bounded_int(1, 10_000), default=100, help="at most this many"
+            )
         if name == "retry":
             p.add_argument("burst", help="the burst key, as `lull failed` shows it")
     return parser

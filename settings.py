@@ -7,16 +7,27 @@ Operators and scripts depend on these names; rename nothing without a deprecatio
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from workflows.config_check import CONFIG_BOUNDS, MAX_PAUSE_SECONDS
+
 # How a worker's sandbox loads workflow modules (Settings.workflow_modules).
 WorkflowModules = Literal["shared", "per-run"]
 
 ENV_PREFIX = "LULL_"
+
+# Upper bounds of the settings that reach a workflow's timers; the workflow checks its
+# config against the same bounds (workflows/config_check.py).
+MAX_IDLE_CLOSE_SECONDS = CONFIG_BOUNDS["idle_close_seconds"]
+MAX_WAIT_SECONDS = CONFIG_BOUNDS["max_wait_seconds"]
+MAX_TYPING_WINDOW_SECONDS = CONFIG_BOUNDS["typing_window_seconds"]
+MAX_PAUSE_MINUTES = MAX_PAUSE_SECONDS / 60
+MAX_PRICE_PER_1K = 100.0
 
 
 class SettingsError(Exception):
@@ -26,7 +37,9 @@ class SettingsError(Exception):
 class Settings(BaseSettings):
     """Every knob of Lull. ``None`` for a server address means "start the embedded one"."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+    # No inf or nan anywhere: such a value would reach a workflow's timers and fail every
+    # task of every conversation that was given it.
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", allow_inf_nan=False)
 
     # Servers. Unset means the embedded defaults of `make run`.
     database_url: str | None = None
@@ -40,26 +53,26 @@ class Settings(BaseSettings):
     # Debounce. Passed to each conversation workflow in its input.
     debounce_seconds: float = Field(default=5.0, gt=0, le=3600)
     max_burst_messages: int = Field(default=10, ge=1, le=1000)
-    idle_close_seconds: float = Field(default=900.0, gt=0)
-    max_wait_seconds: float = Field(default=60.0, gt=0)
-    max_burst_chars: int = Field(default=4000, ge=1)
+    idle_close_seconds: float = Field(default=900.0, gt=0, le=MAX_IDLE_CLOSE_SECONDS)
+    max_wait_seconds: float = Field(default=60.0, gt=0, le=MAX_WAIT_SECONDS)
+    max_burst_chars: int = Field(default=4000, ge=1, le=1_000_000)
     buffer_enabled: bool = True
     # How long a chat action holds the burst open (Telegram's typing status lives 6 s).
-    typing_window_seconds: float = Field(default=6.0, ge=0)
-    recording_window_seconds: float = Field(default=15.0, ge=0)
-    upload_window_seconds: float = Field(default=15.0, ge=0)
+    typing_window_seconds: float = Field(default=6.0, ge=0, le=MAX_TYPING_WINDOW_SECONDS)
+    recording_window_seconds: float = Field(default=15.0, ge=0, le=MAX_TYPING_WINDOW_SECONDS)
+    upload_window_seconds: float = Field(default=15.0, ge=0, le=MAX_TYPING_WINDOW_SECONDS)
     max_history_events: int = Field(default=1500, ge=100, le=50_000)
     # Conversations a worker keeps in memory (sticky cache); beyond it, a conversation's
     # next event replays its history onto the worker first.
-    max_cached_workflows: int = Field(default=2000, ge=2)
+    max_cached_workflows: int = Field(default=2000, ge=2, le=1_000_000)
     # Workflow tasks a worker runs at once. Few: after a worker restart every conversation
     # replays its history, and a hundred replays sharing two cores all overrun the 10 s
     # task timeout, are retried from scratch and overrun again. Queued tasks do not time out.
-    max_concurrent_workflow_tasks: int = Field(default=10, ge=2)
+    max_concurrent_workflow_tasks: int = Field(default=10, ge=2, le=10_000)
     # Workflow-task polls a worker keeps open (at most the tasks it may run). A task that
     # finds no poll waiting goes to the server's backlog and is matched later, which under
     # load costs seconds; the SDK's default is 5.
-    workflow_task_pollers: int = Field(default=10, ge=2)
+    workflow_task_pollers: int = Field(default=10, ge=2, le=1000)
     # How the workflow sandbox loads workflow modules. "shared": imported once and shared by
     # every run (the sandbox still restricts builtins such as open), about half the memory
     # per cached conversation (80 against 160 KiB at 1,000). "per-run": the SDK default,
@@ -80,13 +93,14 @@ class Settings(BaseSettings):
         "You are a helpful assistant chatting on Telegram. The user may split one thought "
         "over several short messages; answer them together, briefly."
     )
-    llm_timeout_seconds: float = Field(default=60.0, gt=0)
+    llm_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
     # How long a burst waits out an LLM or Telegram outage, retrying, before it fails (the
     # user then gets the account's error message and ops an alert).
     outage_window_minutes: float = Field(default=30.0, gt=0, le=7 * 24 * 60)
     llm_history_messages: int = Field(default=20, ge=0, le=500)
-    llm_price_prompt_per_1k: float = Field(default=0.0, ge=0)
-    llm_price_completion_per_1k: float = Field(default=0.0, ge=0)
+    # Per 1k tokens; the stored cost has 6 integer digits (see ReplyOptions.cost).
+    llm_price_prompt_per_1k: float = Field(default=0.0, ge=0, le=MAX_PRICE_PER_1K)
+    llm_price_completion_per_1k: float = Field(default=0.0, ge=0, le=MAX_PRICE_PER_1K)
 
     # Telegram, used by the listener (`lull ingest`).
     tg_api_id: int | None = None
@@ -106,11 +120,11 @@ class Settings(BaseSettings):
     # A user account's owner writing or typing in a chat pauses the bot there (human
     # handoff) this long; 0: until `lull resume`.
     handoff_enabled: bool = True
-    handoff_minutes: float = Field(default=60.0, ge=0, le=366 * 24 * 60)
-    flow_ttl_hours: float = Field(default=72.0, gt=0)
+    handoff_minutes: float = Field(default=60.0, ge=0, le=MAX_PAUSE_MINUTES)
+    flow_ttl_hours: float = Field(default=72.0, gt=0, le=24 * 366)
     health_port: int = Field(default=8080, ge=0, le=65535)
     # On SIGTERM the listener finishes in-flight updates for at most this long.
-    drain_seconds: float = Field(default=30.0, gt=0)
+    drain_seconds: float = Field(default=30.0, gt=0, le=3600)
 
     # Messages that reach the seam while their conversation's signal is in flight go
     # together in the next one (see channels/signal_batches.py). Off only while workers
@@ -119,7 +133,7 @@ class Settings(BaseSettings):
     # How long a message's signal may wait for the next message of its burst, so they go
     # as one (see channels/signal_linger.py); capped at a quarter of the quiet period and
     # 1 s. Unset: that cap. 0 turns it off.
-    ingest_signal_linger_seconds: float | None = Field(default=None, ge=0)
+    ingest_signal_linger_seconds: float | None = Field(default=None, ge=0, le=10)
 
     # Keys the chat-id hash shown in the Temporal UI, so small ids cannot be brute-forced back.
     chat_hash_key: SecretStr = SecretStr("lull-default-chat-hash-key")
@@ -141,6 +155,35 @@ class Settings(BaseSettings):
 
         extra = (c.strip().lstrip("/").lower() for c in self.commands.split(","))
         return frozenset(BUILTIN_COMMANDS) | {c for c in extra if c}
+
+    @field_validator("commands")
+    @classmethod
+    def _command_names(cls, value: str) -> str:
+        for part in value.split(","):
+            name = part.strip().lstrip("/")
+            if name and not re.fullmatch(r"[A-Za-z0-9_]{1,32}", name):
+                raise ValueError(f"a command is 1-32 letters, digits or _, got {part.strip()!r}")
+        return value
+
+    @field_validator("tg_placeholders")
+    @classmethod
+    def _placeholder_templates(cls, value: dict[str, str]) -> dict[str, str]:
+        from channels.telegram_events import DEFAULT_PLACEHOLDERS, PLACEHOLDER_FIELDS
+
+        for kind, template in value.items():
+            if kind not in DEFAULT_PLACEHOLDERS:
+                known = ", ".join(sorted(DEFAULT_PLACEHOLDERS))
+                raise ValueError(f"unknown media kind {kind!r} (known: {known})")
+            try:
+                template.format(**dict.fromkeys(PLACEHOLDER_FIELDS, "x"))
+            except (ValueError, KeyError, IndexError, AttributeError) as exc:
+                fields = ", ".join("{" + f + "}" for f in PLACEHOLDER_FIELDS)
+                raise ValueError(
+                    f"placeholder {kind!r} is not a valid template ({exc}); it may use {fields}"
+                ) from None
+            if not template.strip():
+                raise ValueError(f"placeholder {kind!r} is empty")
+        return value
 
     @field_validator("tg_allow_users", "tg_deny_users", "tg_allow_chats", "tg_deny_chats")
     @classmethod

@@ -27,6 +27,8 @@ DEFAULT_PLACEHOLDERS = {
     "other": "[media]",
     "album": "[album of {count}]",
 }
+# The values a placeholder template may use.
+PLACEHOLDER_FIELDS = ("duration", "emoji", "name", "count")
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,8 @@ class Placeholders:
         template = self.texts.get(kind, self.texts["other"])
         try:
             return template.format(**values).replace("  ", " ").strip()
-        except (KeyError, IndexError):
+        except (KeyError, IndexError, ValueError, AttributeError):
+            # A bad template (settings refuse one) still stands for the media: never drop it.
             return template
 
 

@@ -82,3 +82,52 @@ def test_the_cli_stops_with_one_line_naming_the_variable() -> None:
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1
     assert "LULL_MAX_BURST_MESSAGES" in lines[0]
+
+
+# Each value the promises issue found poisoning conversations or processes: refused at
+# start-up with one line naming the variable.
+POISON = [
+    ("LULL_MAX_WAIT_SECONDS", "inf"),
+    ("LULL_TYPING_WINDOW_SECONDS", "inf"),
+    ("LULL_RECORDING_WINDOW_SECONDS", "nan"),
+    ("LULL_IDLE_CLOSE_SECONDS", "1e30"),
+    ("LULL_DEBOUNCE_SECONDS", "nan"),
+    ("LULL_MAX_CACHED_WORKFLOWS", "1000000000000"),
+    ("LULL_MAX_CONCURRENT_WORKFLOW_TASKS", "1000000000"),
+    ("LULL_LLM_PRICE_PROMPT_PER_1K", "1e9"),
+    ("LULL_LLM_PRICE_COMPLETION_PER_1K", "inf"),
+    ("LULL_HANDOFF_MINUTES", "inf"),
+    ("LULL_HANDOFF_MINUTES", "1e12"),
+    ("LULL_OUTAGE_WINDOW_MINUTES", "nan"),
+    ("LULL_LLM_TIMEOUT_SECONDS", "inf"),
+    ("LULL_DRAIN_SECONDS", "inf"),
+    ("LULL_FLOW_TTL_HOURS", "1e300"),
+    ("LULL_MAX_BURST_CHARS", "99999999999"),
+    ("LULL_INGEST_SIGNAL_LINGER_SECONDS", "inf"),
+    ("LULL_TG_PLACEHOLDERS", '{"photo": "[photo {"}'),
+    ("LULL_TG_PLACEHOLDERS", '{"photo": "[photo {size}]"}'),
+    ("LULL_TG_PLACEHOLDERS", '{"hologram": "[hologram]"}'),
+    ("LULL_COMMANDS", "book,can cel"),
+]
+
+
+@pytest.mark.parametrize(("variable", "value"), POISON)
+def test_a_value_that_would_poison_conversations_is_refused_naming_it(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as refused:
+        load_settings()
+    message = str(refused.value)
+    assert variable in message and "\n" not in message
+
+
+def test_a_placeholder_may_use_the_values_of_its_media(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LULL_TG_PLACEHOLDERS", '{"voice": "[voice {duration}]"}')
+    assert load_settings().tg_placeholders == {"voice": "[voice {duration}]"}
+
+
+def test_a_bad_placeholder_template_still_stands_for_the_media() -> None:
+    from channels.telegram_events import Placeholders
+
+    assert Placeholders({"photo": "[photo {", "other": "[media]"}).render("photo") == "[photo {"

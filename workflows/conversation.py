@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.bursts import BurstActivities
     from activities.sending import SendActivities
     from workflows import attributes, steps
+    from workflows.config_check import MAX_PAUSE_SECONDS, checked_config, pause_seconds_ok
     from workflows.failures import tells_user
     from workflows.ids import burst_key
     from workflows.payloads import (
@@ -86,6 +87,8 @@ PATCH_PROMISES = "lull-2026-12-promises"
 # marker event and a visibility write.
 RELEASES = (PATCH_PROMISES, PATCH_TIMERS, PATCH_2026_12)
 
+MAX_PAUSE_MINUTES = MAX_PAUSE_SECONDS / 60
+
 # A held chat action's age is trusted up to this; a lease from longer ago is long over.
 MAX_TYPING_AGE_SECONDS = 120.0
 
@@ -103,7 +106,10 @@ class ConversationWorkflow:
         # Initialised here, not in run(): the signal of signal-with-start runs before run().
         carried = input.carried or CarriedState()
         self._conv = input.conversation
-        self._config = input.config
+        # A value that would fail every task (inf, 1e30) is clamped, and the run says so.
+        self._config, problems = checked_config(input.config)
+        if problems:
+            workflow.logger.warning("conversation config out of bounds: %s", "; ".join(problems))
         self._send_task_queue = input.send_task_queue
         self._buffer: list[BufferedMessage] = list(carried.buffer)
         # The open burst author's typing lease: it holds the flush while they type.
@@ -147,8 +153,11 @@ class ConversationWorkflow:
 
     @pause.validator
     def _check_pause(self, input: PauseInput) -> None:
-        if input.minutes is not None and input.minutes <= 0:
-            raise ValueError("pause minutes must be positive")
+        if not pause_seconds_ok(input.minutes):
+            raise ValueError(
+                f"pause minutes must be a number above 0 and at most {MAX_PAUSE_MINUTES:g} "
+                f"(366 days), got {input.minutes!r}"
+            )
 
     @workflow.update
     def resume(self) -> ConversationState:
@@ -476,7 +485,7 @@ class ConversationWorkflow:
             last_burst_key=self._last_burst_key,
         )
         workflow.continue_as_new(
-            ConversationInput(input.conversation, input.config, input.send_task_queue, carried)
+            ConversationInput(input.conversation, self._config, input.send_task_queue, carried)
         )
 
     def _history_is_long(self) -> bool:

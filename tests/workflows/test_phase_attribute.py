@@ -20,7 +20,7 @@ from tests.workflows.helpers import (
     until_sent,
     upserted,
 )
-from workflows.conversation import PATCH_TIMERS, ConversationWorkflow
+from workflows.conversation import RELEASES, ConversationWorkflow
 from workflows.payloads import PauseInput
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -43,7 +43,7 @@ async def test_a_new_run_sets_its_phase_once_and_changes_it_only_for_a_handoff(
         await handle.terminate("test over")
     assert upserted(history, "LullPhase") == ["active", "paused", "active"]
     # One patch, so one TemporalChangeVersion write, for two bursts and a handoff.
-    assert upserted(history, "TemporalChangeVersion") == [[PATCH_TIMERS]]
+    assert upserted(history, "TemporalChangeVersion") == [[RELEASES[0]]]  # the newest only
 
 
 def test_the_previous_release_history_guards_per_burst_phases() -> None:
