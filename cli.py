@@ -21,7 +21,7 @@ from channels import console, replay
 from db import migrate, queries
 from db.locks import AccountLockedError
 from ingest import register_account, wait_until_answered
-from runtime import banner, lull_runtime, stop_on_signals
+from runtime import banner, database_only, lull_runtime, stop_on_signals
 from settings import Settings, SettingsError, load_settings
 from stack import StackError, running_stack, wait_for_temporal
 from workflows.config_check import MAX_PAUSE_SECONDS, pause_seconds_ok
@@ -193,8 +193,9 @@ async def cmd_control(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_failed(settings: Settings, args: argparse.Namespace) -> int:
-    async with lull_runtime(settings, run_migrations=False, attach=True) as rt:
-        rows = await ops.failed_bursts(rt.sessionmaker, args.account, limit=args.limit)
+    # Postgres only: failures are looked at most when something else is down.
+    async with database_only(settings) as sessionmaker:
+        rows = await ops.failed_bursts(sessionmaker, args.account, limit=args.limit)
     for row in rows:
         print(ops.to_json(row))
     return 0

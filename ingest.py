@@ -24,6 +24,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes, Workfl
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
+from activities.safe_errors import SafeErrors
 from activities.sending import SendActivities
 from channels.base import ChannelSender
 from channels.commands import BUILTIN_COMMANDS, parse_command
@@ -510,4 +511,5 @@ def build_send_worker(
         client,
         task_queue=send_task_queue(task_queue, account.key),
         activities=[sends.send_reply, sends.send_failure_notice],
+        interceptors=[SafeErrors()],
     )

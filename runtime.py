@@ -92,6 +92,7 @@ class Runtime:
             max_concurrent_workflow_tasks=self.settings.max_concurrent_workflow_tasks,
             workflow_task_pollers=self.settings.workflow_task_pollers,
             workflow_modules=self.settings.workflow_modules,
+            shutdown_grace_seconds=self.settings.worker_shutdown_seconds,
         )
 
 
@@ -121,6 +122,19 @@ async def lull_runtime(
             )
             searchable = await ensure_search_attributes(client, settings.temporal_namespace)
             yield Runtime(settings, stack, client, engine, make_sessionmaker(engine), searchable)
+        finally:
+            await engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def database_only(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Postgres alone (configured, or the embedded one of a running `lull dev`), for
+    commands that read only the transcript: they work while Temporal is down."""
+    async with running_stack(settings, with_temporal=False, attach=True) as stack:
+        engine = make_engine(stack.database_url)
+        try:
+            await check_database(engine, stack.database_url)
+            yield make_sessionmaker(engine)
         finally:
             await engine.dispose()
 

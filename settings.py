@@ -94,6 +94,9 @@ class Settings(BaseSettings):
         "over several short messages; answer them together, briefly."
     )
     llm_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
+    # On SIGTERM a worker lets in-flight activities finish for this long. An LLM call cut
+    # short is paid again when retried, so keep it above LULL_LLM_TIMEOUT_SECONDS.
+    worker_shutdown_seconds: float = Field(default=90.0, gt=0, le=3600)
     # How long a burst waits out an LLM or Telegram outage, retrying, before it fails (the
     # user then gets the account's error message and ops an alert).
     outage_window_minutes: float = Field(default=30.0, gt=0, le=7 * 24 * 60)
@@ -139,6 +142,16 @@ class Settings(BaseSettings):
     chat_hash_key: SecretStr = SecretStr("lull-default-chat-hash-key")
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @model_validator(mode="after")
+    def _shutdown_outlasts_an_llm_call(self) -> Settings:
+        if self.worker_shutdown_seconds < self.llm_timeout_seconds:
+            raise ValueError(
+                f"LULL_WORKER_SHUTDOWN_SECONDS ({self.worker_shutdown_seconds:g}) must be at "
+                f"least LULL_LLM_TIMEOUT_SECONDS ({self.llm_timeout_seconds:g}): a shutdown "
+                "that cuts an LLM call short pays for it again"
+            )
+        return self
 
     @model_validator(mode="after")
     def _pick_llm_provider(self) -> Settings:

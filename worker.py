@@ -17,6 +17,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.bursts import BurstActivities
 from activities.replies import ReplyActivities, ReplyOptions
+from activities.safe_errors import SafeErrors
 from llm.base import LLMProvider
 from settings import Settings, WorkflowModules
 from workflows.conversation import ConversationWorkflow
@@ -59,6 +60,7 @@ def build_worker(
     max_concurrent_workflow_tasks: int = 10,
     workflow_task_pollers: int = 10,
     workflow_modules: WorkflowModules = "shared",
+    shutdown_grace_seconds: float = 90.0,
 ) -> Worker:
     bursts = BurstActivities(sessionmaker)
     replies = ReplyActivities(sessionmaker, provider, options)
@@ -73,8 +75,10 @@ def build_worker(
             bursts.reopen_failed_burst,
             replies.generate_reply,
         ],
-        # Let a shutdown finish in-flight activities (an LLM call) before giving up on them.
-        graceful_shutdown_timeout=timedelta(seconds=10),
+        interceptors=[SafeErrors()],
+        # A shutdown lets in-flight activities finish for this long: an LLM call cut short
+        # is paid again by its retry, so it defaults above the LLM timeout.
+        graceful_shutdown_timeout=timedelta(seconds=shutdown_grace_seconds),
         max_cached_workflows=max_cached_workflows,
         max_concurrent_workflow_tasks=max_concurrent_workflow_tasks,
         workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(

@@ -12,6 +12,9 @@ RETRYABLE = "Retryable"
 REJECTED = "Rejected"
 ACCOUNT_FATAL = "AccountFatal"
 MISSING = "Missing"
+# Postgres could not be reached (retried), or refused a statement (not retried).
+DATABASE_UNAVAILABLE = "DatabaseUnavailable"
+DATABASE_ERROR = "DatabaseError"
 
 
 def from_llm_error(exc: LLMError) -> ApplicationError:

@@ -1,8 +1,18 @@
-"""The LLM activity: one call per burst, stored so a retry never pays twice."""
+"""The LLM activity: one call per burst, stored so a retry never pays twice.
+
+Once the LLM has answered, the reply is stored before the attempt gives up: a Postgres
+outage is waited out inside the attempt (heartbeating) for as long as the attempt may
+run, because a retried attempt would call the LLM again. The one case left that pays
+twice is a worker that dies (or is shut down past its grace) between the answer and the
+stored reply.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -14,8 +24,19 @@ from activities.errors import from_llm_error, missing
 from activities.heartbeat import heartbeating
 from channels.commands import BUILTIN_COMMANDS, REFRESH_REPLY, help_text, parse_command
 from db import queries
+from db.errors import database_unavailable, describe_database_error
 from llm.base import Completion, LLMError, LLMProvider, Prompt
 from workflows.payloads import GenerateReplyInput, GenerateReplyResult
+
+log = logging.getLogger("lull.replies")
+
+MAX_STORED_COST = Decimal("999999.99999999")
+COST_QUANTUM = Decimal("0.00000001")
+# Waiting out a Postgres outage to store a paid reply: backoff, and the margin left
+# before the attempt's own deadline when it gives up.
+STORE_RETRY_FIRST_SECONDS = 0.5
+STORE_RETRY_MAX_SECONDS = 10.0
+STORE_DEADLINE_MARGIN = timedelta(seconds=5)
 
 
 @dataclass(frozen=True)
@@ -28,10 +49,16 @@ class ReplyOptions:
     commands: frozenset[str] = frozenset(BUILTIN_COMMANDS)
 
     def cost(self, completion: Completion) -> Decimal:
-        return (
+        cost = (
             self.price_prompt_per_1k * completion.prompt_tokens
             + self.price_completion_per_1k * completion.completion_tokens
         ) / 1000
+        # Numeric(14, 8): a cost the column cannot hold would fail the store after the call
+        # was paid; it is capped (and logged) instead.
+        if cost > MAX_STORED_COST:
+            log.warning("reply cost %s exceeds what is stored; storing %s", cost, MAX_STORED_COST)
+            return MAX_STORED_COST
+        return cost.quantize(COST_QUANTUM)
 
 
 class ReplyActivities:
@@ -59,7 +86,27 @@ class ReplyActivities:
                 completion = await self._provider.complete(job.prompt, model=job.model)
         except LLMError as exc:
             raise from_llm_error(exc) from exc
-        return await self._store(job, completion)
+        return await self._store_paid(job, completion)
+
+    async def _store_paid(self, job: _Job, completion: Completion) -> GenerateReplyResult:
+        """Store a reply the LLM was paid for, waiting out a Postgres outage within this
+        attempt's time: the attempt's retry would pay again."""
+        delay = STORE_RETRY_FIRST_SECONDS
+        async with heartbeating():
+            while True:
+                try:
+                    return await self._store(job, completion)
+                except Exception as exc:
+                    if not database_unavailable(exc) or not _time_left_for(delay):
+                        raise
+                    log.warning(
+                        "storing the reply of burst %s failed (%s); retrying in %.1f s",
+                        job.burst_id,
+                        describe_database_error(exc),
+                        delay,
+                    )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, STORE_RETRY_MAX_SECONDS)
 
     async def _prepare(self, key: str) -> _Job:
         """Load what the call needs in one short transaction (no connection held over the call)."""
@@ -131,6 +178,20 @@ class _Job:
     command: str | None = None
     builtin: str | None = None
     prompt: Prompt = field(default_factory=lambda: Prompt(system=""))
+
+
+def _time_left_for(delay: float) -> bool:
+    """Whether this attempt may still wait ``delay`` seconds and try again before its
+    start-to-close or schedule-to-close deadline."""
+    info = activity.info()
+    deadlines = []
+    if info.start_to_close_timeout:
+        deadlines.append(info.started_time + info.start_to_close_timeout)
+    if info.schedule_to_close_timeout:
+        deadlines.append(info.scheduled_time + info.schedule_to_close_timeout)
+    if not deadlines:
+        return True
+    return datetime.now(UTC) + timedelta(seconds=delay) + STORE_DEADLINE_MARGIN < min(deadlines)
 
 
 def burst_command(reason: str, texts: list[str], known: frozenset[str]) -> str | None:

@@ -12,7 +12,14 @@ from sqlalchemy.ext.asyncio import (
 
 def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     # pre_ping lets a pod ride out a Postgres restart: a dead pooled connection is replaced.
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    # hide_parameters: an error's text never quotes a statement's values (message text).
+    return create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        hide_parameters=True,
+    )
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

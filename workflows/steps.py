@@ -36,6 +36,7 @@ OUTSIDE_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=60),
 )
 SEND_HEARTBEAT = timedelta(seconds=15)
+GENERATE_ATTEMPT = timedelta(minutes=3)
 
 
 async def generate_reply(
@@ -49,7 +50,10 @@ async def generate_reply(
     return await workflow.execute_activity_method(
         ReplyActivities.generate_reply,
         GenerateReplyInput(burst_key=key),
-        start_to_close_timeout=timedelta(minutes=3),
+        # An attempt may wait out a Postgres outage to store the reply it paid for (a
+        # retry would pay again), so it may run as long as the outage window; heartbeats
+        # still notice a dead worker in 30 s.
+        start_to_close_timeout=max(GENERATE_ATTEMPT, outage_window),
         # An outage is waited out this long, then the burst fails.
         schedule_to_close_timeout=outage_window,
         heartbeat_timeout=timedelta(seconds=30),
