@@ -28,7 +28,7 @@ from channels.telegram_listener import ListenerOptions, TelegramListener
 from channels.telegram_sender import TelegramSender
 from channels.telegram_session import PostgresSession
 from channels.telegram_typing import TypingIndicator, telethon_typing
-from db.locks import account_listener_lock
+from db.locks import HeldLock, account_listener_lock
 from health import HealthServer
 from ingest import Account, register_account
 from runtime import Runtime
@@ -40,13 +40,19 @@ log = logging.getLogger("lull.telegram")
 CONNECT_TIMEOUT_SECONDS = 30.0
 # Exit status when Telegram revoked the session: restarting will not help, a login will.
 EXIT_SESSION_DEAD = 3
+# Exit status when the account's lock was lost (Postgres restarted or failed over): the
+# listener disconnected from Telegram at once; a restart takes the lock again if free.
+EXIT_LOCK_LOST = 4
 # Telegram's own DC 2; only used when no session and no LULL_TG_SERVER say otherwise.
 DEFAULT_DC = 2
 
 
-def build_client(session: PostgresSession, settings: Settings) -> TelegramClient:
+def build_client(
+    session: PostgresSession, settings: Settings, *, receive_updates: bool = True
+) -> TelegramClient:
     """Telethon configured so that Temporal, not Telethon, retries sends: one attempt per
-    call and the real error raised (see RECIPES). Reconnects are Telethon's (forever)."""
+    call and the real error raised (see RECIPES). Reconnects are Telethon's (forever).
+    Without ``receive_updates`` (a login) Telethon neither fetches nor applies updates."""
     if settings.tg_api_id is None or settings.tg_api_hash is None:
         raise StackError("Telegram needs LULL_TG_API_ID and LULL_TG_API_HASH (my.telegram.org)")
     if settings.tg_server:
@@ -61,7 +67,8 @@ def build_client(session: PostgresSession, settings: Settings) -> TelegramClient
         raise_last_call_error=True,
         connection_retries=-1,
         retry_delay=1,
-        catch_up=True,
+        catch_up=receive_updates,
+        receive_updates=receive_updates,
     )
 
 
@@ -116,7 +123,7 @@ async def serve(
         rt.sessionmaker, key=s.tg_account, kind=kind, display_name=s.tg_account
     )
     # The lock first: a second listener must not even connect with the same auth key.
-    async with account_listener_lock(rt.engine, account.id):
+    async with account_listener_lock(rt.engine, account.id) as lock:
         session = await PostgresSession.load(rt.sessionmaker, s.tg_account)
         client = build_client(session, s)
         ingestor = rt.build_ingestor(account)
@@ -135,7 +142,7 @@ async def serve(
             me = await client.get_me()
             listener.identify(me.id, user_account=not me.bot)
             log.info("listening as %s (id %s) for account %s", me.username, me.id, account.key)
-            return await _serve_connected(rt, client, account, listener, stop, on_ready)
+            return await _serve_connected(rt, client, account, listener, lock, stop, on_ready)
         finally:
             listener.close()
             await client.disconnect()
@@ -146,6 +153,7 @@ async def _serve_connected(
     client: TelegramClient,
     account: Account,
     listener: TelegramListener,
+    lock: HeldLock,
     stop: asyncio.Event,
     on_ready: Callable[[HealthServer], None] | None,
 ) -> int:
@@ -200,10 +208,19 @@ async def _serve_connected(
             on_ready(health)
         disconnected = asyncio.ensure_future(client.disconnected)
         waiting = asyncio.ensure_future(stop.wait())
-        await asyncio.wait({disconnected, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        lock_lost = asyncio.ensure_future(lock.lost.wait())
+        await asyncio.wait({disconnected, waiting, lock_lost}, return_when=asyncio.FIRST_COMPLETED)
         waiting.cancel()
         typing_task.cancel()
         stopping = True
+        if lock.lost.is_set():
+            # Another process may take the account now: stop using the auth key at once,
+            # before any drain (updates not handed over are replayed by catch-up).
+            log.critical("account %s: listener lock lost; disconnecting from Telegram", account.key)
+            listener.close()
+            await client.disconnect()
+            return EXIT_LOCK_LOST
+        lock_lost.cancel()
         left = await listener.drain(within=s.drain_seconds)
         if left:
             log.error(
@@ -218,22 +235,29 @@ async def _serve_connected(
 
 
 async def login(rt: Runtime, *, ask: Callable[[str], str] = input) -> str:
-    """Create a user session interactively (phone, code, 2FA password) and store it."""
+    """Create a user session interactively (phone, code, 2FA password) and store it.
+
+    It takes the account's listener lock (refusing while a listener serves the account:
+    one auth key, one session) and never moves the stored update state: Telethon does
+    not receive updates here, and the state the next listener catches up from is kept
+    as it was, so nothing that arrived meanwhile is skipped."""
     s = rt.settings
-    session = await PostgresSession.load(rt.sessionmaker, s.tg_account)
-    client = build_client(session, s)
-    await asyncio.wait_for(client.connect(), CONNECT_TIMEOUT_SECONDS)
-    try:
-        await client.start(
-            phone=lambda: ask("phone number (international format): "),
-            code_callback=lambda: ask("login code Telegram sent you: "),
-            password=lambda: getpass("two-step verification password: "),
-        )
-        me = await client.get_me()
-        await session.save()
-    finally:
-        await client.disconnect()
-    await register_account(
+    account = await register_account(
         rt.sessionmaker, key=s.tg_account, kind="telegram_user", display_name=s.tg_account
     )
+    async with account_listener_lock(rt.engine, account.id):
+        session = await PostgresSession.load(rt.sessionmaker, s.tg_account)
+        session.hold_update_state()
+        client = build_client(session, s, receive_updates=False)
+        await asyncio.wait_for(client.connect(), CONNECT_TIMEOUT_SECONDS)
+        try:
+            await client.start(
+                phone=lambda: ask("phone number (international format): "),
+                code_callback=lambda: ask("login code Telegram sent you: "),
+                password=lambda: getpass("two-step verification password: "),
+            )
+            me = await client.get_me()
+            await session.save()
+        finally:
+            await client.disconnect()
     return f"logged in as {me.first_name} (id {me.id}); session stored for {s.tg_account!r}"

@@ -24,6 +24,8 @@ class FaultProxy:
         self._pipes: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
         self.cuts = 0
+        # Frozen: connections stay open but nothing passes, as in a half-open partition.
+        self.frozen = False
 
     @property
     def port(self) -> int:
@@ -69,21 +71,22 @@ class FaultProxy:
             return
         self._writers |= {writer, up_writer}
         for src, dst in ((reader, up_writer), (up_reader, writer)):
-            task = asyncio.create_task(_pipe(src, dst))
+            task = asyncio.create_task(self._pipe(src, dst))
             self._pipes.add(task)
             task.add_done_callback(self._pipes.discard)
 
-
-async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-    try:
-        while data := await src.read(65536):
-            dst.write(data)
-            await dst.drain()
-    except (ConnectionError, OSError):
-        pass
-    finally:
-        with contextlib.suppress(Exception):
-            dst.transport.abort()
+    async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        try:
+            while data := await src.read(65536):
+                if self.frozen:
+                    continue  # swallowed: neither side hears of it
+                dst.write(data)
+                await dst.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            with contextlib.suppress(Exception):
+                dst.transport.abort()
 
 
 async def postgres_proxy(database_url: str) -> tuple[FaultProxy, str]:

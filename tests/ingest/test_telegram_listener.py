@@ -264,6 +264,68 @@ async def test_login_stores_a_user_session_the_listener_then_uses(tg: TelegramHa
         await tg.stop_listener(listener)
 
 
+async def test_login_refuses_beside_a_listener_and_never_skips_what_came_meanwhile(
+    tg_user: TelegramHarness,
+) -> None:
+    tg = tg_user
+
+    def no_questions(prompt: str) -> str:
+        raise AssertionError(f"a stored session needs no login questions, asked {prompt!r}")
+
+    async with tg.worker():
+        listener = await tg.start_listener()
+        tg.world.send(ALICE, private(), "first")
+        await tg.wait_for_replies(ALICE, 1)
+        with pytest.raises(AccountLockedError):
+            await telegram_service.login(tg.runtime(), ask=no_questions)
+        assert await tg.stop_listener(listener) == 0
+        saved = await tg.saved_pts()
+        # While no listener runs: two messages, then a login on the stored session.
+        tg.world.send(ALICE, private(), "while you were")
+        tg.world.send(ALICE, private(), "away")
+        await telegram_service.login(tg.runtime(), ask=no_questions)
+        assert await tg.saved_pts() == saved
+        listener = await tg.start_listener()
+        replies = await tg.wait_for_replies(ALICE, 2)
+        await tg.stop_listener(listener)
+    assert [r.text for r in replies][1] == "[echo: 2 messages] while you were away"
+
+
+async def test_a_listener_that_loses_its_lock_stops_serving_before_another_takes_over(
+    tg: TelegramHarness, database_url: str
+) -> None:
+    from dataclasses import replace
+
+    from db.engine import make_engine
+    from tests.faults.tcp_proxy import postgres_proxy
+
+    proxy, url = await postgres_proxy(database_url)
+    proxied = make_engine(url)
+    try:
+        async with tg.worker():
+            first = await replace(tg, engine=proxied).start_listener()
+            tg.world.send(ALICE, private(), "before")
+            await tg.wait_for_replies(ALICE, 1)
+            connected = tg.server.sessions_of(BOT_ID)
+            assert connected == 1
+            await proxy.cut()  # Postgres restarts: the lock's session is gone
+            code = await asyncio.wait_for(first.task, 5)
+            assert code == telegram_service.EXIT_LOCK_LOST
+            for _ in range(20):  # the server sees the close a moment later
+                if tg.server.sessions_of(BOT_ID) == 0:
+                    break
+                await asyncio.sleep(0.05)
+            assert tg.server.sessions_of(BOT_ID) == 0  # off Telegram before anyone else
+            second = await tg.start_listener()  # takes the account over
+            tg.world.send(ALICE, private(), "after")
+            replies = await tg.wait_for_replies(ALICE, 2)
+            await tg.stop_listener(second)
+    finally:
+        await proxied.dispose()
+        await proxy.stop()
+    assert [r.text for r in replies] == ["[echo: 1 message] before", "[echo: 1 message] after"]
+
+
 async def test_a_bot_signs_in_with_its_token(tg: TelegramHarness) -> None:
     bot = tg.world.add_account(600, "Fresh bot", bot=True, bot_token="600:secret")
     bot.authorized = False

@@ -104,6 +104,10 @@ class FakeTelegramServer:
             if user_id is None or conn.user_id == user_id:
                 conn.writer.close()
 
+    def sessions_of(self, user_id: int) -> int:
+        """How many TCP connections this account's key holds open right now."""
+        return sum(1 for conn in self._connections if conn.user_id == user_id)
+
     def session_for(self, user_id: int) -> MemorySession:
         """A Telethon session already holding this account's key and our address."""
         session = MemorySession()
