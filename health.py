@@ -3,6 +3,10 @@
 - ``/healthz``: the process is alive and its event loop answers.
 - ``/readyz``: every readiness check passes (Telegram connected, Temporal and Postgres
   reachable, no accepted update stuck retrying). 503 with the failing checks otherwise.
+
+Probes can come often and from anywhere the port is reachable, so the checks run at most
+once a ``CACHE_SECONDS`` (requests meanwhile share the result, or the run in flight) and
+a request line longer than ``MAX_REQUEST_LINE`` gets 431, never a traceback.
 """
 
 from __future__ import annotations
@@ -18,14 +22,20 @@ log = logging.getLogger("lull.health")
 
 Check = Callable[[], Awaitable[bool]]
 CHECK_TIMEOUT_SECONDS = 2.0
+CACHE_SECONDS = 1.0
+MAX_REQUEST_LINE = 4096
 
 
 class HealthServer:
-    def __init__(self, checks: Mapping[str, Check], *, host: str = "0.0.0.0", port: int) -> None:
+    def __init__(self, checks: Mapping[str, Check], *, host: str = "127.0.0.1", port: int) -> None:
         self._checks = checks
         self._host = host
         self._port = port
         self._server: asyncio.Server | None = None
+        # The last readiness run (or the one in flight) and when it started.
+        self._last: asyncio.Future[dict[str, bool]] | None = None
+        self._last_at = 0.0
+        self.check_runs = 0
 
     @property
     def port(self) -> int:
@@ -34,7 +44,9 @@ class HealthServer:
         return int(self._server.sockets[0].getsockname()[1])
 
     async def __aenter__(self) -> HealthServer:
-        self._server = await asyncio.start_server(self._serve, self._host, self._port)
+        self._server = await asyncio.start_server(
+            self._serve, self._host, self._port, limit=MAX_REQUEST_LINE
+        )
         log.info("health endpoints on port %s", self.port)
         return self
 
@@ -49,6 +61,16 @@ class HealthServer:
             await self._server.wait_closed()
 
     async def readiness(self) -> dict[str, bool]:
+        """The checks' results, run at most once a ``CACHE_SECONDS``."""
+        now = asyncio.get_running_loop().time()
+        if self._last is None or now - self._last_at >= CACHE_SECONDS:
+            self._last_at = now
+            self._last = asyncio.ensure_future(self._run_checks())
+        return dict(await asyncio.shield(self._last))
+
+    async def _run_checks(self) -> dict[str, bool]:
+        self.check_runs += 1
+
         async def run(check: Check) -> bool:
             try:
                 return await asyncio.wait_for(check(), CHECK_TIMEOUT_SECONDS)
@@ -61,11 +83,18 @@ class HealthServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            request_line = await asyncio.wait_for(reader.readline(), 5)
-            parts = request_line.decode("latin-1").split()
-            path = parts[1] if len(parts) >= 2 else ""
+            try:
+                request_line = await asyncio.wait_for(reader.readline(), 5)
+            except ValueError:  # longer than the reader's limit
+                request_line = b""
+                path = None
+            else:
+                parts = request_line.decode("latin-1").split()
+                path = parts[1] if len(parts) >= 2 else ""
             body: dict[str, object]
-            if path == "/healthz":
+            if path is None:
+                status, body = 431, {"error": "request line too long"}
+            elif path == "/healthz":
                 status, body = 200, {"alive": True}
             elif path == "/readyz":
                 checks = await self.readiness()
@@ -73,7 +102,12 @@ class HealthServer:
             else:
                 status, body = 404, {"error": "not found"}
             payload = json.dumps(body).encode()
-            reason = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}[status]
+            reason = {
+                200: "OK",
+                404: "Not Found",
+                431: "Request Header Fields Too Large",
+                503: "Service Unavailable",
+            }[status]
             writer.write(
                 f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
                 f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode()

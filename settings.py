@@ -125,6 +125,9 @@ class Settings(BaseSettings):
     handoff_enabled: bool = True
     handoff_minutes: float = Field(default=60.0, ge=0, le=MAX_PAUSE_MINUTES)
     flow_ttl_hours: float = Field(default=72.0, gt=0, le=24 * 366)
+    # The listener's /healthz and /readyz. Loopback by default; a pod sets 0.0.0.0 so the
+    # kubelet's probes reach it.
+    health_host: str = Field(default="127.0.0.1", min_length=1)
     health_port: int = Field(default=8080, ge=0, le=65535)
     # On SIGTERM the listener finishes in-flight updates for at most this long.
     drain_seconds: float = Field(default=30.0, gt=0, le=3600)

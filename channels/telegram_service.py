@@ -196,7 +196,7 @@ async def _serve_connected(
     sender = TelegramSender(client, on_session_dead=session_dead)
     send_worker = rt.build_send_worker(account, sender)
     async with (
-        HealthServer(checks, port=s.health_port) as health,
+        HealthServer(checks, host=s.health_host, port=s.health_port) as health,
         send_worker,
         contextlib.AsyncExitStack() as stack,
     ):
