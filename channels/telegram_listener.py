@@ -32,6 +32,7 @@ from telethon import TelegramClient, events
 from telethon.tl import types as tl_types
 
 from channels.chat_jobs import ChatJobs, HandOver
+from channels.chunking import split_message
 from channels.commands import parse_command
 from channels.input_rules import valid_message_ids
 from channels.pending_albums import PendingAlbums
@@ -47,9 +48,11 @@ from channels.telegram_events import (
 )
 from channels.telegram_filters import AccessLists, Verdict, verdict
 from channels.telegram_flows import FlowOwnership
+from channels.telegram_sender import TELEGRAM_MAX_CHARS
 from channels.telegram_session import PostgresSession
 from db import listener_queries
 from ingest import Ingestor
+from workflows.ids import delivery_random_id
 
 log = logging.getLogger("lull.telegram")
 
@@ -59,6 +62,8 @@ CHECKPOINT_MIN_INTERVAL_SECONDS = 1.0
 CHECKPOINT_BARRIER_SECONDS = 30.0
 # An update still not handed over after this long makes the listener report unready.
 STUCK_AFTER_SECONDS = 5.0
+# An outgoing message of a user account matching a reply chunk from this far back is ours.
+OUR_CHUNKS_WITHIN = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -331,7 +336,7 @@ class TelegramListener:
         if incoming is None:
             return  # service messages
         if message.out:
-            await self._outgoing(incoming.chat_id, message.id, incoming.topic_id)
+            await self._outgoing(incoming.chat_id, message.id, incoming.topic_id, incoming.text)
             return
         is_command = parse_command(incoming.text, self._ingestor.commands) is not None
         replies_to_us = await self._replies_to_us(incoming.chat_id, message)
@@ -354,21 +359,47 @@ class TelegramListener:
             reason = None if admitted else "flow_owned"
         await self._ingestor.message(incoming, unanswered_reason=reason, on_recorded=recorded)
 
-    async def _outgoing(self, chat_id: int, message_id: int, topic_id: int | None) -> None:
+    async def _outgoing(
+        self, chat_id: int, message_id: int, topic_id: int | None, text: str
+    ) -> None:
         """Our own message. A bot's are our replies; a user account's, unless one of our
-        delivered chunks, were typed by its human owner: hand the chat over to them."""
+        reply chunks, were typed by its human owner: hand the chat over to them."""
         if not self._hands_off():
             return
-        async with self._sessionmaker() as session:
+        async with self._sessionmaker() as session, session.begin():
             ours = await listener_queries.sent_by_us(
                 session,
                 account_id=self._account_id,
                 chat_id=chat_id,
                 channel_message_id=message_id,
-            )
+            ) or await self._is_our_chunk(session, chat_id, message_id, text)
         if ours:
             return
         await self._hand_over(chat_id, topic_id, "wrote")
+
+    async def _is_our_chunk(
+        self, session: AsyncSession, chat_id: int, message_id: int, text: str
+    ) -> bool:
+        """Whether ``text`` is a chunk of one of our recent replies whose message id we do
+        not know: a retried send answered RANDOM_ID_DUPLICATE (an earlier attempt reached
+        Telegram), or one still on its way. Its id is recorded on the delivery."""
+        since = datetime.now(UTC) - OUR_CHUNKS_WITHIN
+        replies = await listener_queries.recent_replies(
+            session, account_id=self._account_id, chat_id=chat_id, since=since
+        )
+        for reply_id, key, reply_text in replies:
+            chunks = [c.strip() for c in split_message(reply_text, TELEGRAM_MAX_CHARS)]
+            if text.strip() in chunks:
+                index = chunks.index(text.strip())
+                await listener_queries.record_seen_delivery(
+                    session,
+                    reply_id=reply_id,
+                    chunk_index=index,
+                    random_id=delivery_random_id(key, index),
+                    channel_message_id=message_id,
+                )
+                return True
+        return False
 
     def _hands_off(self) -> bool:
         return self._user_account and self._options.handoff

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.tables import burst, conversation, delivery, message, reply
@@ -38,6 +39,50 @@ async def sent_by_us(
         .limit(1)
     )
     return (await session.execute(stmt)).first() is not None
+
+
+async def recent_replies(
+    session: AsyncSession, *, account_id: int, chat_id: int, since: datetime
+) -> list[tuple[int, str, str]]:
+    """(reply id, burst key, text) of this chat's replies since ``since``, newest first."""
+    stmt = (
+        select(reply.c.id, burst.c.burst_key, reply.c.text)
+        .join(burst, burst.c.id == reply.c.burst_id)
+        .join(conversation, conversation.c.id == burst.c.conversation_id)
+        .where(
+            conversation.c.account_id == account_id,
+            conversation.c.chat_id == chat_id,
+            burst.c.flushed_at >= since,
+        )
+        .order_by(reply.c.id.desc())
+    )
+    return [(row.id, row.burst_key, row.text) for row in await session.execute(stmt)]
+
+
+async def record_seen_delivery(
+    session: AsyncSession,
+    *,
+    reply_id: int,
+    chunk_index: int,
+    random_id: int,
+    channel_message_id: int,
+) -> None:
+    """A chunk of ours seen in Telegram: it is delivered, with this id. Fills the id of a
+    delivery stored without one (its retried send was answered RANDOM_ID_DUPLICATE), or
+    records the delivery first, so a send still to be retried skips the chunk."""
+    stmt = insert(delivery).values(
+        reply_id=reply_id,
+        chunk_index=chunk_index,
+        random_id=random_id,
+        channel_message_id=channel_message_id,
+    )
+    await session.execute(
+        stmt.on_conflict_do_update(
+            constraint="uq_delivery_chunk",
+            set_={"channel_message_id": stmt.excluded.channel_message_id},
+            where=delivery.c.channel_message_id.is_(None),
+        )
+    )
 
 
 async def generating_in(session: AsyncSession, *, account_id: int, chat_id: int) -> bool:

@@ -8,14 +8,14 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from telethon.tl import types
 from temporalio.testing import WorkflowEnvironment
 
 from channels import telegram_service
 from db.locks import AccountLockedError
-from db.tables import telegram_update_state
+from db.tables import account, burst, conversation, delivery, reply, telegram_update_state
 from stack import StackError
 from tests.conftest import binary
 from tests.e2e.helpers import free_port
@@ -324,6 +324,52 @@ async def test_a_listener_that_loses_its_lock_stops_serving_before_another_takes
         await proxied.dispose()
         await proxy.stop()
     assert [r.text for r in replies] == ["[echo: 1 message] before", "[echo: 1 message] after"]
+
+
+async def test_a_reply_whose_retried_send_was_a_duplicate_is_not_taken_for_the_owner(
+    tg_user: TelegramHarness,
+) -> None:
+    # Telegram takes the send but its answer never comes; the listener restarts, catch-up
+    # brings the account's own message, and the retried send is a RANDOM_ID_DUPLICATE
+    # (no message id stored). That message must not read as the owner writing.
+    tg = tg_user
+    async with tg.worker():
+        listener = await tg.start_listener()
+        tg.server.withhold_send_answers = 1
+        tg.world.send(ALICE, private(), "hello?")
+        await tg.wait_for_replies(ALICE, 1)  # Telegram carried it out
+        await tg.crash_listener(listener)
+        listener = await tg.start_listener()
+        for _ in range(600):  # the retried send after the send's heartbeat timeout
+            if [r.status for r in await tg.messages()] == ["sent"]:
+                break
+            await asyncio.sleep(0.1)
+        tg.world.send(ALICE, private(), "still there?")
+        replies = await tg.wait_for_replies(ALICE, 2, within=30)
+        await tg.stop_listener(listener)
+    assert [r.text for r in replies] == [
+        "[echo: 1 message] hello?",
+        "[echo: 1 message] still there?",
+    ]
+    own = [
+        m.id for m in tg.world.visible_to(BOT_ID, types.PeerUser(ALICE)) if m.sender_id == BOT_ID
+    ]
+    async with tg.sessionmaker() as session:
+        ids = (
+            (
+                await session.execute(
+                    select(delivery.c.channel_message_id)
+                    .join(reply, reply.c.id == delivery.c.reply_id)
+                    .join(burst, burst.c.id == reply.c.burst_id)
+                    .join(conversation, conversation.c.id == burst.c.conversation_id)
+                    .join(account, account.c.id == conversation.c.account_id)
+                    .where(account.c.key == tg.account_key)
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert sorted(ids) == sorted(own)  # the first reply's id, learnt from its own update
 
 
 async def test_a_bot_signs_in_with_its_token(tg: TelegramHarness) -> None:
