@@ -203,15 +203,32 @@ async def cmd_failed(settings: Settings, args: argparse.Namespace) -> int:
 
 async def cmd_retry(settings: Settings, args: argparse.Namespace) -> int:
     async with lull_runtime(settings, run_migrations=False, attach=True) as rt:
+        sends_on = await ops.retry_send_queue(
+            rt.sessionmaker, args.burst, task_queue=settings.task_queue
+        )
+        if await ops.activity_pollers(rt.client, sends_on) == 0:
+            # Said at once: the retry's send waits for a listener up to the outage window.
+            print(
+                f"lull: no listener polls {sends_on} (is `lull ingest` running for this "
+                "account?); the retry's send waits for one"
+                + ("" if args.no_wait else "; --no-wait returns at once"),
+                file=sys.stderr,
+            )
         result = await ops.retry_burst(
             rt.client,
-            rt.sessionmaker,
             args.burst,
             task_queue=settings.task_queue,
+            sends_on=sends_on,
             outage_window_seconds=settings.outage_window_minutes * 60,
+            wait=not args.no_wait,
         )
+    if isinstance(result, str):
+        print(ops.to_json({"status": "started", "workflow_id": result}))
+        return 0
     print(ops.to_json(result))
-    return 0 if result.status == "sent" else 1
+    if result.status == "nothing_to_retry":
+        print(f"lull: nothing to retry: {result.detail}", file=sys.stderr)
+    return 0 if result.status in ("sent", "nothing_to_retry") else 1
 
 
 COMMANDS = {
@@ -294,6 +311,11 @@ def build_parser() -> argparse.ArgumentParser:
             )
         if name == "retry":
             p.add_argument("burst", help="the burst key, as `lull failed` shows it")
+            p.add_argument(
+                "--no-wait",
+                action="store_true",
+                help="start the retry and return; `lull failed` shows how it ended",
+            )
     return parser
 
 
@@ -325,6 +347,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except ops.RetryRefusedError as exc:
         print(f"lull: retry refused: {exc}", file=sys.stderr)
+        return 1
+    except ops.RetryFailedError as exc:
+        print(f"lull: {exc}", file=sys.stderr)
         return 1
     except WorkflowUpdateFailedError as exc:
         print(f"lull: {args.command} refused: {exc.cause}", file=sys.stderr)

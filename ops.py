@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from db import failure_queries, queries
@@ -19,7 +20,7 @@ from ingest import send_task_queue
 from workflows import attributes
 from workflows.conversation import ConversationWorkflow
 from workflows.payloads import ConversationState, PauseInput, RetryBurstInput, RetryBurstResult
-from workflows.retry_burst import RetryBurstWorkflow, retry_workflow_id
+from workflows.retry_burst import RETRY_FAILED, RetryBurstWorkflow, retry_workflow_id
 
 OPEN_CONVERSATIONS = "WorkflowType = 'ConversationWorkflow' AND ExecutionStatus = 'Running'"
 
@@ -102,37 +103,72 @@ async def failed_bursts(
     return [dict(row._mapping) for row in rows]
 
 
-async def retry_burst(
-    client: Client,
-    sessionmaker: async_sessionmaker[AsyncSession],
-    burst_key: str,
-    *,
-    task_queue: str,
-    outage_window_seconds: float,
-) -> RetryBurstResult:
-    """Re-run a failed burst's remaining steps and wait for the outcome."""
+async def retry_send_queue(
+    sessionmaker: async_sessionmaker[AsyncSession], burst_key: str, *, task_queue: str
+) -> str:
+    """The send task queue of the account a burst belongs to."""
     async with sessionmaker() as session:
         row = await queries.load_burst(session, burst_key)
         if row is None:
             raise NoBurstError(burst_key)
         acct = await queries.load_account(session, row.account_id)
-    sends_on = send_task_queue(task_queue, acct.key)
-    try:
-        return await client.execute_workflow(
-            RetryBurstWorkflow.run,
-            RetryBurstInput(burst_key, sends_on, outage_window_seconds),
-            id=retry_workflow_id(burst_key),
-            task_queue=task_queue,
-            # One retry of a burst at a time; a finished one may be run again.
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            static_summary=f"retry failed burst {burst_key}",
+    return send_task_queue(task_queue, acct.key)
+
+
+async def activity_pollers(client: Client, task_queue: str) -> int:
+    """How many workers poll ``task_queue`` for activities right now (a listener hosting
+    an account's sends, for its send queue)."""
+    from temporalio.api.enums.v1 import TaskQueueType
+    from temporalio.api.taskqueue.v1 import TaskQueue
+    from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+
+    described = await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=client.namespace,
+            task_queue=TaskQueue(name=task_queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
         )
+    )
+    return len(described.pollers)
+
+
+async def retry_burst(
+    client: Client,
+    burst_key: str,
+    *,
+    task_queue: str,
+    sends_on: str,
+    outage_window_seconds: float,
+    wait: bool = True,
+) -> RetryBurstResult | str:
+    """Re-run a failed burst's remaining steps and wait for the outcome (or, without
+    ``wait``, start it and return its workflow id)."""
+    options: dict[str, Any] = {
+        "id": retry_workflow_id(burst_key),
+        "task_queue": task_queue,
+        # One retry of a burst at a time; a finished one may be run again.
+        "id_conflict_policy": WorkflowIDConflictPolicy.USE_EXISTING,
+        "static_summary": f"retry failed burst {burst_key}",
+    }
+    inp = RetryBurstInput(burst_key, sends_on, outage_window_seconds)
+    if not wait:
+        handle = await client.start_workflow(RetryBurstWorkflow.run, inp, **options)
+        return handle.id
+    try:
+        return await client.execute_workflow(RetryBurstWorkflow.run, inp, **options)
     except WorkflowFailureError as err:
-        raise RetryRefusedError(str(getattr(err.cause, "cause", None) or err.cause)) from None
+        cause = err.cause
+        if isinstance(cause, ApplicationError) and cause.type == RETRY_FAILED:
+            raise RetryFailedError(cause.message) from None
+        raise RetryRefusedError(str(getattr(cause, "cause", None) or cause)) from None
 
 
 class NoBurstError(LookupError):
     """No burst has that key."""
+
+
+class RetryFailedError(RuntimeError):
+    """The retry ran and failed again; the burst is failed, with the new error stored."""
 
 
 class RetryRefusedError(RuntimeError):

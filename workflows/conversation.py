@@ -130,15 +130,24 @@ class ConversationWorkflow:
         self._idle_timer: asyncio.Task[None] | None = None
 
     @workflow.update
-    def flush_now(self) -> ConversationState:
-        """Flush everything buffered now, each burst answered as usual (reason 'manual')."""
+    async def flush_now(self) -> ConversationState:
+        """Flush everything buffered now, each burst answered as usual (reason 'manual').
+        Returns the state once the flush has taken what was buffered."""
         self._force(REASON_MANUAL)
-        return self.state()
+        return await self._state_once_forced()
 
     @workflow.update
-    def clear(self) -> ConversationState:
-        """Drop everything buffered unanswered; it stays recorded as a 'cleared' burst."""
+    async def clear(self) -> ConversationState:
+        """Drop everything buffered unanswered; it stays recorded as a 'cleared' burst.
+        Returns the state once the buffer has been taken."""
         self._force(REASON_CLEARED)
+        return await self._state_once_forced()
+
+    async def _state_once_forced(self) -> ConversationState:
+        # Before the promises release the state was returned at once: from before the
+        # flush acted, still showing the buffer it was about to take.
+        if self._since(PATCH_PROMISES):
+            await workflow.wait_condition(lambda: self._forced is None)
         return self.state()
 
     @workflow.update

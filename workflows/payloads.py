@@ -235,3 +235,5 @@ class RetryBurstResult:
     generated: bool
     chunks_sent: int
     error_type: str | None = None
+    # Why there was nothing to retry (status "nothing_to_retry").
+    detail: str | None = None

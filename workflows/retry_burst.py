@@ -10,14 +10,19 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.bursts import BurstActivities
+    from activities.bursts import NOT_FAILED, BurstActivities
     from workflows import steps
+    from workflows.failures import error_type_of
     from workflows.payloads import RetryBurstInput, RetryBurstResult
 
 RETRY_WORKFLOW_PREFIX = "retry"
+# Outcomes the UI colours right: a retry whose delivery failed FAILS (it used to complete,
+# green, saying "generated"), and "nothing to retry" COMPLETES (it used to fail, red).
+PATCH_RETRY_OUTCOMES = "retry-outcomes"
+RETRY_FAILED = "RetryFailed"
 
 
 def retry_workflow_id(burst_key: str) -> str:
@@ -30,17 +35,23 @@ class RetryBurstWorkflow:
     async def run(self, input: RetryBurstInput) -> RetryBurstResult:
         key = input.burst_key
         window = timedelta(seconds=input.outage_window_seconds)
-        # Fails the workflow (non-retryable) when the burst is not failed: nothing to do.
-        status = await workflow.execute_activity_method(
-            BurstActivities.reopen_failed_burst,
-            key,
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=steps.DB_RETRY,
-            summary="reopen failed burst",
-        )
+        outcomes = workflow.patched(PATCH_RETRY_OUTCOMES)
+        try:
+            status = await workflow.execute_activity_method(
+                BurstActivities.reopen_failed_burst,
+                key,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=steps.DB_RETRY,
+                summary="reopen failed burst",
+            )
+        except ActivityError as err:
+            if outcomes and error_type_of(err) == NOT_FAILED:
+                workflow.set_current_details(f"nothing to retry: {err.cause}")
+                return RetryBurstResult("nothing_to_retry", False, 0, detail=str(err.cause))
+            raise
         generated = status == "persisted"
         try:
-            await steps.generate_reply(
+            reply = await steps.generate_reply(
                 key,
                 outage_window=window,
                 summary="generate reply" if generated else "reuse stored reply",
@@ -53,5 +64,13 @@ class RetryBurstWorkflow:
             )
         except ActivityError as err:
             error_type = await steps.mark_failed(key, err)
+            if outcomes:
+                raise ApplicationError(
+                    f"the retry of burst {key} failed too ({error_type}); see `lull failed`",
+                    type=RETRY_FAILED,
+                    non_retryable=True,
+                ) from None
             return RetryBurstResult("failed", generated, 0, error_type)
+        if outcomes:
+            generated = not reply.reused
         return RetryBurstResult("sent", generated, sent.newly_sent)

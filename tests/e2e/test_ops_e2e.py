@@ -81,13 +81,16 @@ async def test_ops_commands_drive_an_open_conversation(
         # A handoff is what ops filter by: the listing shows it.
         listed, rows = await listed_until_phase(address, key, "paused")
         assert [r["phase"] for r in rows] == ["paused"], listed.stderr
+        # Refused where it is parsed, before anything reaches the workflow.
         refused = await lull(address, "pause", "41", "--account", key, "--minutes", "0")
-        assert refused.returncode == 1 and "refused" in refused.stderr
+        assert refused.returncode == 2 and "--minutes: must be above 0" in refused.stderr
         resumed = await lull(address, "resume", "41", "--account", key)
         assert json.loads(resumed.stdout)["paused"] is False
 
         flushed = await lull(address, "flush", "41", "--account", key)
         assert flushed.returncode == 0, flushed.stderr
+        # The state after the flush took the buffer, not the one before.
+        assert json.loads(flushed.stdout)["buffered"] == 0
         for _ in range(50):
             if rec.sent:
                 break

@@ -236,7 +236,8 @@ due_timer_kept.slow_signals = 0.3  # type: ignore[attr-defined]
 
 async def promises(env: WorkflowEnvironment, tq: str, rec: Recorder):  # type: ignore[no-untyped-def]
     """lull-2026-12-promises: a message before the max wait joins the burst it capped;
-    a pause of an idle conversation outlives its idle close, until resumed."""
+    a pause of an idle conversation outlives its idle close, until resumed; flush and
+    clear answer once they have taken the buffer."""
     from workflows.conversation import ConversationWorkflow
     from workflows.payloads import PauseInput
 
@@ -248,7 +249,11 @@ async def promises(env: WorkflowEnvironment, tq: str, rec: Recorder):  # type: i
     await handle.execute_update(ConversationWorkflow.pause, PauseInput(None))
     await env.sleep(10)
     await handle.execute_update(ConversationWorkflow.resume)
-    return await signal_message(env.client, inp, tq, 9)
+    await signal_message(env.client, inp, tq, 9)
+    await handle.execute_update(ConversationWorkflow.flush_now)  # returns once flushed
+    await signal_message(env.client, inp, tq, 10)
+    await handle.execute_update(ConversationWorkflow.clear)
+    return await signal_message(env.client, inp, tq, 11)
 
 
 SCENARIOS = (
