@@ -24,6 +24,7 @@ from ingest import register_account, wait_until_answered
 from runtime import banner, database_only, lull_runtime, stop_on_signals
 from settings import Settings, SettingsError, load_settings
 from stack import StackError, running_stack, wait_for_temporal
+from settings import ACCOUNT_KEY
 from workflows.config_check import MAX_PAUSE_SECONDS, pause_seconds_ok
 from workflows.ids import conversation_workflow_id
 
@@ -257,6 +258,15 @@ COMMANDS = {
 CHAT_COMMANDS = ("inspect", "flush", "clear", "pause", "resume")
 
 
+def account_key(raw: str) -> str:
+    """An account key, parsed at the edge: the characters account keys are made of."""
+    if not ACCOUNT_KEY.fullmatch(raw):
+        raise argparse.ArgumentTypeError(
+            f"not an account key: {raw!r} (letters, digits, '_', '.' and '-')"
+        )
+    return raw
+
+
 def pause_minutes(raw: str) -> float:
     """A pause's length, parsed at the edge: finite, above 0, at most 366 days."""
     try:
@@ -301,11 +311,16 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--topic", type=int, default=None, help="forum topic id")
         if name in (*CHAT_COMMANDS, "conversations"):
             default = "console" if name != "conversations" else None
-            p.add_argument("--account", default=default, help="account key (default: %(default)s)")
+            p.add_argument(
+                "--account",
+                type=account_key,
+                default=default,
+                help="account key (default: %(default)s)",
+            )
         if name == "pause":
             p.add_argument("--minutes", type=pause_minutes, help="resume by itself after this long")
         if name == "failed":
-            p.add_argument("--account", default=None, help="only this account's bursts")
+            p.add_argument("--account", type=account_key, help="only this account's bursts")
             p.add_argument(
                 "--limit", type=bounded_int(1, 10_000), default=100, help="at most this many"
             )

@@ -40,10 +40,16 @@ def to_json(value: Any) -> str:
     return json.dumps(value, default=default, ensure_ascii=False)
 
 
+def quoted(value: str) -> str:
+    """A string literal for a visibility query: quotes and backslashes escaped, so a value
+    can never end the literal and add to the query."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 async def list_conversations(client: Client, account: str | None = None) -> list[dict[str, Any]]:
     query = OPEN_CONVERSATIONS
     if account is not None:
-        query += f" AND WorkflowId STARTS_WITH 'conversation/{account}/'"
+        query += f" AND WorkflowId STARTS_WITH {quoted(f'conversation/{account}/')}"
     rows = []
     async for wf in client.list_workflows(query):
         found = wf.typed_search_attributes
@@ -70,7 +76,15 @@ async def inspect(client: Client, workflow_id: str) -> dict[str, Any]:
         if err.status == RPCStatusCode.NOT_FOUND:
             raise NoConversationError(workflow_id) from None
         raise
-    return {"workflow_id": workflow_id, "run_id": described.run_id, "state": state}
+    # "phase" in the words of `lull conversations` and LullPhase (active or paused); what
+    # the conversation is doing right now is "doing" (collecting, generating, ...).
+    return {
+        "workflow_id": workflow_id,
+        "run_id": described.run_id,
+        "phase": attributes.steady_phase(state.phase),
+        "doing": state.phase,
+        "state": state,
+    }
 
 
 async def control(

@@ -28,6 +28,8 @@ MAX_WAIT_SECONDS = CONFIG_BOUNDS["max_wait_seconds"]
 MAX_TYPING_WINDOW_SECONDS = CONFIG_BOUNDS["typing_window_seconds"]
 MAX_PAUSE_MINUTES = MAX_PAUSE_SECONDS / 60
 MAX_PRICE_PER_1K = 100.0
+# What an account key is made of (it appears in task queue names and queries).
+ACCOUNT_KEY = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
 class SettingsError(Exception):

@@ -35,3 +35,41 @@ def test_telegram_commands_name_the_missing_credentials(
     err = capsys.readouterr().err
     assert "LULL_TG_API_ID and LULL_TG_API_HASH" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["conversations", "--account", "it's"],
+        ["inspect", "1", "--account", "a' OR 'x'='x"],
+        ["failed", "--account", "bad key"],
+        ["failed", "--limit", "-1"],
+        ["failed", "--limit", "many"],
+        ["pause", "1", "--minutes", "nan"],
+        ["pause", "1", "--minutes", "inf"],
+        ["pause", "1", "--minutes", "1e12"],
+    ],
+)
+def test_bad_arguments_are_refused_at_parse_time_in_one_line(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(argv)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert f"lull {argv[0]}: error: argument" in err[-1]
+
+
+def test_a_visibility_query_value_cannot_end_its_literal() -> None:
+    from ops import quoted
+
+    assert quoted("it's") == "'it\\'s'"
+    assert quoted("a\\' OR 1=1") == "'a\\\\\\' OR 1=1'"
+
+
+async def test_listing_with_a_quote_in_the_account_is_an_empty_answer_not_a_bad_query(
+    dev_env: object,
+) -> None:
+    from ops import list_conversations
+
+    assert await list_conversations(dev_env.client, "it's") == []  # type: ignore[attr-defined]

@@ -73,6 +73,7 @@ async def test_ops_commands_drive_an_open_conversation(
         assert row["chat_ref"] != "41"
 
         inspected = await lull(address, "inspect", "41", "--account", key)
+        assert json.loads(inspected.stdout)["phase"] == "active"  # as the listing says
         state = json.loads(inspected.stdout)["state"]
         assert (state["buffered"], state["deadline_rule"]) == (1, "quiet period")
 
