@@ -22,9 +22,8 @@ from db import migrate, queries
 from db.locks import AccountLockedError
 from ingest import register_account, wait_until_answered
 from runtime import banner, database_only, lull_runtime, stop_on_signals
-from settings import Settings, SettingsError, load_settings
+from settings import ACCOUNT_KEY, Settings, SettingsError, load_settings
 from stack import StackError, running_stack, wait_for_temporal
-from settings import ACCOUNT_KEY
 from workflows.config_check import MAX_PAUSE_SECONDS, pause_seconds_ok
 from workflows.ids import conversation_workflow_id
 
