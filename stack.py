@@ -68,6 +68,15 @@ async def start_postgres(data_dir: Path, *, keep: bool = False) -> tuple[str, ob
     return f"postgresql+asyncpg://postgres@/{DATABASE_NAME}?host={socket_dir}", server
 
 
+def dev_stack_running(settings: Settings) -> bool:
+    """Whether a `lull dev` (or `lull run`) of this data folder runs its embedded servers,
+    so another command should join them rather than start its own."""
+    if settings.database_url or settings.temporal_address:
+        return False
+    pg_running = (settings.data_dir / "pg" / "postmaster.pid").exists()
+    return pg_running and not _port_is_free(settings.temporal_port)
+
+
 def _port_is_free(port: int) -> bool:
     with socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -81,6 +81,7 @@ class BurstActivities:
                 error=error,
                 failed_at=func.now(),
             )
+            acct = await queries.load_account(session, row.account_id)
             first = await failure_queries.record_alert(
                 session,
                 account_id=row.account_id,
@@ -90,13 +91,16 @@ class BurstActivities:
             )
         if first:
             # Error type and the provider's or Telegram's error text: never user content.
+            # Named as ops know them: the account key and the workflow to open in the UI.
+            workflow_id = activity.info().workflow_id if activity.in_activity() else "-"
             log.error(
                 "ALERT account %s: a burst failed with %s (first this hour; more are counted "
-                "in the alert table): %s [burst %s]",
-                row.account_id,
+                "in the alert table): %s [burst %s, workflow %s]",
+                acct.key,
                 input.error_type,
                 error[:300],
                 input.burst_key,
+                workflow_id,
             )
 
     @activity.defn(name="reopen_failed_burst")

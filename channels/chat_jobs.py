@@ -16,8 +16,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy.exc import DataError, IntegrityError
+from temporalio.service import RPCError
 
 from channels.input_rules import RejectedMessageError
+from db.errors import database_unavailable, describe_database_error, is_database_error
 
 log = logging.getLogger("lull.telegram")
 
@@ -126,17 +128,20 @@ class ChatJobs:
                     return
                 except (DataError, IntegrityError) as exc:
                     # Postgres refuses this data itself: retrying would stall the chat.
-                    log.error("rejected %s: Postgres refuses it: %s", label, exc.orig)
+                    log.error(
+                        "rejected %s: Postgres refuses it: %s",
+                        label,
+                        describe_database_error(exc),
+                    )
                     return
                 except Exception as exc:
                     if not failed:
                         failed = True
                         self.failing += 1
                     log.warning(
-                        "%s not handed over yet (%s: %s); retrying in %.1f s",
+                        "%s not handed over yet (%s); retrying in %.1f s",
                         label,
-                        type(exc).__name__,
-                        exc,
+                        what_is_down(exc),
                         delay,
                     )
                     await asyncio.sleep(delay * random.uniform(0.8, 1.2))
@@ -144,3 +149,14 @@ class ChatJobs:
         finally:
             if failed:
                 self.failing -= 1
+
+
+def what_is_down(exc: BaseException) -> str:
+    """The part an error says is down, in words ops act on (not ``FileNotFoundError``)."""
+    if database_unavailable(exc):
+        return f"Postgres is unreachable: {describe_database_error(exc)}"
+    if is_database_error(exc):
+        return f"Postgres refused the statement: {describe_database_error(exc)}"
+    if isinstance(exc, RPCError):
+        return f"Temporal answered {exc.status.name}: {exc.message}"
+    return f"{type(exc).__name__}: {str(exc)[:300]}"

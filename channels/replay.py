@@ -26,6 +26,8 @@ from ingest import IncomingMessage, Ingestor
 log = logging.getLogger("lull.replay")
 
 EventType = Literal["message", "typing", "cancel", "edit", "delete"]
+# A script spans at most a day; a later "at" is a mistake (1e300 used to hang the run).
+MAX_AT_SECONDS = 86_400.0
 
 
 class ScriptError(ValueError):
@@ -35,14 +37,15 @@ class ScriptError(ValueError):
 class ScriptEvent(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    at: float = Field(ge=0, allow_inf_nan=False)
+    at: float = Field(ge=0, le=MAX_AT_SECONDS, allow_inf_nan=False, strict=True)
     # Telegram's ids are 64-bit (Postgres BIGINT): a bigger one is a mistake in the script.
-    chat: int = Field(ge=INT64_MIN, le=INT64_MAX)
-    user: int = Field(ge=INT64_MIN, le=INT64_MAX)
+    # Strict: true or "7" is not an id.
+    chat: int = Field(ge=INT64_MIN, le=INT64_MAX, strict=True)
+    user: int = Field(ge=INT64_MIN, le=INT64_MAX, strict=True)
     type: EventType
-    id: int | None = Field(default=None, ge=1, le=INT64_MAX)
-    text: str | None = None
-    topic: int | None = Field(default=None, ge=INT64_MIN, le=INT64_MAX)
+    id: int | None = Field(default=None, ge=1, le=INT64_MAX, strict=True)
+    text: str | None = Field(default=None, strict=True)
+    topic: int | None = Field(default=None, ge=INT64_MIN, le=INT64_MAX, strict=True)
     line: int = 0
 
     @model_validator(mode="after")
@@ -68,6 +71,8 @@ def parse_script(lines: Iterable[str], *, source: str = "script") -> list[Script
             events.append(ScriptEvent(**data, line=number))
         except (ValueError, ValidationError) as exc:
             raise ScriptError(f"{source}:{number}: {_describe(exc)}") from None
+        except RecursionError:
+            raise ScriptError(f"{source}:{number}: JSON nested too deeply") from None
     if not events:
         raise ScriptError(f"{source}: no events")
     return sorted(events, key=lambda e: e.at)
@@ -75,10 +80,16 @@ def parse_script(lines: Iterable[str], *, source: str = "script") -> list[Script
 
 def load_script(path: Path) -> list[ScriptEvent]:
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise ScriptError(f"{path}: {exc.strerror}") from None
-    return parse_script(text.splitlines(), source=str(path))
+    lines = []
+    for number, line in enumerate(raw.splitlines(), start=1):
+        try:
+            lines.append(line.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise ScriptError(f"{path}:{number}: not UTF-8 text") from None
+    return parse_script(lines, source=str(path))
 
 
 def _describe(exc: Exception) -> str:

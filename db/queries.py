@@ -549,3 +549,11 @@ async def bump_context_epoch(session: AsyncSession, conversation_id: int) -> Non
         .where(conversation.c.id == conversation_id)
         .values(context_epoch=conversation.c.context_epoch + 1, updated_at=func.now())
     )
+
+
+async def account_chats(session: AsyncSession, account_id: int) -> list[tuple[int, int | None]]:
+    """(chat, topic) of every conversation of the account."""
+    stmt = select(conversation.c.chat_id, conversation.c.topic_id).where(
+        conversation.c.account_id == account_id
+    )
+    return [(row.chat_id, row.topic_id) for row in await session.execute(stmt)]

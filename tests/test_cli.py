@@ -73,3 +73,31 @@ async def test_listing_with_a_quote_in_the_account_is_an_empty_answer_not_a_bad_
     from ops import list_conversations
 
     assert await list_conversations(dev_env.client, "it's") == []  # type: ignore[attr-defined]
+
+
+def test_a_failed_activity_attempt_is_logged_in_one_line() -> None:
+    import logging
+
+    from cli import one_line_activity_failures
+
+    try:
+        try:
+            raise ConnectionError("provider down")
+        except ConnectionError as inner:
+            raise RuntimeError("LLM 100% unavailable") from inner
+    except RuntimeError:
+        import sys
+
+        record = logging.LogRecord(
+            "temporalio.activity",
+            logging.WARNING,
+            "x",
+            1,
+            "Completing activity as failed (%s)",
+            ({"attempt": 3},),
+            sys.exc_info(),
+        )
+    assert one_line_activity_failures(record)
+    line = logging.Formatter().format(record)
+    assert "\n" not in line
+    assert line.endswith("RuntimeError: LLM 100% unavailable")

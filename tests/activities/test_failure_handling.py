@@ -14,7 +14,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.bursts import NOT_FAILED, BurstActivities
 from activities.replies import ReplyActivities
 from activities.sending import SendActivities
-from db import failure_queries
+from db import failure_queries, queries
 from db.tables import burst
 from tests.activities.test_idempotency import (
     OPTIONS,
@@ -57,6 +57,10 @@ async def test_failures_alert_ops_once_per_kind_and_hour_and_count_the_rest(
     assert len(alerts) == 2
     assert all(r.levelno == logging.ERROR for r in alerts)
     assert "LLMRejected" in alerts[0].getMessage() and first in alerts[0].getMessage()
+    # Named by the account's key, as ops know it, not its internal id.
+    async with sessionmaker() as session:
+        key = (await queries.load_account(session, account_id)).key
+    assert f"ALERT account {key}:" in alerts[0].getMessage()
     async with sessionmaker() as session:
         rows = await failure_queries.alerts(session, account_id)
     assert [(r.kind, r.occurrences, r.first_burst_key) for r in rows] == [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import subprocess
@@ -9,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
 
 from tests.e2e.helpers import ROOT, free_port, lull_command, lull_env, new_data_dir
@@ -90,3 +92,89 @@ def test_a_lone_worker_refuses_to_start_embedded_servers_it_would_orphan(data_di
     assert proc.returncode == 1
     assert "start `lull dev` first, or set LULL_DATABASE_URL" in proc.stderr
     assert not (data_dir / "pg").exists()
+
+
+async def test_a_replay_closes_its_conversations_and_fails_when_a_burst_failed(
+    data_dir: Path,
+    dev_env: WorkflowEnvironment,
+    database_url: str,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    from sqlalchemy import select
+    from temporalio.client import WorkflowExecutionStatus
+
+    from db.tables import account, burst, conversation
+    from tests.fakes.openai_server import Answer, running_fake_openai
+
+    address = dev_env.client.service_client.config.target_host
+    async with running_fake_openai() as llm:
+        llm.script.append(Answer(status=400, content="bad request"))
+        proc = await asyncio.to_thread(
+            replay,
+            data_dir,
+            LULL_TEMPORAL_ADDRESS=address,
+            LULL_DATABASE_URL=database_url,
+            LULL_LLM_BASE_URL=llm.base_url,
+            LULL_LLM_API_KEY="k",
+        )
+    assert proc.returncode == 1, proc.stderr
+    assert "failed: LLMRejected" in proc.stderr
+    burst_key = next(w for w in proc.stderr.split() if w.startswith("b-"))
+    async with sessionmaker() as session:
+        key = (
+            await session.execute(
+                select(account.c.key)
+                .join(conversation, conversation.c.account_id == account.c.id)
+                .join(burst, burst.c.conversation_id == conversation.c.id)
+                .where(burst.c.burst_key == burst_key)
+            )
+        ).scalar_one()
+    described = await dev_env.client.get_workflow_handle(f"conversation/{key}/9/~").describe()
+    assert described.status == WorkflowExecutionStatus.TERMINATED  # closed when it finished
+
+
+async def test_a_replay_beside_lull_dev_joins_its_servers(data_dir: Path) -> None:
+    from tests.e2e.helpers import Process
+
+    env = lull_env(data_dir)
+    dev = Process("dev", "dev", env, data_dir)
+    await dev.start()
+    try:
+        for _ in range(300):  # until its Temporal answers
+            probe = await asyncio.to_thread(
+                subprocess.run,
+                lull_command("conversations"),
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            if probe.returncode == 0:
+                break
+            await asyncio.sleep(0.2)
+        assert probe.returncode == 0, dev.tail()
+        proc = await asyncio.to_thread(
+            subprocess.run,
+            lull_command("replay", str(data_dir / "s.jsonl")),
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stderr
+        (line,) = [json.loads(x) for x in proc.stdout.splitlines()]
+        assert line["message_ids"] == [1, 2]
+        listed = await asyncio.to_thread(
+            subprocess.run,
+            lull_command("conversations", "--account", line["account"]),
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert listed.returncode == 0 and listed.stdout == ""  # closed when it finished
+    finally:
+        assert await dev.signal(15) == 0, dev.tail()
