@@ -28,6 +28,7 @@ from channels.telegram_listener import ListenerOptions, TelegramListener
 from channels.telegram_sender import TelegramSender
 from channels.telegram_session import PostgresSession
 from channels.telegram_typing import TypingIndicator, telethon_typing
+from db import queries
 from db.locks import HeldLock, account_listener_lock
 from health import HealthServer
 from ingest import Account, register_account
@@ -43,6 +44,8 @@ EXIT_SESSION_DEAD = 3
 # Exit status when the account's lock was lost (Postgres restarted or failed over): the
 # listener disconnected from Telegram at once; a restart takes the lock again if free.
 EXIT_LOCK_LOST = 4
+# How often a serving listener checks that its account is still enabled.
+ACTIVE_POLL_SECONDS = 5.0
 # Telegram's own DC 2; only used when no session and no LULL_TG_SERVER say otherwise.
 DEFAULT_DC = 2
 
@@ -122,6 +125,10 @@ async def serve(
     account = await register_account(
         rt.sessionmaker, key=s.tg_account, kind=kind, display_name=s.tg_account
     )
+    if not await _is_active(rt, account):
+        raise StackError(
+            f"account {account.key!r} is disabled (account.active is false); enable it to serve it"
+        )
     # The lock first: a second listener must not even connect with the same auth key.
     async with account_listener_lock(rt.engine, account.id) as lock:
         session = await PostgresSession.load(rt.sessionmaker, s.tg_account)
@@ -204,6 +211,7 @@ async def _serve_connected(
         typing_task = asyncio.create_task(typing.run())
         # Cancelled on every way out, not only the clean one below.
         stack.callback(typing_task.cancel)
+        stack.callback(asyncio.create_task(_stop_when_disabled(rt, account, stop)).cancel)
         if on_ready is not None:
             on_ready(health)
         disconnected = asyncio.ensure_future(client.disconnected)
@@ -232,6 +240,26 @@ async def _serve_connected(
             log.error("the Telegram connection ended; stopping")
             return 1
     return EXIT_SESSION_DEAD if dead_session else 0
+
+
+async def _is_active(rt: Runtime, account: Account) -> bool:
+    async with rt.sessionmaker() as session:
+        return await queries.account_active(session, account.id)
+
+
+async def _stop_when_disabled(rt: Runtime, account: Account, stop: asyncio.Event) -> None:
+    """A disabled account stops being served: drained like a SIGTERM, then the listener
+    exits (and refuses to start while it stays disabled)."""
+    while True:
+        await asyncio.sleep(ACTIVE_POLL_SECONDS)
+        try:
+            active = await _is_active(rt, account)
+        except Exception:
+            continue  # Postgres down: readiness reports it; the lock watch acts on it
+        if not active:
+            log.warning("account %s was disabled; draining and stopping", account.key)
+            stop.set()
+            return
 
 
 async def login(rt: Runtime, *, ask: Callable[[str], str] = input) -> str:

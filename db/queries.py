@@ -48,6 +48,12 @@ async def upsert_account(session: AsyncSession, *, key: str, kind: str, display_
     return (await session.execute(stmt)).scalar_one()
 
 
+async def account_active(session: AsyncSession, account_id: int) -> bool:
+    """Whether the account is enabled (``account.active``): a disabled one is not served."""
+    stmt = select(account.c.active).where(account.c.id == account_id)
+    return bool((await session.execute(stmt)).scalar_one())
+
+
 async def load_account(session: AsyncSession, account_id: int) -> Any:
     return (await session.execute(select(account).where(account.c.id == account_id))).one()
 

@@ -372,6 +372,30 @@ async def test_a_reply_whose_retried_send_was_a_duplicate_is_not_taken_for_the_o
     assert sorted(ids) == sorted(own)  # the first reply's id, learnt from its own update
 
 
+async def test_a_disabled_account_is_not_served_and_a_served_one_stops_when_disabled(
+    tg: TelegramHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(telegram_service, "ACTIVE_POLL_SECONDS", 0.2)
+
+    async def set_active(active: bool) -> None:
+        async with tg.sessionmaker() as session, session.begin():
+            await session.execute(
+                update(account).where(account.c.key == tg.account_key).values(active=active)
+            )
+
+    async with tg.worker():
+        listener = await tg.start_listener()
+        tg.world.send(ALICE, private(), "hi")
+        await tg.wait_for_replies(ALICE, 1)
+        await set_active(False)
+        assert await asyncio.wait_for(listener.task, 10) == 0  # drained, then stopped
+        with pytest.raises(StackError, match="is disabled"):
+            await tg.start_listener()
+        await set_active(True)
+        listener = await tg.start_listener()
+        await tg.stop_listener(listener)
+
+
 async def test_a_bot_signs_in_with_its_token(tg: TelegramHarness) -> None:
     bot = tg.world.add_account(600, "Fresh bot", bot=True, bot_token="600:secret")
     bot.authorized = False
