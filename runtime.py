@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -21,10 +22,11 @@ import worker as worker_module
 from channels.base import ChannelSender
 from db import migrate
 from db.engine import make_engine, make_sessionmaker
+from db.sealed import SecretBox
 from ingest import Account, Ingestor, build_send_worker
 from llm.factory import build_provider
-from settings import Settings
-from stack import Stack, StackError, running_stack, wait_for_temporal
+from settings import Settings, mask_url
+from stack import Stack, StackError, dev_stack_running, running_stack, wait_for_temporal
 from workflows.payloads import DebounceConfig
 
 log = logging.getLogger("lull")
@@ -101,7 +103,7 @@ async def check_database(engine: AsyncEngine, url: str) -> None:
         async with engine.connect() as conn:
             await conn.execute(text("select 1"))
     except Exception as exc:
-        safe = url.split("@")[-1]  # never print credentials
+        safe = mask_url(url)  # never print credentials
         raise StackError(
             f"Postgres at {safe} is unreachable: {type(exc).__name__}: {exc}"
         ) from None
@@ -130,13 +132,36 @@ async def lull_runtime(
 async def database_only(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     """Postgres alone (configured, or the embedded one of a running `lull dev`), for
     commands that read only the transcript: they work while Temporal is down."""
-    async with running_stack(settings, with_temporal=False, attach=True) as stack:
+    joining = dev_stack_running(settings) or settings.database_url is not None
+    async with running_stack(settings, with_temporal=False, attach=joining) as stack:
         engine = make_engine(stack.database_url)
         try:
             await check_database(engine, stack.database_url)
             yield make_sessionmaker(engine)
         finally:
             await engine.dispose()
+
+
+def secret_box(settings: Settings) -> SecretBox:
+    """The box that seals stored credentials: LULL_SECRET_KEY, or for the embedded dev
+    stack alone a key made once and kept in the data folder (0600)."""
+    if settings.secret_key is not None:
+        return SecretBox.parse(settings.secret_key.get_secret_value())
+    if not settings.dev_mode:
+        raise StackError(
+            "LULL_SECRET_KEY is needed to store credentials in a configured database; "
+            "make one with `lull secrets new-key`"
+        )
+    path = settings.data_dir / "secret.key"
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w") as out:
+            out.write(SecretBox.new_key_setting("dev"))
+    return SecretBox.parse(path.read_text().strip())
 
 
 def stop_on_signals() -> asyncio.Event:

@@ -143,6 +143,11 @@ class Settings(BaseSettings):
     # 1 s. Unset: that cap. 0 turns it off.
     ingest_signal_linger_seconds: float | None = Field(default=None, ge=0, le=10)
 
+    # Seals credentials at rest (Telegram auth keys): id:base64key[,id:base64key...], the
+    # first seals, all open (db/sealed.py). Unset: a key kept in LULL_DATA_DIR, for the
+    # embedded dev stack only; a configured database needs it set.
+    secret_key: SecretStr | None = None
+
     # Keys the chat-id hash shown in the Temporal UI, so small ids cannot be brute-forced back.
     chat_hash_key: SecretStr = SecretStr("lull-default-chat-hash-key")
 
@@ -173,6 +178,18 @@ class Settings(BaseSettings):
 
         extra = (c.strip().lstrip("/").lower() for c in self.commands.split(","))
         return frozenset(BUILTIN_COMMANDS) | {c for c in extra if c}
+
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        from db.sealed import SecretBox, SecretKeyError
+
+        if value is not None:
+            try:
+                SecretBox.parse(value.get_secret_value())
+            except SecretKeyError as exc:
+                raise ValueError(str(exc)) from None
+        return value
 
     @field_validator("commands")
     @classmethod
@@ -216,11 +233,44 @@ class Settings(BaseSettings):
         return frozenset(int(part) for part in raw.split(",") if part.strip())
 
     @property
+    def dev_mode(self) -> bool:
+        """The embedded stack of `make run`: no configured database."""
+        return self.database_url is None
+
+    @property
     def llm_label(self) -> str:
-        """What the banner says about the active provider; never includes the key."""
+        """What the banner says about the active provider; never includes a credential."""
         if self.llm_provider == "echo":
             return "echo (offline; set LULL_LLM_BASE_URL / LULL_LLM_API_KEY for a real model)"
-        return f"openai-compatible {self.llm_model} at {self.llm_base_url or 'api.openai.com'}"
+        where = mask_url(self.llm_base_url) if self.llm_base_url else "api.openai.com"
+        return f"openai-compatible {self.llm_model} at {where}"
+
+
+_SECRET_QUERY = re.compile(r"(?i)^(.*(key|token|secret|password|pass|pwd|auth|sig).*)$")
+
+
+def mask_url(url: str) -> str:
+    """``url`` with any credential in it masked: the password of its user info and the
+    values of query parameters named like a key, token, secret or password."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(unparseable URL)"
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, host = netloc.rpartition("@")
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:***@{host}" if ":" in userinfo else f"***@{host}"
+    query = urlencode(
+        [
+            (k, "***" if _SECRET_QUERY.match(k) else v)
+            for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        ],
+        safe="*",
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def load_settings(**overrides: object) -> Settings:

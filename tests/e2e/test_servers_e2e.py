@@ -178,3 +178,22 @@ async def test_a_replay_beside_lull_dev_joins_its_servers(data_dir: Path) -> Non
         assert listed.returncode == 0 and listed.stdout == ""  # closed when it finished
     finally:
         assert await dev.signal(15) == 0, dev.tail()
+
+
+def test_the_data_folder_and_the_files_lull_makes_are_the_operators_alone() -> None:
+    path = new_data_dir()
+    path.rmdir()  # let lull create it
+    try:
+        env = lull_env(path)
+        env.pop("LULL_SECRET_KEY")  # the embedded stack makes and keeps its own
+        for args in (("migrate",), ("secrets", "rotate")):
+            proc = subprocess.run(
+                lull_command(*args), cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+            )
+            assert proc.returncode == 0, proc.stderr
+        assert "0 stored credentials re-sealed with key 'dev'" in proc.stdout
+        # Traversable for embedded Postgres's own OS user, listable by nobody else.
+        assert path.stat().st_mode & 0o077 == 0o011
+        assert (path / "secret.key").stat().st_mode & 0o777 == 0o600
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

@@ -22,6 +22,7 @@ from temporalio.testing import WorkflowEnvironment
 from channels.telegram_session import PostgresSession
 from db.tables import account, burst, message
 from tests.e2e.helpers import Process, free_port, lull_env, new_data_dir
+from tests.keys import TEST_BOX
 from tests.telegram_server.server import FakeTelegramServer
 
 pytestmark = pytest.mark.e2e
@@ -91,7 +92,7 @@ async def deployment(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> AsyncIterator[Deployment]:
     key = f"tg-e2e-{uuid.uuid4().hex[:8]}"
-    session = await PostgresSession.load(sessionmaker, key)
+    session = await PostgresSession.load(sessionmaker, key, box=TEST_BOX)
     telegram.seed(session, BOT)
     await session.save()
     data_dir = new_data_dir()

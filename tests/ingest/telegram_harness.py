@@ -24,6 +24,7 @@ from runtime import Runtime
 from settings import load_settings
 from stack import Stack
 from tests.conftest import task_queue
+from tests.keys import TEST_BOX, TEST_SECRET_KEY
 from tests.telegram_server.server import FakeTelegramServer
 from tests.telegram_server.world import Visible
 
@@ -64,13 +65,14 @@ class TelegramHarness:
             debounce_seconds=1,
             health_port=0,
             drain_seconds=10,
+            secret_key=TEST_SECRET_KEY,
             **self.settings_overrides,
         )
         stack = Stack(database_url="(test)", temporal_address="(test)", ui_url=None)
         return Runtime(settings, stack, self.env.client, self.engine, self.sessionmaker)
 
     async def seed_session(self, user_id: int = BOT_ID) -> None:
-        session = await PostgresSession.load(self.sessionmaker, self.account_key)
+        session = await PostgresSession.load(self.sessionmaker, self.account_key, box=TEST_BOX)
         self.server.seed(session, user_id)
         await session.save()
 

@@ -21,6 +21,7 @@ from db.tables import account, message
 from ingest import Ingestor, register_account, send_task_queue
 from tests.conftest import task_queue
 from tests.ingest.telethon_feed import SELF_ID, WHEN, offline_client, user
+from tests.keys import TEST_BOX
 from tests.workflows.helpers import Recorder, new_worker
 from workflows.payloads import DebounceConfig
 
@@ -70,7 +71,9 @@ async def test_hostile_updates_are_refused_clearly_and_valid_ones_still_answered
         chat_hash_key=b"k",
     )
     client = offline_client()
-    listener = TelegramListener(client, ingestor, PostgresSession(sessionmaker, key), sessionmaker)
+    listener = TelegramListener(
+        client, ingestor, PostgresSession(sessionmaker, key, box=TEST_BOX), sessionmaker
+    )
     listener.start()
     listener.identify(SELF_ID, user_account=False)
 

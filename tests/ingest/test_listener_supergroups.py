@@ -15,6 +15,7 @@ from channels.telegram_session import PostgresSession
 from ingest import Ingestor, register_account
 from tests.conftest import task_queue
 from tests.ingest.telethon_feed import SELF_ID, WHEN, channel, offline_client, user
+from tests.keys import TEST_BOX
 from tests.workflows.helpers import Recorder, new_worker
 from workflows.conversation import ConversationWorkflow
 from workflows.ids import conversation_workflow_id
@@ -61,7 +62,9 @@ async def test_supergroup_and_topic_updates_reach_their_conversations(
         schedule=lambda delay, callback: None,
     )
     client = offline_client()
-    listener = TelegramListener(client, ingestor, PostgresSession(sessionmaker, key), sessionmaker)
+    listener = TelegramListener(
+        client, ingestor, PostgresSession(sessionmaker, key, box=TEST_BOX), sessionmaker
+    )
     listener.start()
     listener.identify(SELF_ID, user_account=False)
     users, chats = [user(ALICE)], [channel(SUPERGROUP), channel(FORUM, forum=True)]

@@ -11,6 +11,7 @@ from telethon.crypto import AuthKey
 from telethon.tl import types
 
 from channels.telegram_session import PostgresSession
+from tests.keys import TEST_BOX
 
 WHEN = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
@@ -23,7 +24,7 @@ async def test_a_saved_session_loads_back_whole(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     key = f"s-{uuid.uuid4().hex[:8]}"
-    session = await PostgresSession.load(sessionmaker, key)
+    session = await PostgresSession.load(sessionmaker, key, box=TEST_BOX)
     assert not session.exists
     raw_key = os.urandom(256)
     session.set_dc(2, "127.0.0.1", 4430)
@@ -39,7 +40,7 @@ async def test_a_saved_session_loads_back_whole(
     )
     await session.save()
 
-    loaded = await PostgresSession.load(sessionmaker, key)
+    loaded = await PostgresSession.load(sessionmaker, key, box=TEST_BOX)
     assert loaded.exists
     assert (loaded.dc_id, loaded.server_address, loaded.port) == (2, "127.0.0.1", 4430)
     assert loaded.auth_key.key == raw_key
@@ -53,7 +54,7 @@ async def test_held_update_state_only_moves_at_checkpoints(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     key = f"s-{uuid.uuid4().hex[:8]}"
-    session = await PostgresSession.load(sessionmaker, key)
+    session = await PostgresSession.load(sessionmaker, key, box=TEST_BOX)
     session.set_dc(2, "127.0.0.1", 4430)
     session.hold_update_state()
     session.set_update_state(0, _state(10))  # Telethon's own periodic save: ignored
@@ -62,14 +63,16 @@ async def test_held_update_state_only_moves_at_checkpoints(
         session.set_update_state(0, _state(9))
     session.set_update_state(0, _state(12))
     await session.save()
-    assert (await PostgresSession.load(sessionmaker, key)).get_update_state(0).pts == 9
+    assert (await PostgresSession.load(sessionmaker, key, box=TEST_BOX)).get_update_state(
+        0
+    ).pts == 9
 
 
 async def test_a_renamed_user_is_saved_once_and_deleting_forgets_everything(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     key = f"s-{uuid.uuid4().hex[:8]}"
-    session = await PostgresSession.load(sessionmaker, key)
+    session = await PostgresSession.load(sessionmaker, key, box=TEST_BOX)
     session.set_dc(2, "127.0.0.1", 4430)
     session.auth_key = AuthKey(os.urandom(256))
     for username in ("old", "new"):
@@ -81,6 +84,8 @@ async def test_a_renamed_user_is_saved_once_and_deleting_forgets_everything(
             )
         )
     await session.save()  # two rows for id 6 in memory must not break the upsert
-    assert (await PostgresSession.load(sessionmaker, key)).get_input_entity(6).user_id == 6
+    assert (await PostgresSession.load(sessionmaker, key, box=TEST_BOX)).get_input_entity(
+        6
+    ).user_id == 6
     await session.delete()
-    assert not (await PostgresSession.load(sessionmaker, key)).exists
+    assert not (await PostgresSession.load(sessionmaker, key, box=TEST_BOX)).exists

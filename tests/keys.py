@@ -1,0 +1,9 @@
+"""The LULL_SECRET_KEY every test process uses, so what a test seals its CLI can open."""
+
+from __future__ import annotations
+
+from db.sealed import SecretBox
+
+# A fixed test key (not a secret: it seals test data only).
+TEST_SECRET_KEY = "test:" + "dGVzdC1rZXktMzItYnl0ZXMtbG9uZy0wMDAwMDAwMDA="
+TEST_BOX = SecretBox.parse(TEST_SECRET_KEY)
