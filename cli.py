@@ -11,8 +11,10 @@ import sys
 import traceback
 import uuid
 import warnings
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from temporalio.client import Client, WorkflowUpdateFailedError
 
@@ -25,7 +27,11 @@ from runtime import banner, database_only, lull_runtime, secret_box, stop_on_sig
 from settings import ACCOUNT_KEY, Settings, SettingsError, load_settings
 from stack import StackError, dev_stack_running, running_stack, wait_for_temporal
 from workflows.config_check import MAX_PAUSE_SECONDS, pause_seconds_ok
-from workflows.ids import conversation_workflow_id
+from workflows.ids import (
+    chat_reference,
+    conversation_workflow_id,
+    legacy_conversation_workflow_id,
+)
 
 log = logging.getLogger("lull")
 
@@ -54,6 +60,28 @@ def _setup_logging(settings: Settings, *, to_file: Path | None = None) -> None:
     ):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     logging.getLogger("temporalio.activity").addFilter(one_line_activity_failures)
+    _core_logs_to_python()
+
+
+def _core_logs_to_python() -> None:
+    """The SDK's Rust core logs to stdout by default, which would mix its warnings into
+    the JSON lines `lull replay` prints; forward them to Python logging (stderr or the
+    log file) instead. Before any client exists, so every client uses this runtime."""
+    from temporalio.runtime import (
+        LogForwardingConfig,
+        LoggingConfig,
+        Runtime,
+        TelemetryConfig,
+        TelemetryFilter,
+    )
+
+    forwarded = LoggingConfig(
+        filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
+        forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core")),
+    )
+    Runtime.set_default(
+        Runtime(telemetry=TelemetryConfig(logging=forwarded)), error_if_already_set=False
+    )
 
 
 async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
@@ -179,8 +207,27 @@ async def _ops_client(settings: Settings) -> Client:
     return await wait_for_temporal(address, settings.temporal_namespace, within=5)
 
 
-def _workflow_id(args: argparse.Namespace) -> str:
-    return conversation_workflow_id(args.account, args.chat, args.topic)
+def _workflow_ids(settings: Settings, args: argparse.Namespace) -> list[str]:
+    """The conversation's workflow id from the chat id (its keyed hash), then the id its
+    run had before keyed ids, for a run that started before an upgrade."""
+    ref = chat_reference(settings.chat_key, args.account, args.chat, args.topic)
+    return [
+        conversation_workflow_id(args.account, ref),
+        legacy_conversation_workflow_id(args.account, args.chat, args.topic),
+    ]
+
+
+async def _on_conversation(
+    settings: Settings, args: argparse.Namespace, act: Callable[[str], Awaitable[Any]]
+) -> Any:
+    keyed, legacy = _workflow_ids(settings, args)
+    try:
+        return await act(keyed)
+    except ops.NoConversationError as missing:
+        try:
+            return await act(legacy)
+        except ops.NoConversationError:
+            raise missing from None
 
 
 async def cmd_conversations(settings: Settings, args: argparse.Namespace) -> int:
@@ -192,14 +239,15 @@ async def cmd_conversations(settings: Settings, args: argparse.Namespace) -> int
 
 async def cmd_inspect(settings: Settings, args: argparse.Namespace) -> int:
     client = await _ops_client(settings)
-    print(ops.to_json(await ops.inspect(client, _workflow_id(args))))
+    print(ops.to_json(await _on_conversation(settings, args, partial(ops.inspect, client))))
     return 0
 
 
 async def cmd_control(settings: Settings, args: argparse.Namespace) -> int:
     client = await _ops_client(settings)
     minutes = getattr(args, "minutes", None)
-    state = await ops.control(client, _workflow_id(args), args.command, minutes=minutes)
+    control = partial(ops.control, client, action=args.command, minutes=minutes)
+    state = await _on_conversation(settings, args, control)
     print(ops.to_json(state))
     return 0
 

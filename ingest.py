@@ -9,8 +9,6 @@ so channel retries and catch-up replays cannot produce a second reply.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import logging
 import time
 from collections.abc import Callable
@@ -35,7 +33,7 @@ from channels.typing_gate import ChatKey, Hold, Send, TypingGate
 from db import queries
 from workflows import attributes
 from workflows.conversation import ConversationWorkflow
-from workflows.ids import conversation_workflow_id
+from workflows.ids import chat_reference, conversation_workflow_id, sender_reference
 from workflows.payloads import (
     ConversationInput,
     ConversationRef,
@@ -85,12 +83,6 @@ class IngestResult:
 def send_task_queue(task_queue: str, account_key: str) -> str:
     """Each account's sends run on its own queue, polled only by the process owning it."""
     return f"{task_queue}/send/{account_key}"
-
-
-def chat_ref(key: bytes, account_key: str, chat_id: int, topic_id: int | None) -> str:
-    """A keyed hash of the chat, shown in the UI instead of the chat id."""
-    material = f"{account_key}\x00{chat_id}\x00{topic_id}".encode()
-    return hmac.new(key, material, hashlib.sha256).hexdigest()[:16]
 
 
 async def register_account(
@@ -167,7 +159,18 @@ class Ingestor:
         )
 
     def _workflow_id(self, chat_id: int, topic_id: int | None) -> str:
-        return conversation_workflow_id(self._account.key, chat_id, topic_id)
+        return conversation_workflow_id(self._account.key, self._chat_ref(chat_id, topic_id))
+
+    def workflow_id_for(self, chat_id: int, topic_id: int | None = None) -> str:
+        """The workflow id of this account's conversation in a chat (and topic)."""
+        return self._workflow_id(chat_id, topic_id)
+
+    def _chat_ref(self, chat_id: int, topic_id: int | None) -> str:
+        return chat_reference(self._hash_key, self._account.key, chat_id, topic_id)
+
+    def _sender(self, sender_id: int) -> int:
+        # Signals carry a keyed number for the sender, never the Telegram user id.
+        return sender_reference(self._hash_key, self._account.key, sender_id)
 
     async def typing(
         self, *, chat_id: int, sender_id: int, action: str, topic_id: int | None = None
@@ -218,7 +221,7 @@ class Ingestor:
             chat_id,
             topic_id,
             "typing_observed",
-            TypingObserved(sender_id, decision.action, age_seconds=decision.age),
+            TypingObserved(self._sender(sender_id), decision.action, age_seconds=decision.age),
         )
 
     def _cancel_typing_timer(self, key: tuple[ChatKey, int]) -> None:
@@ -364,6 +367,7 @@ class Ingestor:
                 kind="command" if command else msg.kind,
                 sent_at=msg.sent_at,
                 unanswered_reason=unanswered_reason,
+                chat_ref=self._chat_ref(msg.chat_id, msg.topic_id),
             )
         workflow_id = self._workflow_id(msg.chat_id, msg.topic_id)
         if on_recorded is not None:
@@ -382,7 +386,7 @@ class Ingestor:
         self._typing_gate.message(chat, msg.sender_id, self._clock())
         self._cancel_typing_timer((chat, msg.sender_id))
         received = MessageReceived(
-            msg.message_id, msg.sender_id, len(text), command, accepted_at=accepted_at
+            msg.message_id, self._sender(msg.sender_id), len(text), command, accepted_at=accepted_at
         )
         if self._batch_signals:
             now = self._clock()
@@ -429,6 +433,7 @@ class Ingestor:
                 chat_id=chat_id,
                 topic_id=topic_id,
                 owner_user_id=owner_id,
+                chat_ref=self._chat_ref(chat_id, topic_id),
             )
         ref = self._ref(chat_id, topic_id, conversation_id)
         await self._signals.flush(self._workflow_id(chat_id, topic_id))
@@ -462,10 +467,8 @@ class Ingestor:
         return ConversationRef(
             account_key=self._account.key,
             account_id=self._account.id,
-            chat_id=chat_id,
-            topic_id=topic_id,
             conversation_id=conversation_id,
-            chat_ref=chat_ref(self._hash_key, self._account.key, chat_id, topic_id),
+            chat_ref=self._chat_ref(chat_id, topic_id),
         )
 
     def _input(self, ref: ConversationRef) -> ConversationInput:
@@ -475,7 +478,7 @@ class Ingestor:
 
     def _start_options(self, ref: ConversationRef) -> dict[str, Any]:
         return {
-            "id": self._workflow_id(ref.chat_id, ref.topic_id),
+            "id": conversation_workflow_id(ref.account_key, ref.chat_ref),
             "task_queue": self._task_queue,
             "static_summary": f"conversation of {ref.account_key}, chat {ref.chat_ref}",
             "search_attributes": self._search_attributes(ref),

@@ -68,7 +68,7 @@ class Runtime:
             account,
             config=self.debounce_config(),
             task_queue=self.settings.task_queue,
-            chat_hash_key=self.settings.chat_hash_key.get_secret_value().encode(),
+            chat_hash_key=self.settings.chat_key,
             commands=self.settings.command_names,
             batch_signals=self.settings.ingest_batch_signals,
             signal_linger=self.settings.ingest_signal_linger_seconds,

@@ -28,6 +28,8 @@ MAX_WAIT_SECONDS = CONFIG_BOUNDS["max_wait_seconds"]
 MAX_TYPING_WINDOW_SECONDS = CONFIG_BOUNDS["typing_window_seconds"]
 MAX_PAUSE_MINUTES = MAX_PAUSE_SECONDS / 60
 MAX_PRICE_PER_1K = 100.0
+# The chat-hash key of the embedded dev stack: public, so refused anywhere else.
+DEV_CHAT_HASH_KEY = "lull-default-chat-hash-key"
 # What an account key is made of (it appears in task queue names and queries).
 ACCOUNT_KEY = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
@@ -148,10 +150,34 @@ class Settings(BaseSettings):
     # embedded dev stack only; a configured database needs it set.
     secret_key: SecretStr | None = None
 
-    # Keys the chat-id hash shown in the Temporal UI, so small ids cannot be brute-forced back.
-    chat_hash_key: SecretStr = SecretStr("lull-default-chat-hash-key")
+    # Keys the hashes that stand for chats and users in Temporal (workflow ids, inputs,
+    # signals, search attributes), so small ids cannot be brute-forced back. The embedded
+    # dev stack may use a public default; anything else must set its own.
+    chat_hash_key: SecretStr | None = None
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @model_validator(mode="after")
+    def _own_chat_hash_key_outside_dev(self) -> Settings:
+        if self.dev_mode:
+            return self
+        given = self.chat_hash_key.get_secret_value() if self.chat_hash_key else ""
+        if given in ("", DEV_CHAT_HASH_KEY):
+            raise ValueError(
+                "LULL_CHAT_HASH_KEY must be set to a secret of your own with a configured "
+                "database: the default is public, and with it the chat and user hashes in "
+                "Temporal could be reversed"
+            )
+        if len(given) < 16:
+            raise ValueError("LULL_CHAT_HASH_KEY must be at least 16 characters")
+        return self
+
+    @property
+    def chat_key(self) -> bytes:
+        """The key of the chat and sender hashes (the public dev key on the dev stack)."""
+        if self.chat_hash_key is None:
+            return DEV_CHAT_HASH_KEY.encode()
+        return self.chat_hash_key.get_secret_value().encode()
 
     @model_validator(mode="after")
     def _shutdown_outlasts_an_llm_call(self) -> Settings:

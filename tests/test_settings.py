@@ -131,3 +131,23 @@ def test_a_bad_placeholder_template_still_stands_for_the_media() -> None:
     from channels.telegram_events import Placeholders
 
     assert Placeholders({"photo": "[photo {", "other": "[media]"}).render("photo") == "[photo {"
+
+
+@pytest.mark.parametrize("key", [None, "lull-default-chat-hash-key", "short"])
+def test_outside_the_dev_stack_the_chat_hash_key_must_be_our_own(
+    monkeypatch: pytest.MonkeyPatch, key: str | None
+) -> None:
+    monkeypatch.setenv("LULL_DATABASE_URL", "postgresql+asyncpg://db/lull")
+    monkeypatch.delenv("LULL_CHAT_HASH_KEY", raising=False)
+    if key is not None:
+        monkeypatch.setenv("LULL_CHAT_HASH_KEY", key)
+    with pytest.raises(SettingsError, match="LULL_CHAT_HASH_KEY"):
+        load_settings()
+    monkeypatch.setenv("LULL_CHAT_HASH_KEY", "a-key-of-our-very-own")
+    assert load_settings().chat_key == b"a-key-of-our-very-own"
+
+
+def test_the_dev_stack_may_use_the_public_chat_hash_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LULL_DATABASE_URL", raising=False)
+    monkeypatch.delenv("LULL_CHAT_HASH_KEY", raising=False)
+    assert load_settings().chat_key == b"lull-default-chat-hash-key"

@@ -2,11 +2,17 @@
 
 Both are pure functions of their inputs, never of a run id, so continue-as-new, replays
 and retries land on the same conversation and the same burst.
+
+No Telegram chat or user id crosses Temporal: a conversation is named by a keyed hash of
+its chat (``chat_reference``) and a sender by a keyed number (``sender_reference``), so
+workflow ids, inputs, signals, search attributes and summaries hold neither. Postgres
+keeps the mapping (``conversation.chat_ref``); the ops CLI computes it from a chat id.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Sequence
 from urllib.parse import quote
 
@@ -22,10 +28,29 @@ def _encode_part(part: str | int | None) -> str:
     return quote(str(part), safe="", errors="surrogatepass").replace("~", "%7E")
 
 
-def conversation_workflow_id(
+def chat_reference(key: bytes, account_key: str, chat_id: int, topic_id: int | None) -> str:
+    """A keyed hash of (account, chat, topic): what stands for the chat in Temporal."""
+    material = f"{account_key}\x00{chat_id}\x00{topic_id}".encode()
+    return hmac.new(key, material, hashlib.sha256).hexdigest()[:16]
+
+
+def sender_reference(key: bytes, account_key: str, sender_id: int) -> int:
+    """A keyed 63-bit number standing for a Telegram user in signals: equal for the same
+    user, so the typing lease still finds its author, and never the user's id."""
+    material = f"sender\x00{account_key}\x00{sender_id}".encode()
+    return int.from_bytes(hmac.new(key, material, hashlib.sha256).digest()[:8], "big") >> 1
+
+
+def conversation_workflow_id(account_key: str, chat_ref: str) -> str:
+    """The one workflow id of a conversation: its account and the chat's keyed hash."""
+    return "/".join((WORKFLOW_ID_PREFIX, _encode_part(account_key), "c-" + chat_ref))
+
+
+def legacy_conversation_workflow_id(
     account: str | int, chat: str | int, topic: str | int | None = None
 ) -> str:
-    """The one workflow id for (account, chat, topic); distinct inputs never collide."""
+    """The workflow id of runs started before keyed ids (it held the raw chat id): ops
+    commands still find such a run while it finishes after an upgrade."""
     parts = (_encode_part(account), _encode_part(chat), _encode_part(topic))
     return "/".join((WORKFLOW_ID_PREFIX, *parts))
 

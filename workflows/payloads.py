@@ -12,14 +12,17 @@ from datetime import datetime
 
 @dataclass(frozen=True)
 class ConversationRef:
-    """Which conversation a workflow serves. ``chat_ref`` is a keyed hash, safe to show."""
+    """Which conversation a workflow serves. ``chat_ref`` is a keyed hash, safe to show;
+    the chat's Telegram id stays in Postgres (``conversation_id`` leads to it)."""
 
     account_key: str
     account_id: int
-    chat_id: int
-    topic_id: int | None
     conversation_id: int
     chat_ref: str
+    # Inputs of runs started before keyed ids carried the raw chat and topic; kept so
+    # they still decode, never sent now.
+    chat_id: int | None = None
+    topic_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,7 @@ class ConversationInput:
 @dataclass(frozen=True)
 class MessageReceived:
     message_id: int
+    # The sender's keyed reference (ids.sender_reference), never the Telegram user id.
     sender_id: int
     chars: int
     command: str | None = None
@@ -135,6 +139,7 @@ class MessagesDeleted:
 class TypingObserved:
     """A chat action of a user: typing, record_audio, record_video, upload or cancel."""
 
+    # The sender's keyed reference (ids.sender_reference), never the Telegram user id.
     sender_id: int
     action: str
     # How long before the signal the action was seen: the ingest holds most actions back

@@ -24,6 +24,7 @@ from llm.echo import EchoProvider
 from tests.activities.test_idempotency import OPTIONS, RecordingSender
 from tests.conftest import ROOT, task_queue
 from tests.ingest.test_seam import NOW, make_ingestor
+from tests.keys import TEST_CHAT_HASH_KEY
 from worker import build_worker
 
 
@@ -123,7 +124,11 @@ async def test_a_database_error_on_a_burst_leaks_its_text_nowhere(
         "failed",
         "--account",
         ingestor.account.key,
-        env={**os.environ, "LULL_DATABASE_URL": database_url},
+        env={
+            **os.environ,
+            "LULL_DATABASE_URL": database_url,
+            "LULL_CHAT_HASH_KEY": TEST_CHAT_HASH_KEY,
+        },
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )

@@ -141,7 +141,11 @@ def test_a_configured_database_needs_a_secret_key(tmp_path) -> None:  # type: ig
     from runtime import secret_box
     from stack import StackError
 
-    configured = load_settings(database_url="postgresql+asyncpg://x/y", data_dir=tmp_path)
+    configured = load_settings(
+        database_url="postgresql+asyncpg://x/y",
+        data_dir=tmp_path,
+        chat_hash_key="a-chat-hash-key-of-our-own",
+    )
     with pytest.raises(StackError, match="LULL_SECRET_KEY is needed"):
         secret_box(configured)
     dev = load_settings(data_dir=tmp_path / "dev")

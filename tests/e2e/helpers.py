@@ -9,7 +9,7 @@ import sys
 import uuid
 from pathlib import Path
 
-from tests.keys import TEST_SECRET_KEY
+from tests.keys import TEST_CHAT_HASH_KEY, TEST_SECRET_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,6 +30,7 @@ def lull_env(data_dir: Path, **extra: str) -> dict[str, str]:
         LULL_TEMPORAL_UI_PORT=str(free_port()),
         LULL_DEBOUNCE_SECONDS="0.5",
         LULL_SECRET_KEY=TEST_SECRET_KEY,
+        LULL_CHAT_HASH_KEY=TEST_CHAT_HASH_KEY,
         PYTHONWARNINGS="ignore",
     )
     env.update(extra)

@@ -27,6 +27,7 @@ from tests.activities.test_idempotency import (
 )
 from tests.conftest import task_queue
 from tests.e2e.helpers import ROOT, lull_command
+from tests.keys import TEST_CHAT_HASH_KEY
 from worker import build_worker
 from workflows.payloads import MarkBurstFailedInput
 
@@ -38,7 +39,12 @@ async def lull(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[s
         subprocess.run,
         lull_command(*args),
         cwd=ROOT,
-        env={**os.environ, **env, "PYTHONWARNINGS": "ignore"},
+        env={
+            **os.environ,
+            "LULL_CHAT_HASH_KEY": TEST_CHAT_HASH_KEY,
+            **env,
+            "PYTHONWARNINGS": "ignore",
+        },
         capture_output=True,
         text=True,
         timeout=60,

@@ -12,17 +12,25 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
 
-from ingest import IncomingMessage, Ingestor, chat_ref, register_account, send_task_queue
+from ingest import IncomingMessage, Ingestor, register_account, send_task_queue
 from tests.conftest import task_queue
 from tests.e2e.helpers import ROOT, lull_command
 from tests.workflows.helpers import Recorder, new_worker, upserted
+from workflows.ids import chat_reference
 from workflows.payloads import DebounceConfig
 
 pytestmark = pytest.mark.e2e
 
+CHAT_HASH_KEY = b"ops-test-chat-hash-key"
+
 
 async def lull(address: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {"LULL_TEMPORAL_ADDRESS": address, "PATH": "/usr/bin:/bin", "PYTHONWARNINGS": "ignore"}
+    env = {
+        "LULL_TEMPORAL_ADDRESS": address,
+        "LULL_CHAT_HASH_KEY": CHAT_HASH_KEY.decode(),
+        "PATH": "/usr/bin:/bin",
+        "PYTHONWARNINGS": "ignore",
+    }
     return await asyncio.to_thread(
         subprocess.run,
         lull_command(*args),
@@ -57,7 +65,12 @@ async def test_ops_commands_drive_an_open_conversation(
     account = await register_account(sessionmaker, key=key, kind="replay", display_name=key)
     config = DebounceConfig(30, 10, 600, search_attributes=True)
     ingestor = Ingestor(
-        dev_env.client, sessionmaker, account, config=config, task_queue=tq, chat_hash_key=b"k"
+        dev_env.client,
+        sessionmaker,
+        account,
+        config=config,
+        task_queue=tq,
+        chat_hash_key=CHAT_HASH_KEY,
     )
     sends = new_worker(dev_env.client, rec, send_task_queue(tq, key))
     async with new_worker(dev_env.client, rec, tq), sends:
@@ -66,10 +79,12 @@ async def test_ops_commands_drive_an_open_conversation(
         listed, rows = await listed_until_phase(address, key, "active")
         assert listed.returncode == 0, listed.stderr
         (row,) = rows
-        assert row["workflow_id"] == f"conversation/{key}/41/~"
+        # Named by the chat's keyed hash: no Telegram id in the workflow id.
+        ref = chat_reference(CHAT_HASH_KEY, key, 41, None)
+        assert row["workflow_id"] == f"conversation/{key}/c-{ref}"
         assert row["account"] == key and row["phase"] == "active"
         # The keyed hash of the chat, never the chat id itself.
-        assert row["chat_ref"] == chat_ref(b"k", key, 41, None)
+        assert row["chat_ref"] == ref
         assert row["chat_ref"] != "41"
 
         inspected = await lull(address, "inspect", "41", "--account", key)

@@ -14,6 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
 
 from tests.e2e.helpers import ROOT, free_port, lull_command, lull_env, new_data_dir
+from tests.keys import TEST_CHAT_HASH_KEY
+from workflows.ids import chat_reference
 
 pytestmark = pytest.mark.e2e
 
@@ -57,7 +59,8 @@ async def test_configured_servers_are_used_instead_of_embedded_ones(
     assert not (data_dir / "pg").exists()
     assert not (data_dir / "temporal.db").exists()
     # The workflow ran on the configured server.
-    query = f"WorkflowId = 'conversation/{line['account']}/9/~'"
+    ref = chat_reference(TEST_CHAT_HASH_KEY.encode(), line["account"], 9, None)
+    query = f"WorkflowId = 'conversation/{line['account']}/c-{ref}'"
     count = await dev_env.client.count_workflows(query)
     assert count.count == 1
 
@@ -129,7 +132,8 @@ async def test_a_replay_closes_its_conversations_and_fails_when_a_burst_failed(
                 .where(burst.c.burst_key == burst_key)
             )
         ).scalar_one()
-    described = await dev_env.client.get_workflow_handle(f"conversation/{key}/9/~").describe()
+    ref = chat_reference(TEST_CHAT_HASH_KEY.encode(), key, 9, None)
+    described = await dev_env.client.get_workflow_handle(f"conversation/{key}/c-{ref}").describe()
     assert described.status == WorkflowExecutionStatus.TERMINATED  # closed when it finished
 
 

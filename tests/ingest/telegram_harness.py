@@ -131,14 +131,20 @@ class TelegramHarness:
             await asyncio.sleep(0.05)
         return self.replies_to(user_id, peer)
 
+    def workflow_id(self, chat_id: int, topic_id: int | None = None) -> str:
+        """A chat's conversation workflow id, as the listener's ingest names it."""
+        from workflows.ids import chat_reference, conversation_workflow_id
+
+        key = self.runtime().settings.chat_key
+        ref = chat_reference(key, self.account_key, chat_id, topic_id)
+        return conversation_workflow_id(self.account_key, ref)
+
     async def conversation_state(self, chat_id: int, topic_id: int | None = None) -> Any:
         """The ``state`` query of a chat's conversation (``chat_id`` as Telethon marks it:
         a basic group's is negative)."""
         from workflows.conversation import ConversationWorkflow
-        from workflows.ids import conversation_workflow_id
 
-        workflow_id = conversation_workflow_id(self.account_key, chat_id, topic_id)
-        handle = self.env.client.get_workflow_handle(workflow_id)
+        handle = self.env.client.get_workflow_handle(self.workflow_id(chat_id, topic_id))
         return await handle.query(ConversationWorkflow.state)
 
     async def messages(self) -> list[Any]:

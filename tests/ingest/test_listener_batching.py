@@ -12,7 +12,6 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.converter import DataConverter
 
 from tests.ingest.telegram_harness import ALICE, TelegramHarness, private
-from workflows.ids import conversation_workflow_id
 from workflows.payloads import MessageReceived, MessagesReceived
 
 TYPING = types.SendMessageTypingAction()
@@ -20,7 +19,7 @@ TYPING = types.SendMessageTypingAction()
 
 async def signalled_message_ids(tg: TelegramHarness, chat_id: int) -> list[list[int]]:
     """Per message signal the conversation got, the message ids it carried, in order."""
-    workflow_id = conversation_workflow_id(tg.account_key, chat_id, None)
+    workflow_id = tg.workflow_id(chat_id)
     history = await tg.env.client.get_workflow_handle(workflow_id).fetch_history()
     convert = DataConverter.default.payload_converter
     carried = []

@@ -18,7 +18,6 @@ from tests.ingest.telethon_feed import SELF_ID, WHEN, channel, offline_client, u
 from tests.keys import TEST_BOX
 from tests.workflows.helpers import Recorder, new_worker
 from workflows.conversation import ConversationWorkflow
-from workflows.ids import conversation_workflow_id
 from workflows.payloads import DebounceConfig
 
 ALICE = 10
@@ -90,12 +89,12 @@ async def test_supergroup_and_topic_updates_reach_their_conversations(
     now[0] = 599.0
     assert await ingestor.release_held_typing() == 1
     async with new_worker(dev_env.client, Recorder(), tq):
-        await check_conversations(dev_env, key)
+        await check_conversations(dev_env, ingestor)
 
 
-async def check_conversations(dev_env: WorkflowEnvironment, key: str) -> None:
-    supergroup_id = conversation_workflow_id(key, -1000000000000 - SUPERGROUP, None)
-    topic_id = conversation_workflow_id(key, -1000000000000 - FORUM, 42)
+async def check_conversations(dev_env: WorkflowEnvironment, ingestor: Ingestor) -> None:
+    supergroup_id = ingestor.workflow_id_for(-1000000000000 - SUPERGROUP, None)
+    topic_id = ingestor.workflow_id_for(-1000000000000 - FORUM, 42)
     states = {}
     for workflow_id in (supergroup_id, topic_id):
         handle = dev_env.client.get_workflow_handle(workflow_id)

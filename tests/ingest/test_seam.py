@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Callable
@@ -13,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from db.tables import burst, message
+from db.tables import burst, conversation, message
 from ingest import (
     IncomingMessage,
     Ingestor,
@@ -23,7 +24,6 @@ from ingest import (
 )
 from tests.conftest import task_queue
 from tests.workflows.helpers import Recorder, new_worker, until_sent
-from workflows.ids import conversation_workflow_id
 from workflows.payloads import DebounceConfig
 
 NOW = datetime(2026, 11, 22, tzinfo=UTC)
@@ -33,9 +33,7 @@ IDLE_CLOSE = 30
 async def assert_no_conversation(
     env: WorkflowEnvironment, ingestor: Ingestor, chat_id: int
 ) -> None:
-    handle = env.client.get_workflow_handle(
-        conversation_workflow_id(ingestor.account.key, chat_id, None)
-    )
+    handle = env.client.get_workflow_handle(ingestor.workflow_id_for(chat_id))
     with pytest.raises(RPCError):
         await handle.describe()
 
@@ -92,6 +90,45 @@ async def test_a_message_is_recorded_then_signalled(
     # Message text never enters Temporal: the history holds ids and lengths only.
     history = await handle.fetch_history()
     assert "hi there" not in history.to_json()
+
+
+async def test_no_telegram_chat_or_user_id_reaches_temporal(
+    dev_env: WorkflowEnvironment, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    # Distinctive ids, so that a match in the history is never a timestamp by chance.
+    chat, user, topic = -1009876543210, 5550001112223, 4440
+    tq, rec = task_queue(), Recorder()
+    ingestor = await make_ingestor(dev_env, sessionmaker, tq)
+    sends = new_worker(dev_env.client, rec, send_task_queue(tq, ingestor.account.key))
+    async with new_worker(dev_env.client, rec, tq), sends:
+        result = await ingestor.message(
+            IncomingMessage(chat, user, 1, "hi", NOW, topic_id=topic), on_recorded=lambda: None
+        )
+        await ingestor.typing(chat_id=chat, sender_id=user, action="typing", topic_id=topic)
+        await ingestor.message(IncomingMessage(chat, user, 2, "there", NOW, topic_id=topic))
+        for _ in range(100):
+            if rec.sent:
+                break
+            await asyncio.sleep(0.1)
+        handle = dev_env.client.get_workflow_handle(result.workflow_id)
+        described = await handle.describe()
+        history = (await handle.fetch_history()).to_json()
+        await handle.terminate("test over")
+    assert rec.bursts() == [[1, 2]]
+    for raw in (str(abs(chat)), str(user), "9876543210"):
+        assert raw not in result.workflow_id
+        assert raw not in history, raw
+        assert raw not in str(described.typed_search_attributes)
+        assert raw not in str(described.static_summary)
+    # The mapping back to the chat is in Postgres.
+    async with sessionmaker() as session:
+        mapped = await session.execute(
+            select(conversation.c.chat_id, conversation.c.topic_id).where(
+                conversation.c.account_id == ingestor.account.id,
+                conversation.c.chat_ref == result.workflow_id.rsplit("/c-", 1)[1],
+            )
+        )
+        assert tuple(mapped.one()) == (chat, topic)
 
 
 @pytest.mark.parametrize("text", ["", "   ", "\n\t "])

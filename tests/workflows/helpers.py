@@ -146,8 +146,6 @@ def conversation_input(
     ref = ConversationRef(
         account_key=f"acct-{uuid.uuid4().hex[:6]}",
         account_id=1,
-        chat_id=42,
-        topic_id=None,
         conversation_id=1,
         chat_ref="abc",
     )
@@ -173,7 +171,7 @@ async def signal_message(
     return await client.start_workflow(
         ConversationWorkflow.run,
         input,
-        id=conversation_workflow_id(ref.account_key, ref.chat_id, ref.topic_id),
+        id=conversation_workflow_id(ref.account_key, ref.chat_ref),
         task_queue=task_queue,
         start_signal="message_received",
         start_signal_args=[MessageReceived(message_id, 7, chars, accepted_at=accepted_at)],

@@ -189,7 +189,7 @@ async def phase_at_start(env: WorkflowEnvironment, tq: str, rec: Recorder):  # t
     handle = await env.client.start_workflow(
         ConversationWorkflow.run,
         inp,
-        id=f"conversation/{ref.account_key}/{ref.chat_id}/~",
+        id=f"conversation/{ref.account_key}/c-{ref.chat_ref}",
         task_queue=tq,
         start_signal="message_received",
         start_signal_args=[MessageReceived(1, 7, 5)],

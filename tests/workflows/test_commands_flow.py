@@ -20,7 +20,7 @@ async def test_command_flushes_pending_then_runs_alone(time_env: WorkflowEnviron
         return await time_env.client.start_workflow(
             ConversationWorkflow.run,
             inp,
-            id=conversation_workflow_id(ref.account_key, ref.chat_id, ref.topic_id),
+            id=conversation_workflow_id(ref.account_key, ref.chat_ref),
             task_queue=tq,
             start_signal="message_received",
             start_signal_args=[MessageReceived(message_id, 7, 5, command=command)],

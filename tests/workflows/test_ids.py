@@ -1,7 +1,14 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from workflows.ids import burst_key, conversation_workflow_id, delivery_random_id
+from workflows.ids import (
+    burst_key,
+    chat_reference,
+    conversation_workflow_id,
+    delivery_random_id,
+    legacy_conversation_workflow_id,
+    sender_reference,
+)
 
 # Parts include separators, quotes, percent signs, tildes and unicode on purpose.
 part = st.one_of(st.integers(), st.text(alphabet=st.characters(), max_size=12))
@@ -14,20 +21,36 @@ def test_distinct_conversations_never_share_a_workflow_id(a, b) -> None:  # type
         return tuple(None if x is None else str(x) for x in t)
 
     if norm(a) != norm(b):
-        assert conversation_workflow_id(*a) != conversation_workflow_id(*b)
+        assert legacy_conversation_workflow_id(*a) != legacy_conversation_workflow_id(*b)
     else:
-        assert conversation_workflow_id(*a) == conversation_workflow_id(*b)
+        assert legacy_conversation_workflow_id(*a) == legacy_conversation_workflow_id(*b)
 
 
 def test_separator_inside_a_part_does_not_collide() -> None:
+    legacy = legacy_conversation_workflow_id
+    assert legacy("a/b", "c") != legacy("a", "b/c")
+    assert legacy("a", 1, None) != legacy("a", 1, "~")
+    assert legacy("a", 1, "") != legacy("a", 1, None)
     assert conversation_workflow_id("a/b", "c") != conversation_workflow_id("a", "b/c")
-    assert conversation_workflow_id("a", 1, None) != conversation_workflow_id("a", 1, "~")
-    assert conversation_workflow_id("a", 1, "") != conversation_workflow_id("a", 1, None)
 
 
-def test_workflow_id_is_readable_for_plain_ids() -> None:
-    assert conversation_workflow_id("console", 1) == "conversation/console/1/~"
-    assert conversation_workflow_id("bot", -100123, 5) == "conversation/bot/-100123/5"
+def test_a_workflow_id_names_the_account_and_a_keyed_hash_never_the_chat() -> None:
+    ref = chat_reference(b"key", "bot", -100123, 5)
+    workflow_id = conversation_workflow_id("bot", ref)
+    assert workflow_id == f"conversation/bot/c-{ref}"
+    assert "100123" not in workflow_id and len(ref) == 16
+    assert ref != chat_reference(b"other key", "bot", -100123, 5)
+    assert ref != chat_reference(b"key", "bot", -100123, None)
+    # Runs from before keyed ids are still found by their old id.
+    assert legacy_conversation_workflow_id("bot", -100123, 5) == "conversation/bot/-100123/5"
+
+
+@given(st.integers(min_value=-(2**63), max_value=2**63 - 1))
+def test_a_sender_reference_is_stable_keyed_and_not_the_id(user_id: int) -> None:
+    ref = sender_reference(b"key", "bot", user_id)
+    assert ref == sender_reference(b"key", "bot", user_id)
+    assert ref != user_id and 0 <= ref < 2**63
+    assert ref != sender_reference(b"key", "bot", user_id + 1)
 
 
 @given(st.lists(st.integers(min_value=1, max_value=10**12), min_size=1, max_size=20, unique=True))

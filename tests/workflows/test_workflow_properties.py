@@ -76,7 +76,7 @@ async def run_events(events: list[tuple[float, str, int]]) -> tuple[Recorder, Se
         typing_window_seconds=4,
     )
     ref = inp.conversation
-    wf_id = conversation_workflow_id(ref.account_key, ref.chat_id, ref.topic_id)
+    wf_id = conversation_workflow_id(ref.account_key, ref.chat_ref)
     sent = Sent()
     handle = None
     try:
