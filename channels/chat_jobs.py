@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy.exc import DataError, IntegrityError
+from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from channels.input_rules import RejectedMessageError
@@ -125,6 +126,11 @@ class ChatJobs:
                     return
                 except (RejectedMessageError, ValueError) as exc:
                     log.warning("rejected %s: %s", label, exc)
+                    return
+                except WorkflowUpdateFailedError as exc:
+                    # The workflow refused the update (a pause of no sane length): asking
+                    # again gets the same answer.
+                    log.error("refused %s: the conversation rejected it: %s", label, exc.cause)
                     return
                 except (DataError, IntegrityError) as exc:
                     # Postgres refuses this data itself: retrying would stall the chat.
