@@ -7,7 +7,15 @@ users sent (Telegram accepted it), what Postgres recorded and what users saw.
 - in doubt: a message whose burst is still persisted/replied (not finished) at the end, or
   such a burst owning no message;
 - unexpected: a visible bot message that answers nothing we sent (e.g. an error notice),
-  a failed burst, or a recorded message nobody sent.
+  a failed burst, or a recorded message nobody sent;
+- out of order: a user saw the answer to a later message before an earlier one's;
+- paid twice: a burst the LLM answered (200) more than once, beyond the calls that were in
+  flight when their workers were killed (the one case the README allows);
+- Temporal: a failed workflow task (a nondeterminism or a bug, not a timeout), a retry
+  workflow still running, or an open conversation with an activity still pending.
+
+The checks never rely on the fake Telegram de-duplicating a random_id forever (real
+Telegram's window is finite): a duplicate counts by replies users saw and bursts held.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import Client
 
 from db.tables import account, burst, conversation, message
 from tests.chaos.cluster import BOT, Cluster
@@ -35,10 +44,29 @@ class Report:
     unexpected: list[str] = field(default_factory=list)
     llm_requests: int = 0
     llm_completions: int = 0
+    out_of_order: list[str] = field(default_factory=list)
+    paid_twice: list[str] = field(default_factory=list)
+    # How many bursts may be paid twice: LLM calls in flight when their workers died.
+    paid_twice_allowed: int = 0
+    failed_tasks: list[str] = field(default_factory=list)
+    stuck: list[str] = field(default_factory=list)
+
+    @property
+    def paid_twice_beyond_kills(self) -> int:
+        return max(0, len(self.paid_twice) - self.paid_twice_allowed)
 
     @property
     def clean(self) -> bool:
-        return not (self.lost or self.duplicated or self.in_doubt or self.unexpected)
+        return not (
+            self.lost
+            or self.duplicated
+            or self.in_doubt
+            or self.unexpected
+            or self.out_of_order
+            or self.paid_twice_beyond_kills
+            or self.failed_tasks
+            or self.stuck
+        )
 
     def table(self) -> str:
         per_burst = self.llm_requests / self.bursts_sent if self.bursts_sent else 0.0
@@ -50,12 +78,28 @@ class Report:
             ("duplicated", len(self.duplicated)),
             ("in doubt", len(self.in_doubt)),
             ("unexpected", len(self.unexpected)),
+            ("out of order", len(self.out_of_order)),
+            (
+                "bursts the LLM answered twice (allowed: calls in flight at a kill)",
+                f"{len(self.paid_twice)} ({self.paid_twice_allowed})",
+            ),
+            ("failed workflow tasks", len(self.failed_tasks)),
+            ("stuck workflows (retry running, activity pending)", len(self.stuck)),
             ("LLM requests per burst (all attempts)", f"{per_burst:.2f}"),
             ("LLM answers per burst (200s)", f"{done:.2f}"),
         ]
         lines = ["| check | value |", "|---|---|"]
         lines += [f"| {name} | {value} |" for name, value in rows]
-        for name in ("lost", "duplicated", "in_doubt", "unexpected"):
+        for name in (
+            "lost",
+            "duplicated",
+            "in_doubt",
+            "unexpected",
+            "out_of_order",
+            "paid_twice",
+            "failed_tasks",
+            "stuck",
+        ):
             found = getattr(self, name)
             if found:
                 lines.append(f"\n{name}: {found[:20]}")
@@ -63,11 +107,20 @@ class Report:
 
 
 async def check(
-    cluster: Cluster, accepted: Accepted, sessionmaker: async_sessionmaker[AsyncSession]
+    cluster: Cluster,
+    accepted: Accepted,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    *,
+    paid_twice_allowed: int = 0,
+    temporal: Client | None = None,
 ) -> Report:
-    report = Report(accepted=accepted.count)
+    report = Report(accepted=accepted.count, paid_twice_allowed=paid_twice_allowed)
     report.llm_requests = len(cluster.llm.requests)
     report.llm_completions = cluster.llm.statuses.count(200)
+    paid = Counter(cluster.llm.paid_for)
+    report.paid_twice = [f"{burst[:60]!r}: {n} answers" for burst, n in paid.items() if n > 1]
+    if temporal is not None:
+        await _check_temporal(temporal, report)
     recorded = await _recorded(sessionmaker, cluster.account_key)
     bursts_of_message: Counter[tuple[int, int]] = Counter()
     owners = {r.burst_key for r in recorded["messages"]}
@@ -90,6 +143,8 @@ async def check(
             report.unexpected.append(f"recorded message nobody sent: chat {chat} {text!r}")
     for user, texts in accepted.texts.items():
         answered: Counter[str] = Counter()
+        order = {text: i for i, text in enumerate(texts)}
+        last_seen = -1
         for seen in cluster.telegram.world.visible_to(user, TO_BOT):
             if seen.sender_id != BOT:
                 continue
@@ -98,6 +153,10 @@ async def check(
                 report.unexpected.append(f"user {user} saw {seen.text[:60]!r}")
                 continue
             answered.update(words[1:])
+            positions = [order[w] for w in words[1:] if w in order]
+            if positions and (positions != sorted(positions) or positions[0] <= last_seen):
+                report.out_of_order.append(f"user {user}: {seen.text[:60]!r}")
+            last_seen = max([last_seen, *positions])
         for word in set(answered) - set(texts):
             report.unexpected.append(f"user {user} saw an answer to {word!r}, never sent")
         for text in texts:
@@ -113,6 +172,26 @@ async def check(
                 status = "not recorded" if row is None else (row.status or "in no burst")
                 report.lost.append(f"{text}: {status}")
     return report
+
+
+async def _check_temporal(client: Client, report: Report) -> None:
+    """What the server says: no failed workflow task in any run, no retry workflow left
+    running, no open conversation waiting on an activity."""
+    from temporalio.api.enums.v1 import EventType
+
+    async for wf in client.list_workflows("WorkflowType = 'ConversationWorkflow'"):
+        handle = client.get_workflow_handle(wf.id, run_id=wf.run_id)
+        async for event in handle.fetch_history_events():
+            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
+                failure = event.workflow_task_failed_event_attributes.failure.message
+                report.failed_tasks.append(f"{wf.id}: {failure[:120]}")
+        if wf.status is not None and wf.status.name == "RUNNING":
+            described = await handle.describe()
+            if described.raw_description.pending_activities:
+                report.stuck.append(f"{wf.id}: activity pending")
+    running_retries = "WorkflowType = 'RetryBurstWorkflow' AND ExecutionStatus = 'Running'"
+    async for wf in client.list_workflows(running_retries):
+        report.stuck.append(f"{wf.id}: retry still running")
 
 
 async def _recorded(sessionmaker: async_sessionmaker[AsyncSession], key: str) -> dict[str, list]:  # type: ignore[type-arg]

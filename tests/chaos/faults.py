@@ -1,6 +1,8 @@
 """The faults the chaos run injects, each a coroutine that hurts one part and lets it heal.
 
 Processes come back by themselves (the cluster's supervisor); servers are restarted here.
+A fault returns what it did and whether it hit (a kill "during an LLM call" with no call
+in flight did not), so the run can show that every kind really happened.
 """
 
 from __future__ import annotations
@@ -9,11 +11,33 @@ import asyncio
 import random
 import signal
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 from tests.chaos.cluster import BOT, LLM_TIMEOUT_SECONDS, Cluster
 from tests.fakes.openai_server import Answer
 
 Fault = Callable[[Cluster, random.Random], Awaitable[str]]
+
+
+@dataclass
+class FaultLog:
+    """What the faults did, in order, and which kinds hit at least once."""
+
+    lines: list[str] = field(default_factory=list)
+    hit: set[str] = field(default_factory=set)
+    missed: list[str] = field(default_factory=list)
+    # LLM calls in flight when their workers were killed: each may be paid twice.
+    killed_mid_call: int = 0
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self.lines)
+
+    @property
+    def kinds_not_hit(self) -> list[str]:
+        return [f.__name__ for f in ALL if f.__name__ not in self.hit]
 
 
 async def kill_a_worker(cluster: Cluster, rng: random.Random) -> str:
@@ -36,7 +60,9 @@ async def kill_workers_during_llm_call(cluster: Cluster, rng: random.Random) -> 
             await worker.signal(signal.SIGKILL)
     finally:
         cluster.llm.latency = 0.0
-    return f"SIGKILL all workers with {caught} LLM calls in flight"
+    return f"SIGKILL all workers with {caught} LLM calls in flight" + (
+        "" if caught else " (missed)"
+    )
 
 
 async def kill_listener_after_telegram_took_a_send(cluster: Cluster, rng: random.Random) -> str:
@@ -51,7 +77,7 @@ async def kill_listener_after_telegram_took_a_send(cluster: Cluster, rng: random
     telegram.withhold_send_answers = 0
     (listener,) = cluster.named("listener")
     await listener.signal(signal.SIGKILL)
-    return "SIGKILL listener " + ("after a send reached Telegram" if took else "(no send came)")
+    return "SIGKILL listener " + ("after a send reached Telegram" if took else "(missed)")
 
 
 async def kill_listener(cluster: Cluster, rng: random.Random) -> str:
@@ -118,7 +144,7 @@ async def inject(
     *,
     seconds: float,
     every: tuple[float, float],
-    log: list[str],
+    log: FaultLog,
 ) -> None:
     """Faults at random moments for ``seconds``: every kind once, shuffled, then at random."""
     loop = asyncio.get_running_loop()
@@ -130,6 +156,14 @@ async def inject(
         await asyncio.sleep(rng.uniform(*every))
         if loop.time() >= until:
             return
-        fault = order.pop(0) if order else rng.choice(ALL)
+        # Kinds that have not hit yet go first, so every kind really happens.
+        pending = [f for f in ALL if f.__name__ not in log.hit]
+        fault = order.pop(0) if order else rng.choice(pending or ALL)
         what = await fault(cluster, rng)
-        log.append(f"{loop.time() - start:6.1f} s  {what}")
+        log.lines.append(f"{loop.time() - start:6.1f} s  {what}")
+        if what.endswith("(missed)"):
+            log.missed.append(fault.__name__)
+            continue
+        log.hit.add(fault.__name__)
+        if fault is kill_workers_during_llm_call:
+            log.killed_mid_call += int(what.split(" with ")[1].split()[0])

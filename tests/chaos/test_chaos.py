@@ -15,6 +15,7 @@ async def test_under_faults_every_message_is_answered_exactly_once() -> None:
         load_seconds=75, users=50, seed=20261122, drain_seconds=90, every=(3, 4.5)
     )
     print(result.render())
-    assert len(result.faults) >= 9, result.faults  # every kind happened
+    # Every kind of fault really hit (a kill "mid-call" with no call in flight did not).
+    assert result.faults.kinds_not_hit == [], result.render()
     assert result.report.accepted > 300
     assert result.report.clean, result.render()

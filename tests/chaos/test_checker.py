@@ -141,3 +141,70 @@ async def test_a_superseded_orphan_holds_nothing_but_a_stuck_one_is_in_doubt(
     report = await check(scene.cluster, scene.accepted, sessionmaker)  # type: ignore[arg-type]
     assert len(report.in_doubt) == 1 and "owns nothing" in report.in_doubt[0]
     assert report.duplicated == ["u1m1: 1 replies, 2 bursts"]
+
+
+async def test_replies_out_of_order_are_reported(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    # A Counter of answered words passes this; the order of replies must not.
+    scene = await new_scene(sessionmaker)
+    first = await scene.user_sends(1001, "u1m0")
+    second = await scene.user_sends(1001, "u1m1")
+    await scene.burst(1001, first, "sent")
+    await scene.burst(1001, second, "sent")
+    scene.bot_says(1001, "re: u1m1")
+    scene.bot_says(1001, "re: u1m0")
+    report = await check(scene.cluster, scene.accepted, sessionmaker)  # type: ignore[arg-type]
+    assert report.out_of_order == ["user 1001: 're: u1m0'"]
+    assert not report.clean and not report.lost and not report.duplicated
+
+
+async def test_a_burst_the_llm_answered_twice_counts_beyond_the_kills_that_allow_it(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    scene = await new_scene(sessionmaker)
+    ids = await scene.user_sends(1001, "u1m0")
+    await scene.burst(1001, ids, "sent")
+    scene.bot_says(1001, "re: u1m0")
+    scene.cluster.llm.paid_for.extend(["u1m0", "u1m0"])  # two 200s for one burst
+    report = await check(scene.cluster, scene.accepted, sessionmaker)  # type: ignore[arg-type]
+    assert report.paid_twice == ["'u1m0': 2 answers"] and not report.clean
+    allowed = await check(
+        scene.cluster,  # type: ignore[arg-type]
+        scene.accepted,
+        sessionmaker,
+        paid_twice_allowed=1,  # a worker was killed with that call in flight
+    )
+    assert allowed.clean, allowed.table()
+
+
+async def test_temporal_is_checked_for_a_retry_left_running(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    from temporalio.testing import WorkflowEnvironment
+
+    from tests.conftest import binary, task_queue
+    from workflows.payloads import RetryBurstInput
+    from workflows.retry_burst import RetryBurstWorkflow
+
+    env = await WorkflowEnvironment.start_local(dev_server_existing_path=binary("temporal"))
+    try:
+        scene = await new_scene(sessionmaker)
+        tq = task_queue()
+        # A retry workflow nobody runs: still running at the end.
+        await env.client.start_workflow(
+            RetryBurstWorkflow.run,
+            RetryBurstInput("b-stuck", send_task_queue=tq),
+            id="retry/b-stuck",
+            task_queue=tq,
+        )
+        report = await check(
+            scene.cluster,  # type: ignore[arg-type]
+            scene.accepted,
+            sessionmaker,
+            temporal=env.client,
+        )
+        assert report.stuck == ["retry/b-stuck: retry still running"]
+        assert not report.clean
+    finally:
+        await env.shutdown()

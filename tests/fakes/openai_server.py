@@ -33,6 +33,8 @@ class FakeOpenAI:
         self.latency = 0.0
         self.in_flight = 0
         self.statuses: list[int] = []
+        # The last user message of every request answered 200: what was paid for.
+        self.paid_for: list[str] = []
 
     @property
     def base_url(self) -> str:
@@ -79,6 +81,8 @@ class FakeOpenAI:
             error = {"message": f"fake error {answer.status}", "type": "fake", "code": None}
             return answer.status, {"error": error}
         messages = request.get("messages", [])
+        if messages:
+            self.paid_for.append(str(messages[-1].get("content", "")))
         text = answer.content if answer.content is not None else f"re: {messages[-1]['content']}"
         prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in messages)
         return 200, {
