@@ -86,6 +86,16 @@ class PostgresSession(MemorySession):
                 session._saved_entities.add(entry)
         return session
 
+    def process_entities(self, tlo: Any) -> None:
+        """Telethon's cache keeps every version of a user it has seen in a set, so which
+        name was saved for a renamed user was a matter of set order: keep the newest row
+        per id only, and no phone number."""
+        rows = self._entities_to_rows(tlo)
+        ids = {row[0] for row in rows}
+        cached: set[tuple[Any, ...]] = self._entities  # type: ignore[has-type]
+        kept = {row for row in cached if row[0] not in ids}
+        self._entities = kept | {(i, h, u, None, n) for i, h, u, _phone, n in rows}
+
     def hold_update_state(self) -> None:
         """From now on Telethon's own update-state saves are ignored; only states given
         inside ``allow_update_state()`` (the listener's checkpoints) are kept."""
@@ -172,9 +182,6 @@ class PostgresSession(MemorySession):
         )
 
     async def _save_new_entities(self, db: AsyncSession) -> None:
-        # Telethon caches users' phone numbers; Lull has no use for them, so none is kept.
-        cached: set[tuple[Any, ...]] = self._entities  # type: ignore[has-type]
-        self._entities = {(i, h, u, None, n) for i, h, u, _phone, n in cached}
         new = self._entities - self._saved_entities
         if not new:
             return

@@ -52,7 +52,7 @@ async def test_failures_alert_ops_once_per_kind_and_hour_and_count_the_rest(
         first = await failed_burst(sessionmaker, account_id, 1)
         await failed_burst(sessionmaker, account_id, 2)
         await failed_burst(sessionmaker, account_id, 3)
-        await failed_burst(sessionmaker, account_id, 4, kind="TelegramRejected")
+        fourth = await failed_burst(sessionmaker, account_id, 4, kind="TelegramRejected")
     alerts = [r for r in caplog.records if r.name == "lull.alerts"]
     assert len(alerts) == 2
     assert all(r.levelno == logging.ERROR for r in alerts)
@@ -65,7 +65,7 @@ async def test_failures_alert_ops_once_per_kind_and_hour_and_count_the_rest(
         rows = await failure_queries.alerts(session, account_id)
     assert [(r.kind, r.occurrences, r.first_burst_key) for r in rows] == [
         ("LLMRejected", 3, first),
-        ("TelegramRejected", 1, rows[1].first_burst_key),
+        ("TelegramRejected", 1, fourth),
     ]
     async with sessionmaker() as session:
         listed = await failure_queries.failed_bursts(session, limit=1000)

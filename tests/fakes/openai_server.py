@@ -61,7 +61,7 @@ class FakeOpenAI:
                         await asyncio.sleep(answer.delay)
                 finally:
                     self.in_flight -= 1
-                status, payload = self._respond(answer, request)
+                status, payload = self._respond(answer, request, headers)
                 self.statuses.append(status)
                 data = json.dumps(payload).encode()
                 extra = "".join(f"{k}: {v}\r\n" for k, v in answer.headers.items())
@@ -76,10 +76,24 @@ class FakeOpenAI:
         finally:
             writer.close()
 
-    def _respond(self, answer: Answer, request: dict) -> tuple[int, dict]:  # type: ignore[type-arg]
+    def _respond(
+        self,
+        answer: Answer,
+        request: dict,
+        headers: dict[str, str],  # type: ignore[type-arg]
+    ) -> tuple[int, dict]:  # type: ignore[type-arg]
+        if answer.status == 401:
+            # As the real API does: the error names the key it was given.
+            key = headers.get("authorization", "").removeprefix("Bearer ")
+            error = {"message": f"Incorrect API key provided: {key}", "type": "invalid_request"}
+            return 401, {"error": error}
         if answer.status != 200:
-            error = {"message": f"fake error {answer.status}", "type": "fake", "code": None}
-            return answer.status, {"error": error}
+            failure: dict[str, object] = {
+                "message": f"fake error {answer.status}",
+                "type": "fake",
+                "code": None,
+            }
+            return answer.status, {"error": failure}
         messages = request.get("messages", [])
         if messages:
             self.paid_for.append(str(messages[-1].get("content", "")))

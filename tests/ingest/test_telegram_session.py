@@ -6,11 +6,13 @@ import os
 import uuid
 from datetime import UTC, datetime
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telethon.crypto import AuthKey
 from telethon.tl import types
 
 from channels.telegram_session import PostgresSession
+from db.tables import telegram_entity
 from tests.keys import TEST_BOX
 
 WHEN = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -87,5 +89,10 @@ async def test_a_renamed_user_is_saved_once_and_deleting_forgets_everything(
     assert (await PostgresSession.load(sessionmaker, key, box=TEST_BOX)).get_input_entity(
         6
     ).user_id == 6
+    async with sessionmaker() as db:
+        rows = await db.execute(
+            select(telegram_entity.c.username).where(telegram_entity.c.account_key == key)
+        )
+        assert rows.scalars().all() == ["new"]  # one row, with the new name
     await session.delete()
     assert not (await PostgresSession.load(sessionmaker, key, box=TEST_BOX)).exists
