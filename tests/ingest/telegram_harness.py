@@ -18,7 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from channels import telegram_service
 from channels.telegram_session import PostgresSession
-from db.tables import account, burst, message, telegram_update_state
+from db.tables import account, burst, conversation, message, telegram_update_state
 from health import HealthServer
 from runtime import Runtime
 from settings import load_settings
@@ -146,6 +146,34 @@ class TelegramHarness:
 
         handle = self.env.client.get_workflow_handle(self.workflow_id(chat_id, topic_id))
         return await handle.query(ConversationWorkflow.state)
+
+    async def replies_match_bursts(
+        self, user_id: int, peer: types.TypePeer | None = None, *, within: float = 40
+    ) -> None:
+        """Once no burst of the account is still being answered, the user sees exactly one
+        reply per burst sent in the chat. A retried send comes after the send's heartbeat
+        timeout (15 s), so a short sleep cannot show that no second reply comes: the burst
+        stays unfinished until its send completes, and a doubled send shows as one reply
+        too many."""
+        chat = user_id if peer is None or isinstance(peer, types.PeerUser) else -peer.chat_id
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while True:
+            async with self.sessionmaker() as session:
+                rows = (
+                    await session.execute(
+                        select(burst.c.status, conversation.c.chat_id)
+                        .join(conversation, conversation.c.id == burst.c.conversation_id)
+                        .join(account, account.c.id == conversation.c.account_id)
+                        .where(account.c.key == self.account_key)
+                    )
+                ).all()
+            if all(status not in ("persisted", "replied") for status, _ in rows):
+                break
+            assert loop.time() < deadline, f"bursts still being answered: {rows}"
+            await asyncio.sleep(0.1)
+        sent = sum(1 for status, chat_id in rows if status == "sent" and chat_id == chat)
+        assert len(self.replies_to(user_id, peer)) == sent, (self.replies_to(user_id, peer), rows)
 
     async def messages(self) -> list[Any]:
         async with self.sessionmaker() as session:

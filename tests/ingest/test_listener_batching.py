@@ -5,8 +5,6 @@ the seam is (on an idle machine, few do); the order and the single answer must n
 
 from __future__ import annotations
 
-import asyncio
-
 from telethon.tl import types
 from temporalio.api.enums.v1 import EventType
 from temporalio.converter import DataConverter
@@ -46,7 +44,7 @@ async def test_a_fast_burst_keeps_its_order_and_gets_one_reply(tg: TelegramHarne
             tg.world.typing(ALICE, private(), TYPING)
             sent_ids.append(tg.world.send(ALICE, private(), text))
         replies = await tg.wait_for_replies(ALICE, 1)
-        await asyncio.sleep(1.5)  # a second reply would have arrived by now
+        await tg.replies_match_bursts(ALICE)  # and no second reply, however late
         assert [r.text for r in tg.replies_to(ALICE)] == [
             f"[echo: {len(texts)} messages] " + " ".join(texts)
         ]

@@ -32,7 +32,7 @@ async def test_a_new_listener_killed_before_its_first_checkpoint_still_catches_u
         tg.world.send(ALICE, private(), "while you were down")
         restarted = await tg.start_listener()
         replies = await tg.wait_for_replies(ALICE, 1)
-        await asyncio.sleep(1.5)
+        await tg.replies_match_bursts(ALICE)
         await tg.stop_listener(restarted)
     assert [r.text for r in replies] == ["[echo: 1 message] while you were down"]
     assert len(tg.replies_to(ALICE)) == 1

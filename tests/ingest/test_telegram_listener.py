@@ -35,7 +35,7 @@ async def test_a_burst_in_a_private_chat_gets_one_reply(tg: TelegramHarness) -> 
             tg.world.send(ALICE, private(), text)
             await asyncio.sleep(0.2)
         replies = await tg.wait_for_replies(ALICE, 1)
-        await asyncio.sleep(1.5)  # a second reply would have arrived by now
+        await tg.replies_match_bursts(ALICE)  # and no second reply, however late
         assert [r.text for r in tg.replies_to(ALICE)] == [
             "[echo: 3 messages] hi can you book me a haircut"
         ]
@@ -66,7 +66,7 @@ async def test_group_messages_are_answered_only_when_addressed(tg: TelegramHarne
         tg.world.send(BOB, group, "me too", reply_to=bot_message_for_bob)
         tg.world.send(ALICE, group, "thanks", reply_to=first[0].id)
         replies = await tg.wait_for_replies(ALICE, 2, peer=group)
-        await asyncio.sleep(1.5)
+        await tg.replies_match_bursts(ALICE, group)
         assert len(tg.replies_to(ALICE, group)) == 2
         assert "thanks" in replies[1].text and "me too" not in replies[1].text
         # In groups the first chunk replies to the burst's last message.
@@ -94,7 +94,7 @@ async def test_edits_and_deletes_change_the_buffered_burst(tg: TelegramHarness) 
         tg.world.edit(ALICE, private(), second, "at 11")
         tg.world.delete(ALICE, [first])
         replies = await tg.wait_for_replies(ALICE, 1)
-        await asyncio.sleep(1.5)
+        await tg.replies_match_bursts(ALICE)
         assert [r.text for r in tg.replies_to(ALICE)] == ["[echo: 1 message] at 11"]
         assert [r.text for r in replies] == ["[echo: 1 message] at 11"]
         rows = {r.message_id: r for r in await tg.messages()}
@@ -114,7 +114,7 @@ async def test_a_crashed_listener_catches_up_without_losing_or_doubling(
         tg.world.send(ALICE, private(), "were away")
         restarted = await tg.start_listener()
         replies = await tg.wait_for_replies(ALICE, 2)
-        await asyncio.sleep(1.5)
+        await tg.replies_match_bursts(ALICE)
         assert [r.text for r in tg.replies_to(ALICE)] == [
             "[echo: 1 message] first",
             "[echo: 2 messages] while you were away",
@@ -231,7 +231,11 @@ async def test_the_chat_shows_typing_while_the_reply_is_generated(tg: TelegramHa
             await asyncio.sleep(7.5)  # debounce 1 s, then generation running
             typing_while_generating = list(seen)
             replies = await tg.wait_for_replies(ALICE, 1)
-            await asyncio.sleep(1.5)
+            await tg.replies_match_bursts(ALICE)
+            for _ in range(40):  # the indicator's next poll cancels the typing status
+                if seen[-1] == "SendMessageCancelAction":
+                    break
+                await asyncio.sleep(0.1)
         await tg.stop_listener(listener)
     assert [r.text for r in replies] == ["sorry for the wait"]
     # Shown within a second of persisting, renewed every 4 s, cancelled when done.
@@ -500,7 +504,7 @@ async def test_an_album_is_one_message_and_a_bare_photo_a_placeholder(
         await tg.wait_for_replies(ALICE, 1)
         tg.world.send(ALICE, private(), "", photo=True)
         replies = await tg.wait_for_replies(ALICE, 2)
-        await asyncio.sleep(1.5)
+        await tg.replies_match_bursts(ALICE)
         await tg.stop_listener(listener)
     assert [r.text for r in tg.replies_to(ALICE)] == [
         "[echo: 1 message] our new salon",
@@ -553,7 +557,7 @@ async def test_a_replay_of_answered_updates_produces_no_second_burst(
         listener = await tg.start_listener()
         tg.world.send(ALICE, private(), "twice?")
         await tg.wait_for_replies(ALICE, 2)
-        await asyncio.sleep(1.5)
+        await tg.replies_match_bursts(ALICE)
         await tg.stop_listener(listener)
     assert [r.text for r in tg.replies_to(ALICE)] == [
         "[echo: 1 message] once",
