@@ -59,6 +59,7 @@ class Recorder:
     # raise from it to make the step fail as a real provider or channel would.
     on_generate: Callable[[str], None] | None = None
     on_send: Callable[[str], None] | None = None
+    on_reopen: Callable[[str], None] | None = None
 
     def activities(self) -> list:  # type: ignore[type-arg]
         @activity.defn(name="persist_burst")
@@ -91,7 +92,20 @@ class Recorder:
             self.notices.append(input.burst_key)
             return True
 
-        return [persist_burst, generate_reply, send_reply, mark_burst_failed, send_failure_notice]
+        @activity.defn(name="reopen_failed_burst")
+        async def reopen_failed_burst(burst_key: str) -> str:
+            if self.on_reopen is not None:
+                self.on_reopen(burst_key)
+            return "persisted"
+
+        return [
+            persist_burst,
+            generate_reply,
+            send_reply,
+            mark_burst_failed,
+            send_failure_notice,
+            reopen_failed_burst,
+        ]
 
     def bursts(self) -> list[list[int]]:
         return [p.message_ids for p in self.persisted]
@@ -104,10 +118,12 @@ def new_worker(
     *,
     interceptors: Sequence[Interceptor] = (),
 ) -> Worker:
+    from workflows.retry_burst import RetryBurstWorkflow
+
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[ConversationWorkflow],
+        workflows=[ConversationWorkflow, RetryBurstWorkflow],
         activities=recorder.activities(),
         interceptors=interceptors,
     )

@@ -10,9 +10,11 @@ that fails the replay test would break running workflows, so gate it with
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from pathlib import Path
 
+from temporalio.client import WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
 from tests.conftest import binary, task_queue
@@ -256,6 +258,34 @@ async def promises(env: WorkflowEnvironment, tq: str, rec: Recorder):  # type: i
     return await signal_message(env.client, inp, tq, 11)
 
 
+async def retry_outcomes(env: WorkflowEnvironment, tq: str, rec: Recorder):  # type: ignore[no-untyped-def]
+    """RetryBurstWorkflow after retry-outcomes: a retry that sends completes; one whose
+    send fails again fails the workflow (the last run recorded is that one)."""
+    from activities.errors import from_telegram_error
+    from workflows.payloads import RetryBurstInput
+    from workflows.retry_burst import RetryBurstWorkflow
+
+    await env.client.execute_workflow(
+        RetryBurstWorkflow.run, RetryBurstInput("b-ok", tq), id="retry/b-ok", task_queue=tq
+    )
+
+    def refuse(key: str) -> None:
+        from telethon import errors
+
+        raise from_telegram_error(errors.ChatWriteForbiddenError(request=None))
+
+    rec.on_send = refuse
+    return await env.client.start_workflow(
+        RetryBurstWorkflow.run,
+        RetryBurstInput("b-refused", tq),
+        id="retry/b-refused",
+        task_queue=tq,
+    )
+
+
+retry_outcomes.fails = True  # type: ignore[attr-defined]
+
+
 SCENARIOS = (
     burst_then_lull,
     capped_and_duplicates,
@@ -271,6 +301,7 @@ SCENARIOS = (
     timers,
     due_timer_kept,
     promises,
+    retry_outcomes,
 )
 
 
@@ -299,7 +330,11 @@ async def main() -> None:
         slow = getattr(scenario, "slow_signals", 0)
         async with new_worker(on.client, rec, tq, interceptors=[SlowSignals(slow)] if slow else []):
             handle = await scenario(on, tq, rec)
-            await handle.result()
+            if getattr(scenario, "fails", False):
+                with contextlib.suppress(WorkflowFailureError):
+                    await handle.result()
+            else:
+                await handle.result()
             # By run id: a handle's own fetch_history follows to the latest run.
             run = on.client.get_workflow_handle(handle.id, run_id=handle.result_run_id)
             history = await run.fetch_history()

@@ -9,6 +9,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from workflows.conversation import ConversationWorkflow
+from workflows.retry_burst import RetryBurstWorkflow
 
 # Read at collection time, so the async test does no blocking file IO.
 HISTORIES = [
@@ -23,7 +24,8 @@ def test_there_are_histories_to_replay() -> None:
 
 @pytest.mark.parametrize("history", HISTORIES, ids=lambda h: h.workflow_id)
 async def test_history_replays_without_nondeterminism(history: WorkflowHistory) -> None:
-    result = await Replayer(workflows=[ConversationWorkflow]).replay_workflow(
+    workflows = [ConversationWorkflow, RetryBurstWorkflow]
+    result = await Replayer(workflows=workflows).replay_workflow(
         history, raise_on_replay_failure=False
     )
     assert result.replay_failure is None, result.replay_failure
