@@ -204,7 +204,14 @@ async def test_a_listener_killed_mid_burst_catches_up_without_loss_or_doubles(
     texts = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot"]
     telegram.world.send(ALICE, TO_BOT, texts[0])
     telegram.world.send(ALICE, TO_BOT, texts[1])
-    await asyncio.sleep(0.3)  # taken by the listener, the burst still collecting
+    key = deployment.account_key  # type: ignore[attr-defined]
+
+    async def taken_still_collecting() -> bool:
+        rows = await message_bursts(sessionmaker, key)
+        return all(rows.get(t, (0, None))[0] is None for t in texts[:2]) and len(rows) == 2
+
+    # Recorded by the listener and the burst still collecting (debounce 1 s): then kill.
+    assert await eventually(taken_still_collecting, within=5), deployment.log("ingest")
     await deployment.kill_listener(signal.SIGKILL)
     telegram.world.send(ALICE, TO_BOT, texts[2])  # while no listener runs
     await deployment.start_listener()
@@ -214,7 +221,6 @@ async def test_a_listener_killed_mid_burst_catches_up_without_loss_or_doubles(
     assert await deployment.kill_listener(signal.SIGTERM) == 0
     telegram.world.send(ALICE, TO_BOT, texts[5])
     await deployment.start_listener()
-    key = deployment.account_key  # type: ignore[attr-defined]
 
     async def answered() -> bool:
         rows = await message_bursts(sessionmaker, key)

@@ -571,8 +571,13 @@ async def test_a_dropped_connection_is_reestablished(tg: TelegramHarness) -> Non
         listener = await tg.start_listener()
         tg.world.send(ALICE, private(), "before")
         await tg.wait_for_replies(ALICE, 1)
+        connected = tg.server.connections_made[BOT_ID]
         tg.server.drop_connections(BOT_ID)
-        await asyncio.sleep(0.5)
+        for _ in range(100):  # the drop happened, and the client came back on its own
+            if tg.server.connections_made[BOT_ID] > connected:
+                break
+            await asyncio.sleep(0.1)
+        assert tg.server.connections_made[BOT_ID] == connected + 1
         tg.world.send(ALICE, private(), "after")  # pushed after reconnecting, or fetched
         replies = await tg.wait_for_replies(ALICE, 2, within=30)
         await tg.stop_listener(listener)

@@ -86,6 +86,8 @@ class FakeTelegramServer:
         self.withhold_send_answers = 0
         self._server: asyncio.Server | None = None
         self._connections: list[_Connection] = []
+        # TCP connections each account's key has opened so far (a reconnect adds one).
+        self.connections_made: dict[int, int] = {}
 
     async def start(self) -> FakeTelegramServer:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -153,6 +155,7 @@ class FakeTelegramServer:
                 log.warning("unknown auth key %s; closing", event.auth_key_id)
                 return False
             conn.user_id = account.id
+            self.connections_made[account.id] = self.connections_made.get(account.id, 0) + 1
             conn.session.set_auth_key(account.auth_key)
             return True
         if isinstance(event, Data) and conn.user_id is not None:
