@@ -330,13 +330,16 @@ async def test_a_listener_that_loses_its_lock_stops_serving_before_another_takes
     assert [r.text for r in replies] == ["[echo: 1 message] before", "[echo: 1 message] after"]
 
 
+@pytest.mark.parametrize("answer", ["RANDOM_ID_DUPLICATE", "the earlier message"])
 async def test_a_reply_whose_retried_send_was_a_duplicate_is_not_taken_for_the_owner(
-    tg_user: TelegramHarness,
+    tg_user: TelegramHarness, answer: str
 ) -> None:
     # Telegram takes the send but its answer never comes; the listener restarts, catch-up
-    # brings the account's own message, and the retried send is a RANDOM_ID_DUPLICATE
-    # (no message id stored). That message must not read as the owner writing.
+    # brings the account's own message, and the retried send is answered as Telegram
+    # documents a repeated random_id: RANDOM_ID_DUPLICATE (no message id to store) or
+    # the earlier message. Either way it must not read as the owner writing.
     tg = tg_user
+    tg.world.duplicate_in_flight = answer == "RANDOM_ID_DUPLICATE"
     async with tg.worker():
         listener = await tg.start_listener()
         tg.server.withhold_send_answers = 1

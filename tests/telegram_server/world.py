@@ -3,8 +3,10 @@
 Models the documented behaviour Lull depends on:
 - private chats and basic groups number messages per user: the same message has its own
   id in each participant's box, and every change to a box advances that user's ``pts``;
-- ``messages.sendMessage`` de-duplicates a repeated ``random_id`` per (sender, peer)
-  (answered with ``RANDOM_ID_DUPLICATE``), refuses more than 4096 characters
+- ``messages.sendMessage`` de-duplicates a repeated ``random_id`` per (sender, peer): as
+  documented, it answers with the earlier message, or ``RANDOM_ID_DUPLICATE`` while the
+  first call is in flight (``duplicate_in_flight`` makes a repeat get that answer, the
+  way a send Telegram took but never answered looks), refuses more than 4096 characters
   (``MESSAGE_TOO_LONG``) and empty text (``MESSAGE_EMPTY``), and can be told to answer
   ``FLOOD_WAIT_X``;
 - ``updates.getDifference`` replays a user's box changes after a given ``pts``.
@@ -122,6 +124,9 @@ class World:
         self.random_ids: dict[tuple[int, tuple[str, int], int], int] = {}
         # Per account: errors the next sendMessage calls answer with, in order.
         self.refusals: dict[int, list[RpcRefusal]] = {}
+        # Whether a repeated random_id gets RANDOM_ID_DUPLICATE (the first call still in
+        # flight) rather than the earlier message.
+        self.duplicate_in_flight = False
         self.push: Callable[[int, types.TypeUpdates], None] = lambda user_id, updates: None
         # Tests watching what users' apps receive (e.g. "typing…" from the bot).
         self.push_observers: list[Callable[[int, types.Updates], None]] = []
@@ -168,8 +173,11 @@ class World:
             waiting = self.refusals.get(sender_id)
             if waiting:
                 raise waiting.pop(0)
-            if (sender_id, (kind, target), random_id) in self.random_ids:
-                raise RpcRefusal(500, "RANDOM_ID_DUPLICATE")
+            earlier = self.random_ids.get((sender_id, (kind, target), random_id))
+            if earlier is not None:
+                if self.duplicate_in_flight:
+                    raise RpcRefusal(500, "RANDOM_ID_DUPLICATE")
+                return earlier  # the earlier message, not a second one
         if not text.strip() and not photo:
             raise RpcRefusal(400, "MESSAGE_EMPTY")
         if len(text) > MAX_MESSAGE_CHARS:
