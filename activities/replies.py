@@ -2,15 +2,21 @@
 
 Once the LLM has answered, the reply is stored before the attempt gives up: a Postgres
 outage is waited out inside the attempt (heartbeating) for as long as the attempt may
-run, because a retried attempt would call the LLM again. The one case left that pays
-twice is a worker that dies (or is shut down past its grace) between the answer and the
-stored reply.
+run, because a retried attempt would call the LLM again. And only one attempt calls at a
+time: Temporal delivers an activity at least once (two attempts ran at once around a
+server restart in the chaos run, each paying), so the caller claims the burst in Postgres
+for a short lease it renews while calling; another attempt waits for the reply, or for
+the lease to lapse if the caller's worker died. The cases left that pay twice: a worker
+that dies (or is shut down past its grace) between the answer and the stored reply, and
+a call that outlives the LLM timeout (abandoned and retried, yet billed).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -37,6 +43,12 @@ COST_QUANTUM = Decimal("0.00000001")
 STORE_RETRY_FIRST_SECONDS = 0.5
 STORE_RETRY_MAX_SECONDS = 10.0
 STORE_DEADLINE_MARGIN = timedelta(seconds=5)
+# The claim on a burst's LLM call: renewed this often while the call runs, lapsing this
+# long after the caller stopped renewing it (a dead worker's, well before its activity's
+# 30 s heartbeat timeout brings the retry).
+CLAIM_SECONDS = 15.0
+CLAIM_RENEW_SECONDS = 5.0
+WAIT_POLL_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -81,12 +93,58 @@ class ReplyActivities:
             # /start, /help, /refresh: answered from the account's texts, no LLM call.
             completion = Completion(job.builtin, "command", 0, 0)
             return await self._store(job, completion, refresh=job.command == "refresh")
-        try:
-            async with heartbeating():
+        if not await self._claim(job):
+            return await self._wait_for_other_attempt(job)
+        # The claim is held until the reply is stored: a store waiting out an outage still
+        # keeps a duplicate attempt from paying.
+        async with heartbeating(), self._holding_claim(job):
+            try:
                 completion = await self._provider.complete(job.prompt, model=job.model)
-        except LLMError as exc:
-            raise from_llm_error(exc) from exc
-        return await self._store_paid(job, completion)
+            except LLMError as exc:
+                await self._release(job)
+                raise from_llm_error(exc) from exc
+            return await self._store_paid(job, completion)
+
+    async def _claim(self, job: _Job) -> bool:
+        async with self._sessionmaker() as session, session.begin():
+            return await queries.claim_generation(session, job.burst_id, seconds=CLAIM_SECONDS)
+
+    async def _release(self, job: _Job) -> None:
+        with contextlib.suppress(Exception):  # best effort: the lease lapses anyway
+            async with self._sessionmaker() as session, session.begin():
+                await queries.release_generation(session, job.burst_id)
+
+    @contextlib.asynccontextmanager
+    async def _holding_claim(self, job: _Job) -> AsyncIterator[None]:
+        async def renew() -> None:
+            while True:
+                await asyncio.sleep(CLAIM_RENEW_SECONDS)
+                with contextlib.suppress(Exception):  # Postgres down: the lease may lapse
+                    async with self._sessionmaker() as session, session.begin():
+                        await queries.renew_generation(session, job.burst_id, seconds=CLAIM_SECONDS)
+
+        task = asyncio.create_task(renew())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _wait_for_other_attempt(self, job: _Job) -> GenerateReplyResult:
+        """Another attempt is calling the LLM for this burst: take its reply when stored,
+        or the call over once its lease lapsed (its worker died)."""
+        async with heartbeating():
+            while True:
+                await asyncio.sleep(WAIT_POLL_SECONDS)
+                async with self._sessionmaker() as session:
+                    replied, lapsed = await queries.reply_or_claim_lapsed(session, job.burst_id)
+                    stored = await queries.load_reply(session, job.burst_id) if replied else None
+                if stored is not None:
+                    return GenerateReplyResult(stored.id, len(stored.text), reused=True)
+                if lapsed or replied:
+                    break
+        return await self.generate_reply(GenerateReplyInput(job.burst_key))
 
     async def _store_paid(self, job: _Job, completion: Completion) -> GenerateReplyResult:
         """Store a reply the LLM was paid for, waiting out a Postgres outage within this
@@ -114,7 +172,9 @@ class ReplyActivities:
             burst = await queries.burst_to_answer(session, key)
             if burst is None:
                 raise missing(f"burst {key}")
-            job = _Job(burst.id, burst.conversation_id, burst.model or self._options.default_model)
+            job = _Job(
+                key, burst.id, burst.conversation_id, burst.model or self._options.default_model
+            )
             if burst.reply_id is not None:
                 job.stored = StoredReply(burst.reply_id, burst.reply_text)
                 return job
@@ -171,6 +231,7 @@ class StoredReply:
 class _Job:
     """What one generate_reply call works from."""
 
+    burst_key: str
     burst_id: int
     conversation_id: int
     model: str

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -20,6 +20,7 @@ from sqlalchemy import (
     bindparam,
     func,
     literal,
+    or_,
     select,
     true,
     update,
@@ -569,3 +570,45 @@ async def account_chats(session: AsyncSession, account_id: int) -> list[tuple[in
         conversation.c.account_id == account_id
     )
     return [(row.chat_id, row.topic_id) for row in await session.execute(stmt)]
+
+
+async def claim_generation(session: AsyncSession, burst_id: int, *, seconds: float) -> bool:
+    """Claim the burst's LLM call for ``seconds`` unless another attempt holds a claim
+    that has not lapsed (or the reply is stored); renewing one's own claim is a claim."""
+    stmt = (
+        update(burst)
+        .where(
+            burst.c.id == burst_id,
+            burst.c.status == "persisted",
+            or_(burst.c.generating_until.is_(None), burst.c.generating_until < func.now()),
+        )
+        .values(generating_until=func.now() + timedelta(seconds=seconds))
+        .returning(burst.c.id)
+    )
+    return (await session.execute(stmt)).first() is not None
+
+
+async def renew_generation(session: AsyncSession, burst_id: int, *, seconds: float) -> None:
+    await session.execute(
+        update(burst)
+        .where(burst.c.id == burst_id)
+        .values(generating_until=func.now() + timedelta(seconds=seconds))
+    )
+
+
+async def release_generation(session: AsyncSession, burst_id: int) -> None:
+    """The call failed: the next attempt may claim at once."""
+    await session.execute(update(burst).where(burst.c.id == burst_id).values(generating_until=None))
+
+
+async def reply_or_claim_lapsed(session: AsyncSession, burst_id: int) -> tuple[bool, bool]:
+    """(a reply is stored, the generation claim has lapsed) for a waiting attempt."""
+    row = (
+        await session.execute(
+            select(
+                burst.c.status != "persisted",
+                or_(burst.c.generating_until.is_(None), burst.c.generating_until < func.now()),
+            ).where(burst.c.id == burst_id)
+        )
+    ).one()
+    return bool(row[0]), bool(row[1])

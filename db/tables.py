@@ -108,6 +108,9 @@ burst = Table(
     Column("notice_sent_at", DateTime(timezone=True)),
     # How many times ops re-ran this burst with `lull retry`.
     Column("retries", Integer, nullable=False, server_default="0"),
+    # An attempt calling the LLM for this burst holds it until then, renewing it: a second
+    # attempt (Temporal delivers an activity at least once) waits instead of paying again.
+    Column("generating_until", DateTime(timezone=True)),
     _created_at(),
     CheckConstraint(f"status in {BURST_STATUSES}", name="status"),
 )

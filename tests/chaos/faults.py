@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from tests.chaos.cluster import BOT, LLM_TIMEOUT_SECONDS, Cluster
+from tests.e2e.helpers import ROOT, lull_command
 from tests.fakes.openai_server import Answer
 
 Fault = Callable[[Cluster, random.Random], Awaitable[str]]
@@ -28,6 +29,8 @@ class FaultLog:
     missed: list[str] = field(default_factory=list)
     # LLM calls in flight when their workers were killed: each may be paid twice.
     killed_mid_call: int = 0
+    # Times two faults came at once.
+    pairs: int = 0
 
     def __len__(self) -> int:
         return len(self.lines)
@@ -37,14 +40,16 @@ class FaultLog:
 
     @property
     def kinds_not_hit(self) -> list[str]:
-        return [f.__name__ for f in ALL if f.__name__ not in self.hit]
+        missing = [f.__name__ for f in ALL if f.__name__ not in self.hit]
+        return missing + ([] if self.pairs else ["two_at_once"])
 
 
 async def kill_a_worker(cluster: Cluster, rng: random.Random) -> str:
     """SIGKILL one worker wherever it is: usually debouncing, sometimes mid-activity."""
     victim = rng.choice(cluster.named("worker"))
+    in_flight = cluster.llm.in_flight  # at most these calls die with it
     await victim.signal(signal.SIGKILL)
-    return f"SIGKILL {victim.name}"
+    return f"SIGKILL {victim.name} with {in_flight} LLM calls in flight"
 
 
 async def kill_workers_during_llm_call(cluster: Cluster, rng: random.Random) -> str:
@@ -125,6 +130,79 @@ async def flood_wait(cluster: Cluster, rng: random.Random) -> str:
     return f"Telegram FLOOD_WAIT_2 on the next {times} sends"
 
 
+async def partition_a_link(cluster: Cluster, rng: random.Random) -> str:
+    """A half-open partition: a link's connections stay open and nothing passes for a few
+    seconds (no RST, no FIN), then what was sent arrives, as TCP retransmits it."""
+    name = rng.choice(sorted(cluster.links))
+    link = cluster.links[name]
+    seconds = rng.uniform(2, 6)
+    link.frozen = True
+    await asyncio.sleep(seconds)
+    link.frozen = False
+    return f"{name} partitioned (half-open) for {seconds:.1f} s"
+
+
+async def slow_temporal(cluster: Cluster, rng: random.Random) -> str:
+    """Temporal slow rather than down: every chunk between workers and the server waits."""
+    link = cluster.links["worker-temporal"]
+    latency, seconds = rng.choice([0.05, 0.2, 0.5]), rng.uniform(4, 10)
+    link.latency = latency
+    await asyncio.sleep(seconds)
+    link.latency = 0.0
+    return f"Temporal {latency * 1000:.0f} ms slower for {seconds:.1f} s"
+
+
+async def postgres_restart_then_new_listener(cluster: Cluster, rng: random.Random) -> str:
+    """Postgres restarts (the listener's lock goes with its connection), and the listener
+    is replaced meanwhile: the new one must not serve beside an old one still connected."""
+    down = rng.uniform(1, 3)
+    await cluster.restart_postgres(down)
+    (listener,) = cluster.named("listener")
+    await listener.signal(signal.SIGKILL)
+    return f"Postgres down {down:.1f} s, then the listener replaced"
+
+
+async def login_while_serving(cluster: Cluster, rng: random.Random) -> str:
+    """An operator runs `lull login` for the served account: refused while the listener
+    holds it, and it never moves the update state."""
+    proc = await asyncio.create_subprocess_exec(
+        *lull_command("login"),
+        cwd=ROOT,
+        env=cluster.env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    said = out.decode(errors="replace")
+    if proc.returncode == 1 and "already served" in said:
+        return "lull login refused beside the listener"
+    return f"lull login ended {proc.returncode} (listener restarting?): {said.strip()[-80:]}"
+
+
+async def deploy_a_bad_config(cluster: Cluster, rng: random.Random) -> str:
+    """A worker deployed with a value that would poison conversations: refused at start,
+    naming the variable, before it could touch anything."""
+    variable, value = rng.choice(
+        [
+            ("LULL_MAX_WAIT_SECONDS", "inf"),
+            ("LULL_IDLE_CLOSE_SECONDS", "1e30"),
+            ("LULL_MAX_CACHED_WORKFLOWS", "1000000000000"),
+            ("LULL_TG_PLACEHOLDERS", '{"photo": "[photo {"}'),
+        ]
+    )
+    proc = await asyncio.create_subprocess_exec(
+        *lull_command("worker"),
+        cwd=ROOT,
+        env={**cluster.env, variable: value},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    refused = proc.returncode == 2 and variable in out.decode(errors="replace")
+    return f"worker with {variable}={value} " + ("refused" if refused else "(missed: ran)")
+
+
 ALL: tuple[Fault, ...] = (
     kill_a_worker,
     kill_workers_during_llm_call,
@@ -135,7 +213,14 @@ ALL: tuple[Fault, ...] = (
     restart_postgres,
     llm_outage,
     flood_wait,
+    partition_a_link,
+    slow_temporal,
+    postgres_restart_then_new_listener,
+    login_while_serving,
+    deploy_a_bad_config,
 )
+# Every this many faults, a second one comes at the same time.
+TWO_AT_ONCE_EVERY = 4
 
 
 async def inject(
@@ -159,11 +244,17 @@ async def inject(
         # Kinds that have not hit yet go first, so every kind really happens.
         pending = [f for f in ALL if f.__name__ not in log.hit]
         fault = order.pop(0) if order else rng.choice(pending or ALL)
-        what = await fault(cluster, rng)
-        log.lines.append(f"{loop.time() - start:6.1f} s  {what}")
-        if what.endswith("(missed)"):
-            log.missed.append(fault.__name__)
-            continue
-        log.hit.add(fault.__name__)
-        if fault is kill_workers_during_llm_call:
-            log.killed_mid_call += int(what.split(" with ")[1].split()[0])
+        chosen = [fault]
+        if len(log.lines) % TWO_AT_ONCE_EVERY == TWO_AT_ONCE_EVERY - 1:
+            chosen.append(rng.choice([f for f in ALL if f is not fault]))
+            log.pairs += 1
+        results = await asyncio.gather(*(f(cluster, rng) for f in chosen))
+        for done, what in zip(chosen, results, strict=True):
+            both = " (with another fault at once)" if len(chosen) > 1 else ""
+            log.lines.append(f"{loop.time() - start:6.1f} s  {what}{both}")
+            if "(missed" in what:
+                log.missed.append(done.__name__)
+                continue
+            log.hit.add(done.__name__)
+            if done in (kill_workers_during_llm_call, kill_a_worker):
+                log.killed_mid_call += int(what.split(" with ")[1].split()[0])

@@ -87,7 +87,9 @@ async def run_chaos(
         engine = make_engine(cluster.database_url, pool_size=2)
         try:
             sessionmaker = make_sessionmaker(engine)
-            allowed = fault_log.killed_mid_call
+            # The README's two ways to pay twice: a worker killed mid-call, and a call slower
+            # than the LLM timeout (abandoned, retried, yet billed).
+            allowed = fault_log.killed_mid_call + cluster.llm.abandoned
             report = await _drain(cluster, accepted, sessionmaker, drain_seconds, allowed)
             if report.clean:
                 # A late duplicate (a retried send, a re-run burst) would land now.

@@ -112,6 +112,28 @@ async def test_an_operator_lists_failed_bursts_and_retries_one_which_is_answered
     assert missing.returncode == 1 and "no burst b-nosuchburst" in missing.stderr
 
 
+async def failed_send(
+    sessionmaker: async_sessionmaker[AsyncSession], prefix: str, *, chat: int
+) -> tuple[Account, str]:
+    """A new account with one burst whose send failed: the account and the burst key."""
+    key = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    account = await register_account(sessionmaker, key=key, kind="replay", display_name=key)
+    conv, ids = await seed(sessionmaker, account.id, ["hi"], chat=chat)
+    burst = persist_input(conv, ids).burst_key
+    bursts = BurstActivities(sessionmaker)
+    await bursts.persist_burst(persist_input(conv, ids))
+    await bursts.mark_burst_failed(MarkBurstFailedInput(burst, "TelegramRetryable", "timeout"))
+    return account, burst
+
+
+def cli_env(dev_env: WorkflowEnvironment, database_url: str, tq: str) -> dict[str, str]:
+    return {
+        "LULL_DATABASE_URL": database_url,
+        "LULL_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
+        "LULL_TASK_QUEUE": tq,
+    }
+
+
 class RefusedSender(RecordingSender):
     async def send(self, target: Any, text: str, *, random_id: int) -> int | None:
         from telethon import errors
@@ -124,21 +146,9 @@ async def test_a_retry_whose_delivery_fails_again_fails_red_and_says_so(
     database_url: str,
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
-    key = f"refused-{uuid.uuid4().hex[:8]}"
-    account: Account = await register_account(
-        sessionmaker, key=key, kind="replay", display_name=key
-    )
-    conv, ids = await seed(sessionmaker, account.id, ["hi"], chat=78)
-    burst = persist_input(conv, ids).burst_key
-    bursts = BurstActivities(sessionmaker)
-    await bursts.persist_burst(persist_input(conv, ids))
-    await bursts.mark_burst_failed(MarkBurstFailedInput(burst, "TelegramRetryable", "timeout"))
+    account, burst = await failed_send(sessionmaker, "refused", chat=78)
     tq = task_queue()
-    env = {
-        "LULL_DATABASE_URL": database_url,
-        "LULL_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
-        "LULL_TASK_QUEUE": tq,
-    }
+    env = cli_env(dev_env, database_url, tq)
     worker = build_worker(
         dev_env.client,
         task_queue=tq,
@@ -159,7 +169,7 @@ async def test_a_retry_whose_delivery_fails_again_fails_red_and_says_so(
     assert "failed too (TelegramRejected)" in retried.stderr
     outcome = await dev_env.client.get_workflow_handle(f"retry/{burst}").describe()
     assert outcome.status == WorkflowExecutionStatus.FAILED
-    listed = await lull(env, "failed", "--account", key)
+    listed = await lull(env, "failed", "--account", account.key)
     assert json.loads(listed.stdout)["error_type"] == "TelegramRejected"
 
 
@@ -168,22 +178,10 @@ async def test_a_retry_with_no_listener_for_its_account_says_so_at_once(
     database_url: str,
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
-    key = f"nolistener-{uuid.uuid4().hex[:8]}"
-    account: Account = await register_account(
-        sessionmaker, key=key, kind="replay", display_name=key
-    )
-    conv, ids = await seed(sessionmaker, account.id, ["hi"], chat=79)
-    burst = persist_input(conv, ids).burst_key
-    bursts = BurstActivities(sessionmaker)
-    await bursts.persist_burst(persist_input(conv, ids))
-    await bursts.mark_burst_failed(MarkBurstFailedInput(burst, "TelegramRetryable", "timeout"))
-    env = {
-        "LULL_DATABASE_URL": database_url,
-        "LULL_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
-        "LULL_TASK_QUEUE": task_queue(),
-    }
+    account, burst = await failed_send(sessionmaker, "nolistener", chat=79)
+    env = cli_env(dev_env, database_url, task_queue())
     started = await lull(env, "retry", burst, "--no-wait")
     assert started.returncode == 0, started.stderr
-    assert "no listener polls" in started.stderr and f"/send/{key}" in started.stderr
+    assert "no listener polls" in started.stderr and f"/send/{account.key}" in started.stderr
     assert json.loads(started.stdout) == {"status": "started", "workflow_id": f"retry/{burst}"}
     await dev_env.client.get_workflow_handle(f"retry/{burst}").terminate("test over")

@@ -35,6 +35,10 @@ class FakeOpenAI:
         self.statuses: list[int] = []
         # The last user message of every request answered 200: what was paid for.
         self.paid_for: list[str] = []
+        # Of those, answers slower than the client's timeout: the client had given up and
+        # retries, yet a provider bills such a call.
+        self.client_timeout: float | None = None
+        self.abandoned = 0
 
     @property
     def base_url(self) -> str:
@@ -62,6 +66,9 @@ class FakeOpenAI:
                 finally:
                     self.in_flight -= 1
                 status, payload = self._respond(answer, request, headers)
+                late = self.client_timeout is not None and answer.delay >= self.client_timeout
+                if status == 200 and late:
+                    self.abandoned += 1
                 self.statuses.append(status)
                 data = json.dumps(payload).encode()
                 extra = "".join(f"{k}: {v}\r\n" for k, v in answer.headers.items())

@@ -24,8 +24,23 @@ class FaultProxy:
         self._pipes: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
         self.cuts = 0
-        # Frozen: connections stay open but nothing passes, as in a half-open partition.
-        self.frozen = False
+        # Frozen: connections stay open and nothing passes, as in a partition that drops
+        # packets; what was sent meanwhile arrives once it heals (TCP retransmits it).
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+        # Added to every chunk's trip: a slow link or an overloaded server.
+        self.latency = 0.0
+
+    @property
+    def frozen(self) -> bool:
+        return not self._flowing.is_set()
+
+    @frozen.setter
+    def frozen(self, value: bool) -> None:
+        if value:
+            self._flowing.clear()
+        else:
+            self._flowing.set()
 
     @property
     def port(self) -> int:
@@ -78,8 +93,9 @@ class FaultProxy:
     async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
         try:
             while data := await src.read(65536):
-                if self.frozen:
-                    continue  # swallowed: neither side hears of it
+                await self._flowing.wait()
+                if self.latency:
+                    await asyncio.sleep(self.latency)
                 dst.write(data)
                 await dst.drain()
         except (ConnectionError, OSError):
@@ -102,3 +118,9 @@ async def postgres_proxy(database_url: str) -> tuple[FaultProxy, str]:
     await proxy.start()
     through = url.set(host="127.0.0.1", port=proxy.port, query={})
     return proxy, through.render_as_string(hide_password=False)
+
+
+async def tcp_proxy(host: str, port: int) -> FaultProxy:
+    """A proxy in front of a TCP server (Temporal's gRPC port, the MTProto server)."""
+    proxy = FaultProxy(lambda: asyncio.open_connection(host, port))
+    return await proxy.start()

@@ -20,6 +20,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from time import monotonic
 
 from telethon.tl import types
 
@@ -122,6 +123,11 @@ class World:
         self.boxes: dict[int, list[Visible]] = {}
         # (sender, peer, random_id) → the sender-box message id of the first send.
         self.random_ids: dict[tuple[int, tuple[str, int], int], int] = {}
+        # When each random_id was first used. Telegram's de-duplication window is finite;
+        # with a window set, a repeat after it is a new message, so a check cannot lean
+        # on the fake remembering forever (None: forever, as before).
+        self.random_id_window: float | None = None
+        self._random_id_at: dict[tuple[int, tuple[str, int], int], float] = {}
         # Per account: errors the next sendMessage calls answer with, in order.
         self.refusals: dict[int, list[RpcRefusal]] = {}
         # Whether a repeated random_id gets RANDOM_ID_DUPLICATE (the first call still in
@@ -173,7 +179,11 @@ class World:
             waiting = self.refusals.get(sender_id)
             if waiting:
                 raise waiting.pop(0)
-            earlier = self.random_ids.get((sender_id, (kind, target), random_id))
+            key = (sender_id, (kind, target), random_id)
+            earlier = self.random_ids.get(key)
+            first_at = self._random_id_at.get(key, 0.0)
+            if self.random_id_window is not None and monotonic() - first_at > self.random_id_window:
+                earlier = None  # outside the window: Telegram has forgotten it
             if earlier is not None:
                 if self.duplicate_in_flight:
                     raise RpcRefusal(500, "RANDOM_ID_DUPLICATE")
@@ -206,6 +216,7 @@ class World:
             self._record(owner, update, push=not own_send)
         if random_id is not None:
             self.random_ids[(sender_id, (kind, target), random_id)] = copies[sender_id]
+            self._random_id_at[(sender_id, (kind, target), random_id)] = monotonic()
         return copies[sender_id]
 
     def edit(self, sender_id: int, peer: types.TypePeer, message_id: int, text: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from temporalio.api.enums.v1 import EventType
+from temporalio.api.enums.v1 import EventType, WorkflowTaskFailedCause
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
@@ -57,3 +57,23 @@ async def test_a_message_at_the_idle_close_instant_is_answered(
     # rejects the completion) or after it (a new run), it was answered exactly once.
     assert rec.bursts() == [[1], [2]]
     assert len(set(rec.sent)) == 2
+    # Which of the three happened, read from the history, so a case that never raced
+    # shows as such instead of passing for the race.
+    outcome = await race_outcome(handle, last)
+    print(f"offset {offset:+.3f} s: {outcome}")
+    assert outcome in ("before the idle close", "raced the completion", "a new run")
+
+
+async def race_outcome(first: WorkflowHandle, last: WorkflowHandle) -> str:  # type: ignore[type-arg]
+    if last.result_run_id != first.result_run_id:
+        return "a new run"
+    run = first._client.get_workflow_handle(first.id, run_id=first.result_run_id)
+    events = [e async for e in run.fetch_history_events()]
+    rejected = any(
+        e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED
+        and e.workflow_task_failed_event_attributes.cause
+        == WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND
+        for e in events
+    )
+    # The server refuses a completion a signal raced, and the run handles the signal.
+    return "raced the completion" if rejected else "before the idle close"

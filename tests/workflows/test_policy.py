@@ -22,6 +22,7 @@ from workflows.policy import (
     extend_lease,
     head_burst,
     keep_armed_for,
+    lease_after_message,
     must_rearm,
 )
 
@@ -223,8 +224,8 @@ def simulate(config: DebounceConfig, events: list[tuple[float, str, int, int]]):
             seq = burst_seq_for(
                 config, buffer, lease, now, command=command is not None, join_until_due=True
             )
-            if not buffer or buffer[-1].burst_seq != seq or buffer[-1].sender_id == sender:
-                lease = None
+            # The workflow's own rule, not a copy (a copy had drifted to buffer[-1]).
+            lease = lease_after_message(buffer, lease, seq=seq, sender_id=sender)
             buffer.append(
                 BufferedMessage(next_id, sender, chars, now, burst_seq=seq, command=command)
             )
