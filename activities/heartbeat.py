@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from temporalio import activity
 
@@ -18,11 +18,26 @@ HEARTBEAT_EVERY_SECONDS = 5.0
 @contextlib.asynccontextmanager
 async def heartbeating() -> AsyncIterator[None]:
     async def beat() -> None:
-        while True:
-            activity.heartbeat()
-            await asyncio.sleep(HEARTBEAT_EVERY_SECONDS)
+        activity.heartbeat()
 
-    task = asyncio.create_task(beat())
+    async with repeating(beat, every=HEARTBEAT_EVERY_SECONDS, first_now=True):
+        yield
+
+
+@contextlib.asynccontextmanager
+async def repeating(
+    action: Callable[[], Awaitable[None]], *, every: float, first_now: bool = False
+) -> AsyncIterator[None]:
+    """Run ``action`` every ``every`` seconds while the block runs; stop it on the way out."""
+
+    async def loop() -> None:
+        if not first_now:
+            await asyncio.sleep(every)
+        while True:
+            await action()
+            await asyncio.sleep(every)
+
+    task = asyncio.create_task(loop())
     try:
         yield
     finally:

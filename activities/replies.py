@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -27,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
 from activities.errors import from_llm_error, missing
-from activities.heartbeat import heartbeating
+from activities.heartbeat import heartbeating, repeating
 from channels.commands import BUILTIN_COMMANDS, REFRESH_REPLY, help_text, parse_command
 from db import queries
 from db.errors import database_unavailable, describe_database_error
@@ -114,22 +113,13 @@ class ReplyActivities:
             async with self._sessionmaker() as session, session.begin():
                 await queries.release_generation(session, job.burst_id)
 
-    @contextlib.asynccontextmanager
-    async def _holding_claim(self, job: _Job) -> AsyncIterator[None]:
+    def _holding_claim(self, job: _Job) -> contextlib.AbstractAsyncContextManager[None]:
         async def renew() -> None:
-            while True:
-                await asyncio.sleep(CLAIM_RENEW_SECONDS)
-                with contextlib.suppress(Exception):  # Postgres down: the lease may lapse
-                    async with self._sessionmaker() as session, session.begin():
-                        await queries.renew_generation(session, job.burst_id, seconds=CLAIM_SECONDS)
+            with contextlib.suppress(Exception):  # Postgres down: the lease may lapse
+                async with self._sessionmaker() as session, session.begin():
+                    await queries.renew_generation(session, job.burst_id, seconds=CLAIM_SECONDS)
 
-        task = asyncio.create_task(renew())
-        try:
-            yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        return repeating(renew, every=CLAIM_RENEW_SECONDS)
 
     async def _wait_for_other_attempt(self, job: _Job) -> GenerateReplyResult:
         """Another attempt is calling the LLM for this burst: take its reply when stored,
