@@ -113,6 +113,12 @@ async def check_database(engine: AsyncEngine, url: str) -> None:
 async def lull_runtime(
     settings: Settings, *, run_migrations: bool = True, attach: bool = False
 ) -> AsyncIterator[Runtime]:
+    if settings.chat_hash_key is None:
+        # Only the embedded dev stack gets here (settings refuse it elsewhere).
+        log.warning(
+            "LULL_CHAT_HASH_KEY is unset: chat and sender hashes use the public dev key, "
+            "fine for the embedded dev stack only"
+        )
     async with running_stack(settings, attach=attach) as stack:
         engine = make_engine(stack.database_url)
         try:
