@@ -21,6 +21,7 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 import ops
 from channels import console, replay
 from db import migrate, queries
+from db.errors import database_unavailable, describe_database_error, from_the_database
 from db.locks import AccountLockedError
 from ingest import register_account, wait_until_answered
 from runtime import banner, database_only, lull_runtime, secret_box, stop_on_signals
@@ -472,6 +473,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        if not (from_the_database(exc) and database_unavailable(exc)):
+            raise
+        # Mid-run (a replay, a listener) as at start-up: name the part that is down.
+        print(f"lull: Postgres is unreachable: {describe_database_error(exc)}", file=sys.stderr)
+        return 1
 
 
 def run() -> None:

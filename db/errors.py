@@ -8,6 +8,7 @@ an error is described by its type and SQLSTATE only. The engine also hides param
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Iterator
 
 import asyncpg
@@ -63,3 +64,12 @@ def describe_database_error(exc: BaseException) -> str:
     if database_unavailable(exc):
         return f"Postgres unreachable ({type(innermost).__name__})"
     return type(innermost).__name__
+
+
+def from_the_database(exc: BaseException) -> bool:
+    """Whether ``exc`` came from talking to Postgres: a database error, or an OS error the
+    driver raised connecting (a missing socket is a bare FileNotFoundError)."""
+    if is_database_error(exc):
+        return True
+    frames = traceback.extract_tb(exc.__traceback__)
+    return isinstance(exc, OSError) and any("/asyncpg/" in f.filename for f in frames)

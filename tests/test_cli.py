@@ -101,3 +101,37 @@ def test_a_failed_activity_attempt_is_logged_in_one_line() -> None:
     line = logging.Formatter().format(record)
     assert "\n" not in line
     assert line.endswith("RuntimeError: LLM 100% unavailable")
+
+
+def test_postgres_going_away_mid_command_is_named_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import cli
+
+    async def replay_meets_a_dead_postgres(settings: object, args: object) -> int:
+        # The embedded Postgres's socket gone mid-run: asyncpg raises FileNotFoundError.
+        from sqlalchemy import text
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        engine = create_async_engine("postgresql+asyncpg://postgres@/x?host=/nonexistent")
+        async with engine.connect() as conn:
+            await conn.execute(text("select 1"))
+        return 0
+
+    monkeypatch.setitem(cli.COMMANDS, "replay", (replay_meets_a_dead_postgres, "replay"))
+    assert cli.main(["replay", "script.jsonl"]) == 1
+    err = capsys.readouterr().err
+    assert "Postgres is unreachable" in err and "Traceback" not in err
+
+
+def test_a_missing_file_that_is_not_postgres_is_not_blamed_on_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import cli
+
+    async def elsewhere(settings: object, args: object) -> int:
+        raise FileNotFoundError(2, "No such file or directory", "some.file")
+
+    monkeypatch.setitem(cli.COMMANDS, "replay", (elsewhere, "replay"))
+    with pytest.raises(FileNotFoundError):
+        cli.main(["replay", "script.jsonl"])
