@@ -246,8 +246,12 @@ async def inject(
         fault = order.pop(0) if order else rng.choice(pending or ALL)
         chosen = [fault]
         if len(log.lines) % TWO_AT_ONCE_EVERY == TWO_AT_ONCE_EVERY - 1:
-            chosen.append(rng.choice([f for f in ALL if f is not fault]))
-            log.pairs += 1
+            # The second comes from the kinds still to happen, so pairs do not crowd any out.
+            others = order or [f for f in pending if f is not fault] or list(ALL)
+            second = others.pop(0) if others is order else rng.choice(others)
+            if second is not fault:
+                chosen.append(second)
+                log.pairs += 1
         results = await asyncio.gather(*(f(cluster, rng) for f in chosen))
         for done, what in zip(chosen, results, strict=True):
             both = " (with another fault at once)" if len(chosen) > 1 else ""

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.e2e
 
 async def test_under_faults_every_message_is_answered_exactly_once() -> None:
     result = await run_chaos(
-        load_seconds=90, users=50, seed=20261122, drain_seconds=90, every=(2, 3)
+        load_seconds=100, users=50, seed=20261122, drain_seconds=90, every=(1, 2)
     )
     print(result.render())
     # Every kind of fault really hit (a kill "mid-call" with no call in flight did not).
