@@ -57,6 +57,22 @@ class Report:
         return max(0, len(self.paid_twice) - self.paid_twice_allowed)
 
     @property
+    def clean_apart_from_cost(self) -> bool:
+        """Every check but the extra LLM answers: their allowance counts a killed worker's
+        calls only while the fake LLM is answering them, not in the moment between an
+        answer and its stored reply, so it undercounts (the short run reports, make chaos
+        asserts)."""
+        return not (
+            self.lost
+            or self.duplicated
+            or self.in_doubt
+            or self.unexpected
+            or self.out_of_order
+            or self.failed_tasks
+            or self.stuck
+        )
+
+    @property
     def clean(self) -> bool:
         return not (
             self.lost
