@@ -74,16 +74,7 @@ class Report:
 
     @property
     def clean(self) -> bool:
-        return not (
-            self.lost
-            or self.duplicated
-            or self.in_doubt
-            or self.unexpected
-            or self.out_of_order
-            or self.paid_twice_beyond_kills
-            or self.failed_tasks
-            or self.stuck
-        )
+        return self.clean_apart_from_cost and not self.paid_twice_beyond_kills
 
     def table(self) -> str:
         per_burst = self.llm_requests / self.bursts_sent if self.bursts_sent else 0.0
