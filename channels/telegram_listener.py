@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -64,6 +65,8 @@ CHECKPOINT_BARRIER_SECONDS = 30.0
 STUCK_AFTER_SECONDS = 5.0
 # An outgoing message of a user account matching a reply chunk from this far back is ours.
 OUR_CHUNKS_WITHIN = timedelta(days=1)
+# Message ids this process just sent, remembered until their delivery row is surely stored.
+SENT_HERE_REMEMBERED = 4096
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,9 @@ class TelegramListener:
         self._start_state: tuple[dict[str, Any], dict[int, int]] | None = None
         # Albums whose items Telethon dispatched, until their album event started a job.
         self._albums = PendingAlbums(self._hand_over_album_items)
+        # (chat, message id) of chunks this process sent: a reply to one may arrive before
+        # the send activity stored its delivery row, and must still count as a reply to us.
+        self._sent_here: OrderedDict[tuple[int, int], None] = OrderedDict()
         session.hold_update_state()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -142,6 +148,13 @@ class TelegramListener:
         self._self_id = self_id
         self._user_account = user_account
         self._identified.set()
+
+    def note_sent(self, chat_id: int, message_id: int) -> None:
+        """The sender delivered a chunk as ``message_id`` (called before its delivery row
+        is stored, so a quick reply to it is still known to be a reply to us)."""
+        self._sent_here[(chat_id, message_id)] = None
+        while len(self._sent_here) > SENT_HERE_REMEMBERED:
+            self._sent_here.popitem(last=False)
 
     def start(self) -> None:
         """Register the handlers. Call before connecting: catch-up updates are fetched
@@ -364,7 +377,7 @@ class TelegramListener:
     ) -> None:
         """Our own message. A bot's are our replies; a user account's, unless one of our
         reply chunks, were typed by its human owner: hand the chat over to them."""
-        if not self._hands_off():
+        if not self._hands_off() or (chat_id, message_id) in self._sent_here:
             return
         async with self._sessionmaker() as session, session.begin():
             ours = await listener_queries.sent_by_us(
@@ -417,6 +430,8 @@ class TelegramListener:
         reply_to = getattr(message.reply_to, "reply_to_msg_id", None)
         if reply_to is None:
             return False
+        if (chat_id, reply_to) in self._sent_here:
+            return True
         async with self._sessionmaker() as session:
             return await listener_queries.sent_by_us(
                 session,

@@ -29,8 +29,11 @@ class TelegramSender:
         client: TelegramClient,
         *,
         on_session_dead: Callable[[Exception], None] | None = None,
+        on_sent: Callable[[int, int], None] | None = None,
     ) -> None:
         self._client = client
+        # Told (chat id, message id) of each chunk as soon as Telegram accepted it.
+        self._on_sent = on_sent
         # Told when Telegram says the session is unusable (revoked, deactivated, used
         # twice): the listener must stop loudly, since nothing it does can succeed.
         self._on_session_dead = on_session_dead
@@ -56,7 +59,10 @@ class TelegramSender:
             if dead and self._on_session_dead is not None:
                 self._on_session_dead(exc)
             raise from_telegram_error(exc) from exc
-        return sent_message_id(result, random_id)
+        message_id = sent_message_id(result, random_id)
+        if message_id is not None and self._on_sent is not None:
+            self._on_sent(target.chat_id, message_id)
+        return message_id
 
 
 def _reply_header(target: SendTarget) -> types.InputReplyToMessage | None:

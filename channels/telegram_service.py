@@ -200,7 +200,7 @@ async def _serve_connected(
         dead_session.append(exc)
         stop.set()
 
-    sender = TelegramSender(client, on_session_dead=session_dead)
+    sender = TelegramSender(client, on_session_dead=session_dead, on_sent=listener.note_sent)
     send_worker = rt.build_send_worker(account, sender)
     async with (
         HealthServer(checks, host=s.health_host, port=s.health_port) as health,

@@ -78,6 +78,38 @@ async def test_group_messages_are_answered_only_when_addressed(tg: TelegramHarne
         await tg.stop_listener(listener)
 
 
+async def test_a_reply_to_a_chunk_before_its_delivery_row_is_stored_is_a_reply_to_us(
+    tg: TelegramHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The send activity stores a chunk's message id after Telegram accepted it; a user
+    # replying within that gap once read as chatter (seen on CI as 'group_chatter').
+    from activities import sending
+
+    stored = asyncio.Event()
+    insert_delivery = sending.queries.insert_delivery
+
+    async def slow_insert_delivery(*args: object, **kwargs: object) -> None:
+        await asyncio.sleep(3)
+        await insert_delivery(*args, **kwargs)  # type: ignore[arg-type]
+        stored.set()
+
+    monkeypatch.setattr(sending.queries, "insert_delivery", slow_insert_delivery)
+    tg.world.add_group(GROUP, "salon", [BOT_ID, ALICE, BOB])
+    group = types.PeerChat(GROUP)
+    async with tg.worker():
+        listener = await tg.start_listener()
+        tg.world.send(ALICE, group, "/start")
+        await tg.wait_for_replies(ALICE, 1, peer=group)
+        assert not stored.is_set()
+        bot_message = next(m.id for m in tg.world.visible_to(BOB, group) if m.sender_id == BOT_ID)
+        tg.world.send(BOB, group, "me too", reply_to=bot_message)
+        await asyncio.wait_for(stored.wait(), 10)
+        await tg.replies_match_bursts(ALICE, group)
+        reasons = {r.text: r.unanswered_reason for r in await tg.messages()}
+        assert reasons["me too"] == "flow_owned"  # a reply to us, in Alice's flow
+        await tg.stop_listener(listener)
+
+
 async def test_a_second_listener_for_the_account_is_refused(tg: TelegramHarness) -> None:
     listener = await tg.start_listener()
     with pytest.raises(AccountLockedError, match="already served"):
