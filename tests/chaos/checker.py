@@ -31,6 +31,7 @@ from temporalio.client import Client
 from db.tables import account, burst, conversation, message
 from tests.chaos.cluster import BOT, Cluster
 from tests.chaos.load import TO_BOT, Accepted
+from workflows.ids import conversation_workflow_id
 
 REPLY_PREFIX = "re:"
 
@@ -51,6 +52,9 @@ class Report:
     paid_twice_allowed: int = 0
     failed_tasks: list[str] = field(default_factory=list)
     stuck: list[str] = field(default_factory=list)
+    # For a run that is not clean: what Temporal says of each conversation with an
+    # unfinished burst or an unanswered message (the post-mortem's first page).
+    diagnosis: list[str] = field(default_factory=list)
 
     @property
     def paid_twice_beyond_kills(self) -> int:
@@ -111,6 +115,8 @@ class Report:
             found = getattr(self, name)
             if found:
                 lines.append(f"\n{name}: {found[:20]}")
+        if self.diagnosis:
+            lines += ["", "unfinished conversations, as Temporal sees them:", *self.diagnosis]
         return "\n".join(lines)
 
 
@@ -132,6 +138,7 @@ async def check(
     if temporal is not None:
         await _check_temporal(temporal, report)
     recorded = await _recorded(sessionmaker, cluster.account_key)
+    unfinished = _unfinished_conversations(recorded)
     bursts_of_message: Counter[tuple[int, int]] = Counter()
     owners = {r.burst_key for r in recorded["messages"]}
     for row in recorded["bursts"]:
@@ -181,7 +188,61 @@ async def check(
             else:
                 status = "not recorded" if row is None else (row.status or "in no burst")
                 report.lost.append(f"{text}: {status}")
+    if temporal is not None and (report.lost or report.in_doubt):
+        report.diagnosis = await _diagnose(temporal, cluster.account_key, unfinished)
     return report
+
+
+def _unfinished_conversations(recorded: dict[str, list]) -> dict[str, list[str]]:  # type: ignore[type-arg]
+    """chat_ref → what is unfinished there: bursts persisted or replied, messages in no
+    burst (the tail a stuck conversation never flushed)."""
+    found: dict[str, list[str]] = {}
+    for row in recorded["bursts"]:
+        if row.status in ("persisted", "replied"):
+            found.setdefault(row.chat_ref, []).append(f"burst {row.burst_key} {row.status}")
+    for row in recorded["messages"]:
+        if row.burst_key is None:
+            found.setdefault(row.chat_ref, []).append(f"message {row.message_id} in no burst")
+    return found
+
+
+async def _diagnose(
+    temporal: Client, account_key: str, unfinished: dict[str, list[str]], *, limit: int = 6
+) -> list[str]:
+    """Each unfinished conversation's run: its status, pending activities (attempt, last
+    failure, next try) and last history events, so a stuck run names what it waits on."""
+    from temporalio.api.enums.v1 import EventType
+
+    lines = []
+    for chat_ref, what in list(unfinished.items())[:limit]:
+        wf_id = conversation_workflow_id(account_key, chat_ref)
+        lines.append(f"- {wf_id}: {len(what)} unfinished, first {what[:2]}")
+        handle = temporal.get_workflow_handle(wf_id)
+        try:
+            described = await handle.describe()
+        except Exception as exc:  # noqa: BLE001 - a post-mortem says what it could not read
+            lines.append(f"    describe failed: {type(exc).__name__}: {exc}")
+            continue
+        lines.append(f"    status {described.status.name if described.status else '?'}")
+        for act in described.raw_description.pending_activities:
+            failure = act.last_failure.message[:160] if act.HasField("last_failure") else ""
+            next_try = (
+                act.next_attempt_schedule_time.ToDatetime().isoformat(timespec="seconds")
+                if act.HasField("next_attempt_schedule_time")
+                else "-"
+            )
+            lines.append(
+                f"    pending {act.activity_type.name} attempt {act.attempt} "
+                f"state {act.state} next {next_try} last failure {failure!r}"
+            )
+        events = [e async for e in handle.fetch_history_events()]
+        tail = [
+            f"{e.event_time.ToDatetime().time().isoformat(timespec='seconds')} "
+            f"{EventType.Name(e.event_type).removeprefix('EVENT_TYPE_')}"
+            for e in events[-8:]
+        ]
+        lines.append(f"    last events: {tail}")
+    return lines
 
 
 async def _check_temporal(client: Client, report: Report) -> None:
@@ -213,8 +274,10 @@ async def _recorded(sessionmaker: async_sessionmaker[AsyncSession], key: str) ->
                 message.c.message_id,
                 burst.c.status,
                 burst.c.burst_key,
+                conversation.c.chat_ref,
             )
             .join(account, account.c.id == message.c.account_id)
+            .join(conversation, conversation.c.id == message.c.conversation_id)
             .outerjoin(burst, burst.c.id == message.c.burst_id)
             .where(account.c.key == key)
         )
@@ -225,6 +288,7 @@ async def _recorded(sessionmaker: async_sessionmaker[AsyncSession], key: str) ->
                 burst.c.status,
                 burst.c.error_type,
                 conversation.c.chat_id,
+                conversation.c.chat_ref,
             )
             .join(conversation, conversation.c.id == burst.c.conversation_id)
             .join(account, account.c.id == conversation.c.account_id)

@@ -94,14 +94,12 @@ async def run_chaos(
             if report.clean:
                 # A late duplicate (a retried send, a re-run burst) would land now.
                 await asyncio.sleep(quiet_seconds)
-                temporal = await Client.connect(f"127.0.0.1:{cluster.temporal_port}")
-                report = await check(
-                    cluster,
-                    accepted,
-                    sessionmaker,
-                    paid_twice_allowed=allowed,
-                    temporal=temporal,
-                )
+            # The final check asks Temporal too, clean or not: a run that failed says
+            # what its unfinished conversations wait on.
+            temporal = await Client.connect(f"127.0.0.1:{cluster.temporal_port}")
+            report = await check(
+                cluster, accepted, sessionmaker, paid_twice_allowed=allowed, temporal=temporal
+            )
         finally:
             await engine.dispose()
         restarts = {p.name: p.starts for p in cluster.processes}
