@@ -21,8 +21,10 @@ Telegram's window is finite): a duplicate counts by replies users saw and bursts
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -189,14 +191,15 @@ async def check(
                 status = "not recorded" if row is None else (row.status or "in no burst")
                 report.lost.append(f"{text}: {status}")
     if temporal is not None and (report.lost or report.in_doubt):
-        report.diagnosis = await _diagnose(temporal, cluster.account_key, unfinished)
+        logs = [p.log_path for p in getattr(cluster, "processes", [])]
+        report.diagnosis = await _diagnose(temporal, cluster.account_key, unfinished, logs)
     return report
 
 
-def _unfinished_conversations(recorded: dict[str, list]) -> dict[str, list[str]]:  # type: ignore[type-arg]
+def _unfinished_conversations(recorded: dict[str, list]) -> dict[str | None, list[str]]:  # type: ignore[type-arg]
     """chat_ref → what is unfinished there: bursts persisted or replied, messages in no
     burst (the tail a stuck conversation never flushed)."""
-    found: dict[str, list[str]] = {}
+    found: dict[str | None, list[str]] = {}
     for row in recorded["bursts"]:
         if row.status in ("persisted", "replied"):
             found.setdefault(row.chat_ref, []).append(f"burst {row.burst_key} {row.status}")
@@ -207,14 +210,23 @@ def _unfinished_conversations(recorded: dict[str, list]) -> dict[str, list[str]]
 
 
 async def _diagnose(
-    temporal: Client, account_key: str, unfinished: dict[str, list[str]], *, limit: int = 6
+    temporal: Client,
+    account_key: str,
+    unfinished: dict[str | None, list[str]],
+    logs: list[Path],
+    *,
+    limit: int = 6,
 ) -> list[str]:
     """Each unfinished conversation's run: its status, pending activities (attempt, last
-    failure, next try) and last history events, so a stuck run names what it waits on."""
+    failure, next try), last history events and the processes' last log lines naming it,
+    so a stuck run names what it waits on."""
     from temporalio.api.enums.v1 import EventType
 
     lines = []
     for chat_ref, what in list(unfinished.items())[:limit]:
+        if chat_ref is None:
+            lines.append(f"- a conversation with no chat_ref: {what[:2]}")
+            continue
         wf_id = conversation_workflow_id(account_key, chat_ref)
         lines.append(f"- {wf_id}: {len(what)} unfinished, first {what[:2]}")
         handle = temporal.get_workflow_handle(wf_id)
@@ -242,7 +254,20 @@ async def _diagnose(
             for e in events[-8:]
         ]
         lines.append(f"    last events: {tail}")
+        lines += [f"    log: {line[:240]}" for line in _log_lines_naming(logs, chat_ref)[-4:]]
     return lines
+
+
+def _log_lines_naming(logs: list[Path], needle: str) -> list[str]:
+    found = []
+    for path in logs:
+        with contextlib.suppress(OSError):
+            found += [
+                f"{path.stem}: {line.rstrip()}"
+                for line in path.read_text(errors="replace").splitlines()
+                if needle in line
+            ]
+    return found
 
 
 async def _check_temporal(client: Client, report: Report) -> None:

@@ -43,6 +43,7 @@ class Scene:
                 bot_id = self.world.boxes[BOT][-1].id
                 await queries.record_incoming(
                     session,
+                    chat_ref=f"ref{user}",
                     account_id=self.account_id,
                     chat_id=user,
                     topic_id=None,
@@ -62,7 +63,12 @@ class Scene:
         flushed_at = NOW + timedelta(seconds=self.flushes)
         async with self.sm() as session, session.begin():
             conv = await queries.ensure_conversation(
-                session, account_id=self.account_id, chat_id=user, topic_id=None, owner_user_id=user
+                session,
+                account_id=self.account_id,
+                chat_id=user,
+                topic_id=None,
+                owner_user_id=user,
+                chat_ref=f"ref{user}",
             )
             burst_id = await queries.insert_burst(
                 session,
@@ -184,6 +190,7 @@ async def test_temporal_is_checked_for_a_retry_left_running(
     from temporalio.testing import WorkflowEnvironment
 
     from tests.conftest import binary, task_queue
+    from workflows.ids import conversation_workflow_id
     from workflows.payloads import RetryBurstInput
     from workflows.retry_burst import RetryBurstWorkflow
 
@@ -198,6 +205,14 @@ async def test_temporal_is_checked_for_a_retry_left_running(
             id="retry/b-stuck",
             task_queue=tq,
         )
+        # A message never answered, in a conversation whose run waits on nothing that runs:
+        # the report describes that run.
+        await scene.user_sends(1001, "u1m0")
+        await env.client.start_workflow(
+            "ConversationWorkflow",
+            id=conversation_workflow_id(scene.cluster.account_key, "ref1001"),
+            task_queue=tq,
+        )
         report = await check(
             scene.cluster,  # type: ignore[arg-type]
             scene.accepted,
@@ -205,6 +220,9 @@ async def test_temporal_is_checked_for_a_retry_left_running(
             temporal=env.client,
         )
         assert report.stuck == ["retry/b-stuck: retry still running"]
-        assert not report.clean
+        assert report.lost == ["u1m0: in no burst"] and not report.clean
+        diagnosis = "\n".join(report.diagnosis)
+        assert "c-ref1001: 1 unfinished" in diagnosis
+        assert "status RUNNING" in diagnosis and "WORKFLOW_TASK_SCHEDULED" in diagnosis
     finally:
         await env.shutdown()
