@@ -163,23 +163,54 @@ def _album_count(items: list[Any]) -> str:
 
 
 def facts_of(
-    event: Any, *, replies_to_us: bool, is_command: bool, message: Any = None
+    event: Any,
+    *,
+    replies_to_us: bool,
+    is_command: bool,
+    us: tuple[int, str | None] = (0, None),
+    message: Any = None,
 ) -> MessageFacts:
     """The facts the answer filter needs, read from a Telethon event (a new message, or an
     album with ``message`` its first item). Whether the message replies to one of ours
-    takes a lookup (our deliveries), so the caller passes it in."""
+    takes a lookup (our deliveries), so the caller passes it in; ``us`` is the account's
+    (id, username).
+
+    Telegram's ``mentioned`` flag is also set on a reply to one of our messages. Such a
+    reply is not a mention: someone answering the bot's reply to another user's question
+    is in that user's flow, not calling the bot. So a flagged reply counts as a mention
+    only when its text names us, and otherwise as a reply to us (Telegram says so even
+    when our delivery row is not stored yet)."""
     message = message if message is not None else event.message
     sender = message.sender
+    mentioned = bool(message.mentioned)
+    is_reply = getattr(message.reply_to, "reply_to_msg_id", None) is not None
+    named = names_us(message, *us)
     return MessageFacts(
         chat_id=event.chat_id,
         sender_id=event.sender_id,
         is_private=event.is_private,
         outgoing=bool(message.out),
         sender_is_bot=bool(getattr(sender, "bot", False)),
-        mentions_us=bool(message.mentioned),
-        replies_to_us=replies_to_us,
+        mentions_us=named or (mentioned and not is_reply),
+        replies_to_us=replies_to_us or (mentioned and is_reply and not named),
         is_command=is_command,
     )
+
+
+def names_us(message: Any, self_id: int, username: str | None) -> bool:
+    """Whether the text names the account: its @username, or a mention entity of its id
+    (how a user without a username is mentioned)."""
+    for entity in message.entities or []:
+        if isinstance(entity, types.MessageEntityMentionName) and entity.user_id == self_id:
+            return True
+        if isinstance(entity, types.InputMessageEntityMentionName):
+            user = entity.user_id
+            if getattr(user, "user_id", None) == self_id:
+                return True
+    if not username:
+        return False
+    handle = f"@{username.lower()}"
+    return any(word.strip(".,!?:;") == handle for word in (message.message or "").lower().split())
 
 
 def to_chat_action(event: events.UserUpdate.Event) -> ChatAction | None:

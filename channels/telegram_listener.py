@@ -98,6 +98,7 @@ class TelegramListener:
         self._sessionmaker = sessionmaker
         # Known once connected (see identify); jobs wait for it.
         self._self_id = 0
+        self._username: str | None = None
         self._user_account = False
         self._identified = asyncio.Event()
         self._options = options
@@ -143,9 +144,10 @@ class TelegramListener:
         await self._save_states(*self._start_state)
         self._start_state = None
 
-    def identify(self, self_id: int, *, user_account: bool) -> None:
+    def identify(self, self_id: int, *, user_account: bool, username: str | None = None) -> None:
         """Who the account is, from ``get_me()`` once connected."""
         self._self_id = self_id
+        self._username = username
         self._user_account = user_account
         self._identified.set()
 
@@ -353,7 +355,13 @@ class TelegramListener:
             return
         is_command = parse_command(incoming.text, self._ingestor.commands) is not None
         replies_to_us = await self._replies_to_us(incoming.chat_id, message)
-        facts = facts_of(event, replies_to_us=replies_to_us, is_command=is_command, message=message)
+        facts = facts_of(
+            event,
+            replies_to_us=replies_to_us,
+            is_command=is_command,
+            us=(self._self_id, self._username),
+            message=message,
+        )
         decision = verdict(facts, self._options.access)
         if decision is Verdict.IGNORE:
             return

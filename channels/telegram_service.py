@@ -147,7 +147,7 @@ async def serve(
             # Before identify lets any update through: see TelegramListener.mark_start.
             await listener.save_start()
             me = await client.get_me()
-            listener.identify(me.id, user_account=not me.bot)
+            listener.identify(me.id, user_account=not me.bot, username=me.username)
             log.info("listening as %s (id %s) for account %s", me.username, me.id, account.key)
             return await _serve_connected(rt, client, account, listener, lock, stop, on_ready)
         finally:

@@ -343,7 +343,21 @@ class World:
             edit_date=now() if edited else None,
             media=_photo(visible.id) if visible.photo else None,
             grouped_id=visible.grouped_id,
+            mentioned=self._mentions_owner(visible),
         )
+
+    def _mentions_owner(self, visible: Visible) -> bool:
+        """Telegram's ``mentioned`` flag on the owner's copy: the text names the owner's
+        @username, or the message replies to one of the owner's messages."""
+        if visible.sender_id == visible.box_owner:
+            return False
+        username = self.accounts[visible.box_owner].username
+        if username and f"@{username.lower()}" in visible.text.lower().split():
+            return True
+        if visible.reply_to is None:
+            return False
+        replied = next((m for m in self.boxes[visible.box_owner] if m.id == visible.reply_to), None)
+        return replied is not None and replied.sender_id == visible.box_owner
 
     def _record(self, owner: int, update: types.TypeUpdate, *, push: bool = True) -> None:
         """Advance the owner's pts for a box change, log it and push it."""
