@@ -25,17 +25,22 @@ import contextlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from telethon.tl import types
 from temporalio.client import Client
 
+from channels.commands import REFRESH_REPLY
 from db.tables import account, burst, conversation, message
 from tests.chaos.cluster import BOT, Cluster
-from tests.chaos.load import TO_BOT, Accepted
+from tests.chaos.load import GROUP_CHAT, IN_GROUP, Accepted
 from workflows.ids import conversation_workflow_id
 
 REPLY_PREFIX = "re:"
+# In /help's answer (channels.commands.help_text), whatever the account's intro.
+HELP_MARK = "\nCommands:\n"
 
 
 @dataclass
@@ -155,45 +160,91 @@ async def check(
             # Unfinished and owning no message: the per-message check below cannot see it.
             report.in_doubt.append(f"burst {row.burst_key} still {row.status}, owns nothing")
     report.bursts_sent = sum(1 for row in recorded["bursts"] if row.status == "sent")
-    by_text = {(r.chat_id, r.text): r for r in recorded["messages"]}
-    sent_texts = {(user, t) for user, texts in accepted.texts.items() for t in texts}
-    for chat, text in by_text:
-        if (chat, text) not in sent_texts:
-            report.unexpected.append(f"recorded message nobody sent: chat {chat} {text!r}")
-    for user, texts in accepted.texts.items():
-        answered: Counter[str] = Counter()
-        order = {text: i for i, text in enumerate(texts)}
-        last_seen = -1
-        for seen in cluster.telegram.world.visible_to(user, TO_BOT):
-            if seen.sender_id != BOT:
-                continue
-            words = seen.text.split()
-            if not words or words[0] != REPLY_PREFIX:
-                report.unexpected.append(f"user {user} saw {seen.text[:60]!r}")
-                continue
-            answered.update(words[1:])
-            positions = [order[w] for w in words[1:] if w in order]
-            if positions and (positions != sorted(positions) or positions[0] <= last_seen):
-                report.out_of_order.append(f"user {user}: {seen.text[:60]!r}")
-            last_seen = max([last_seen, *positions])
-        for word in set(answered) - set(texts):
-            report.unexpected.append(f"user {user} saw an answer to {word!r}, never sent")
-        for text in texts:
-            row = by_text.get((user, text))
-            held = bursts_of_message[(user, row.message_id)] if row is not None else 0
-            if answered[text] > 1 or held > 1:
-                report.duplicated.append(f"{text}: {answered[text]} replies, {held} bursts")
-            elif answered[text] == 1:
+    by_word = {(r.chat_id, _word_of(r.text, accepted)): r for r in recorded["messages"]}
+    _check_recorded(accepted, by_word, report)
+    for chat, words in accepted.texts.items():
+        answered = _check_replies(cluster, accepted, chat, words, report)
+        for word in words:
+            row = by_word.get((chat, word))
+            held = bursts_of_message[(chat, row.message_id)] if row is not None else 0
+            if answered[word] > 1 or held > 1:
+                report.duplicated.append(f"{word}: {answered[word]} replies, {held} bursts")
+            elif answered[word] == 1:
                 continue
             elif row is not None and row.status in ("persisted", "replied"):
-                report.in_doubt.append(f"{text}: burst still {row.status}")
+                report.in_doubt.append(f"{word}: burst still {row.status}")
+            elif word in accepted.deleted:
+                continue  # deleted before its flush: rightly never answered
             else:
                 status = "not recorded" if row is None else (row.status or "in no burst")
-                report.lost.append(f"{text}: {status}")
+                report.lost.append(f"{word}: {status}")
     if temporal is not None and (report.lost or report.in_doubt):
         logs = [p.log_path for p in getattr(cluster, "processes", [])]
         report.diagnosis = await _diagnose(temporal, cluster.account_key, unfinished, logs)
     return report
+
+
+def _word_of(text: str, accepted: Accepted) -> str:
+    """The word a message stands for: its last (a group message starts with the mention),
+    an edited one mapped back to the word it was sent as."""
+    words = text.split()
+    last = words[-1] if words else ""
+    return accepted.edited.get(last, last)
+
+
+def _check_recorded(
+    accepted: Accepted, by_word: dict[tuple[int, str], Any], report: Report
+) -> None:
+    """Every group message not naming the bot is recorded as such; nothing recorded that
+    nobody sent."""
+    owed = {(chat, w) for chat, words in accepted.texts.items() for w in words}
+    chatter = {(GROUP_CHAT, w) for w in accepted.chatter}
+    commands = {(user, f"/{name}") for user, sent in accepted.commands.items() for name in sent}
+    for (chat, word), row in by_word.items():
+        if (chat, word) in chatter and row.unanswered_reason is None:
+            report.unexpected.append(f"group chatter {word} recorded as to be answered")
+        elif (chat, word) not in owed | chatter | commands:
+            report.unexpected.append(f"recorded message nobody sent: chat {chat} {row.text!r}")
+    for word in accepted.chatter:
+        if (GROUP_CHAT, word) not in by_word:
+            report.lost.append(f"{word}: group chatter not recorded")
+
+
+def _check_replies(
+    cluster: Cluster, accepted: Accepted, chat: int, words: list[str], report: Report
+) -> Counter[str]:
+    """What the chat's replies answered, word by word; checks their order, that they
+    answer nothing never sent (nor chatter), and that each command got one answer."""
+    peer = IN_GROUP if chat == GROUP_CHAT else types.PeerUser(chat)
+    answered: Counter[str] = Counter()
+    commands: Counter[str] = Counter()
+    order = {word: i for i, word in enumerate(words)}
+    last_seen = -1
+    for seen in cluster.telegram.world.visible_to(BOT, peer):
+        if seen.sender_id != BOT:
+            continue
+        if seen.text == REFRESH_REPLY or HELP_MARK in seen.text:
+            commands["refresh" if seen.text == REFRESH_REPLY else "help"] += 1
+            continue
+        tokens = seen.text.split()
+        if not tokens or tokens[0] != REPLY_PREFIX:
+            report.unexpected.append(f"chat {chat} saw {seen.text[:60]!r}")
+            continue
+        said = [accepted.edited.get(t, t) for t in tokens[1:] if not t.startswith("@")]
+        answered.update(said)
+        positions = [order[w] for w in said if w in order]
+        if positions and (positions != sorted(positions) or positions[0] <= last_seen):
+            report.out_of_order.append(f"chat {chat}: {seen.text[:60]!r}")
+        last_seen = max([last_seen, *positions])
+    for word in set(answered) - set(words):
+        report.unexpected.append(f"chat {chat} saw an answer to {word!r}, never owed one")
+    sent = accepted.commands.get(chat, Counter())
+    for name in set(sent) | set(commands):
+        if commands[name] > sent[name]:
+            report.duplicated.append(f"chat {chat}: /{name} answered {commands[name]}×")
+        elif commands[name] < sent[name]:
+            report.lost.append(f"chat {chat}: /{name} answered {commands[name]} of {sent[name]}")
+    return answered
 
 
 def _unfinished_conversations(recorded: dict[str, list]) -> dict[str | None, list[str]]:  # type: ignore[type-arg]
@@ -297,6 +348,7 @@ async def _recorded(sessionmaker: async_sessionmaker[AsyncSession], key: str) ->
                 message.c.chat_id,
                 message.c.text,
                 message.c.message_id,
+                message.c.unanswered_reason,
                 burst.c.status,
                 burst.c.burst_key,
                 conversation.c.chat_ref,

@@ -35,6 +35,8 @@ from workflows import attributes
 
 BOT = 100
 FIRST_USER = 1000
+# The basic group every user and the bot are in.
+GROUP = 500
 LLM_TIMEOUT_SECONDS = 2.0
 # Longer than a send's retry after a lost answer (the 15 s heartbeat timeout, a backoff).
 RANDOM_ID_WINDOW_SECONDS = 60.0
@@ -79,6 +81,7 @@ class Cluster:
         world.add_account(BOT, "Lull", bot=True, username="lullbot")
         for user in self.users:
             world.add_account(user, f"User {user}")
+        world.add_group(GROUP, "chaos", [BOT, *self.users])
         await self._seed_session()
         env = self._env()
         pg_link, worker_db = await postgres_proxy(self.database_url)

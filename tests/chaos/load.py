@@ -1,29 +1,53 @@
 """The users: each writes bursts of 1-12 messages with typing and realistic gaps, through
-the MTProto server, as Telegram apps do. Every message Telegram accepted is recorded."""
+the MTProto server, as Telegram apps do. Every message Telegram accepted is recorded.
+
+Most users write to the bot privately; every fifth writes in a group instead, naming the
+bot (answered), and every fifth from the second on also chats in the group without naming
+it (recorded, never answered). Now and then a user edits or deletes a message just sent,
+sends an album, or a command (/help, /refresh) answered by Lull without the LLM.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import random
+from collections import Counter
 from dataclasses import dataclass, field
 
 from telethon.tl import types
 
-from tests.chaos.cluster import BOT, Cluster
+from tests.chaos.cluster import BOT, GROUP, Cluster
 
 TO_BOT = types.PeerUser(BOT)
+IN_GROUP = types.PeerChat(GROUP)
+# The chat id Lull records for the group, and the key of its messages in ``Accepted``.
+GROUP_CHAT = -GROUP
+MENTION = "@lullbot"
 TYPING = types.SendMessageTypingAction()
+EDITED_SUFFIX = "e"
+# Per message sent: how often a user does each of the rarer things.
+EDIT, DELETE, ALBUM, COMMAND, CHATTER = 0.05, 0.03, 0.03, 0.03, 0.3
 
 
 @dataclass
 class Accepted:
-    """What Telegram accepted from each user, in order: the messages Lull owes a reply."""
+    """What Telegram accepted, per chat (a user's id for the private chat, GROUP_CHAT for the
+    group), in the order Telegram took it: the messages Lull owes a reply."""
 
     texts: dict[int, list[str]] = field(default_factory=dict)
+    # Group messages that do not name the bot: recorded, never answered.
+    chatter: list[str] = field(default_factory=list)
+    # An edited message's new word → its first word: a reply may carry either, once.
+    edited: dict[str, str] = field(default_factory=dict)
+    # Deleted just after sending: answered at most once (the flush may have taken it).
+    deleted: set[str] = field(default_factory=set)
+    # Per user: the built-in commands sent, each owed one answer of its own.
+    commands: dict[int, Counter[str]] = field(default_factory=dict)
 
     @property
     def count(self) -> int:
-        return sum(len(t) for t in self.texts.values())
+        commands = sum(sum(c.values()) for c in self.commands.values())
+        return sum(len(t) for t in self.texts.values()) + len(self.chatter) + commands
 
 
 async def run_users(
@@ -43,8 +67,8 @@ async def run_users(
     seeds = [rng.random() for _ in cluster.users]
     await asyncio.gather(
         *(
-            _user(cluster, accepted, user, until, random.Random(seed), lull)
-            for user, seed in zip(cluster.users, seeds, strict=True)
+            _user(cluster, accepted, index, user, until, random.Random(seed), lull)
+            for index, (user, seed) in enumerate(zip(cluster.users, seeds, strict=True))
         )
     )
 
@@ -52,23 +76,86 @@ async def run_users(
 async def _user(
     cluster: Cluster,
     accepted: Accepted,
+    index: int,
     user: int,
     until: float,
     rng: random.Random,
     lull: tuple[float, float],
 ) -> None:
     loop = asyncio.get_running_loop()
-    world = cluster.telegram.world
-    sent = accepted.texts.setdefault(user, [])
+    in_group = index % 5 == 0
+    chats_too = index % 5 == 1
+    me = User(cluster, accepted, user, rng, in_group=in_group)
     await asyncio.sleep(rng.uniform(0, 3))  # users do not start in step
     while loop.time() < until:
         for _ in range(rng.randint(1, 12)):
             if rng.random() < 0.3:
-                world.typing(user, TO_BOT, TYPING)
+                cluster.telegram.world.typing(user, me.peer, TYPING)
                 await asyncio.sleep(rng.uniform(0.1, 0.8))
-            text = f"u{user}m{len(sent)}"
-            world.send(user, TO_BOT, text)
-            sent.append(text)
+            roll = rng.random()
+            if not in_group and roll < COMMAND:
+                me.command("refresh" if rng.random() < 0.25 else "help")
+            elif roll < COMMAND + ALBUM:
+                me.album()
+            else:
+                await me.message()
+            if chats_too and rng.random() < CHATTER:
+                me.chatter()
             await asyncio.sleep(rng.uniform(0.1, 1.5))
         # The lull: longer than the quiet period, so the burst is answered.
         await asyncio.sleep(cluster.debounce + rng.uniform(*lull))
+
+
+class User:
+    """One simulated app: what it sends, and what Telegram accepted of it."""
+
+    def __init__(
+        self, cluster: Cluster, accepted: Accepted, user: int, rng: random.Random, *, in_group: bool
+    ) -> None:
+        self.world = cluster.telegram.world
+        self.accepted = accepted
+        self.user = user
+        self.rng = rng
+        self.peer: types.TypePeer = IN_GROUP if in_group else TO_BOT
+        self.owed = accepted.texts.setdefault(GROUP_CHAT if in_group else user, [])
+        self.sent = 0
+
+    def _word(self) -> str:
+        self.sent += 1
+        return f"u{self.user}m{self.sent - 1}"
+
+    def _text(self, word: str) -> str:
+        return f"{MENTION} {word}" if self.peer is IN_GROUP else word
+
+    async def message(self) -> None:
+        word = self._word()
+        message_id = self.world.send(self.user, self.peer, self._text(word))
+        self.owed.append(word)
+        roll = self.rng.random()
+        if roll < EDIT + DELETE:
+            await asyncio.sleep(self.rng.uniform(0.05, 0.5))
+            if roll < EDIT:
+                edited = word + EDITED_SUFFIX
+                self.world.edit(self.user, self.peer, message_id, self._text(edited))
+                self.accepted.edited[edited] = word
+            else:
+                self.world.delete(self.user, [message_id])
+                self.accepted.deleted.add(word)
+
+    def album(self) -> None:
+        """Two photos sent together, the first captioned: one message to Lull."""
+        word = self._word()
+        album = self.rng.getrandbits(62)
+        self.world.send(self.user, self.peer, self._text(word), photo=True, grouped_id=album)
+        self.world.send(self.user, self.peer, "", photo=True, grouped_id=album)
+        self.owed.append(word)
+
+    def command(self, name: str) -> None:
+        self.world.send(self.user, self.peer, f"/{name}")
+        self.accepted.commands.setdefault(self.user, Counter())[name] += 1
+
+    def chatter(self) -> None:
+        """A group message that does not name the bot."""
+        word = self._word()
+        self.world.send(self.user, IN_GROUP, word)
+        self.accepted.chatter.append(word)

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telethon.tl import types
 
+from channels.commands import REFRESH_REPLY, help_text
 from db import queries
 from tests.chaos.checker import check
-from tests.chaos.cluster import BOT
-from tests.chaos.load import TO_BOT, Accepted
+from tests.chaos.cluster import BOT, GROUP
+from tests.chaos.load import IN_GROUP, TO_BOT, Accepted
 from tests.fakes.openai_server import FakeOpenAI
 from tests.telegram_server.world import World
 
@@ -33,29 +35,37 @@ class Scene:
         )
 
     async def user_sends(self, user: int, *texts: str) -> list[int]:
+        ids = []
+        for text in texts:
+            ids.append(await self.record(user, TO_BOT, text))
+            self.accepted.texts.setdefault(user, []).append(text)
+        return ids
+
+    async def record(
+        self, user: int, peer: types.TypePeer, text: str, *, reason: str | None = None
+    ) -> int:
+        """``user`` sends ``text`` to ``peer`` and Lull records it, as the listener would."""
         if user not in self.world.accounts:
             self.world.add_account(user, f"U{user}")
-        ids = []
+        chat = user if isinstance(peer, types.PeerUser) else -GROUP
+        self.world.send(user, peer, text)
+        # The bot's copy has its own id in the bot's box: that is what Lull records.
+        bot_id = self.world.boxes[BOT][-1].id
         async with self.sm() as session, session.begin():
-            for text in texts:
-                self.world.send(user, TO_BOT, text)
-                # The bot's copy has its own id in the bot's box: that is what Lull records.
-                bot_id = self.world.boxes[BOT][-1].id
-                await queries.record_incoming(
-                    session,
-                    chat_ref=f"ref{user}",
-                    account_id=self.account_id,
-                    chat_id=user,
-                    topic_id=None,
-                    message_id=bot_id,
-                    sender_id=user,
-                    text=text,
-                    kind="text",
-                    sent_at=NOW,
-                )
-                self.accepted.texts.setdefault(user, []).append(text)
-                ids.append(bot_id)
-        return ids
+            await queries.record_incoming(
+                session,
+                chat_ref=f"ref{chat}",
+                account_id=self.account_id,
+                chat_id=chat,
+                topic_id=None,
+                message_id=bot_id,
+                sender_id=user,
+                text=text,
+                kind="text",
+                sent_at=NOW,
+                unanswered_reason=reason,
+            )
+        return bot_id
 
     async def burst(self, user: int, ids: list[int], status: str) -> None:
         # Each burst flushed a second after the last, as a workflow's tasks follow each other.
@@ -149,6 +159,48 @@ async def test_a_superseded_orphan_holds_nothing_but_a_stuck_one_is_in_doubt(
     assert report.duplicated == ["u1m1: 1 replies, 2 bursts"]
 
 
+async def test_edits_deletes_and_commands_are_judged_as_a_user_would(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    scene = await new_scene(sessionmaker)
+    # "u1m1" was edited to "u1m1e" before its flush: either word answers it, once.
+    ids = await scene.user_sends(1001, "u1m0", "u1m1e")
+    scene.accepted.texts[1001][-1] = "u1m1"
+    scene.accepted.edited["u1m1e"] = "u1m1"
+    await scene.burst(1001, ids, "sent")
+    scene.bot_says(1001, "re: u1m0\nu1m1e")
+    # Deleted before its flush: never answered, rightly.
+    await scene.user_sends(1001, "u1m2")
+    scene.accepted.deleted.add("u1m2")
+    await scene.record(1001, TO_BOT, "/help")
+    await scene.record(1001, TO_BOT, "/refresh")
+    scene.accepted.commands[1001] = Counter({"help": 1, "refresh": 1})
+    scene.bot_says(1001, help_text("Hi.", frozenset({"help", "refresh", "start"})))
+    report = await check(scene.cluster, scene.accepted, sessionmaker)  # type: ignore[arg-type]
+    assert report.lost == ["chat 1001: /refresh answered 0 of 1"]
+    scene.bot_says(1001, REFRESH_REPLY)
+    scene.bot_says(1001, REFRESH_REPLY)
+    report = await check(scene.cluster, scene.accepted, sessionmaker)  # type: ignore[arg-type]
+    assert report.duplicated == ["chat 1001: /refresh answered 2×"]
+    assert not report.lost and not report.unexpected and not report.in_doubt
+
+
+async def test_group_chatter_must_be_recorded_and_never_answered(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    scene = await new_scene(sessionmaker)
+    scene.world.add_account(1002, "U1002")
+    scene.world.add_group(GROUP, "chaos", [BOT, 1001, 1002])
+    await scene.record(1001, IN_GROUP, "@lullbot u1m0")
+    scene.accepted.texts[-GROUP] = ["u1m0"]
+    await scene.record(1002, IN_GROUP, "u2m0", reason="group_chatter")
+    scene.accepted.chatter += ["u2m0", "u2m1"]  # the second never recorded
+    scene.world.send(BOT, IN_GROUP, "re: @lullbot u1m0\nu2m0")
+    report = await check(scene.cluster, scene.accepted, sessionmaker)  # type: ignore[arg-type]
+    assert report.lost == ["u2m1: group chatter not recorded"]  # u1m0 was answered
+    assert report.unexpected == [f"chat {-GROUP} saw an answer to 'u2m0', never owed one"]
+
+
 async def test_replies_out_of_order_are_reported(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
@@ -161,7 +213,7 @@ async def test_replies_out_of_order_are_reported(
     scene.bot_says(1001, "re: u1m1")
     scene.bot_says(1001, "re: u1m0")
     report = await check(scene.cluster, scene.accepted, sessionmaker)  # type: ignore[arg-type]
-    assert report.out_of_order == ["user 1001: 're: u1m0'"]
+    assert report.out_of_order == ["chat 1001: 're: u1m0'"]
     assert not report.clean and not report.lost and not report.duplicated
 
 
