@@ -26,6 +26,7 @@ log = logging.getLogger("lull.telegram")
 
 # What a job in line gets: call it once its message is recorded (the chat's next may start).
 HandOver = Callable[[], None]
+InLineJob = Callable[[HandOver], Awaitable[Any]]
 
 
 class ChatJobs:
@@ -72,6 +73,24 @@ class ChatJobs:
         those that meet in flight as one signal (channels/signal_batches.py)."""
         tail = self._tails.get(chat_id)
         self._start(chat_id, label, {tail} if tail is not None else set(), job)
+
+    def reserve_in_line(self, chat_id: int | None, label: str) -> Callable[[InLineJob], None]:
+        """Hold the chat's next place in line for a job not known yet: an album whose first
+        item came but whose album event (0.5 s later) has not. The chat's later messages
+        wait behind it, as they came after it. Call the returned function with the job."""
+        chosen: asyncio.Future[InLineJob] = asyncio.get_running_loop().create_future()
+
+        async def placeholder(hand_over: HandOver) -> None:
+            job = await chosen
+            await job(hand_over)
+
+        self.submit_in_line(chat_id, label, placeholder)
+
+        def fill(job: InLineJob) -> None:
+            if not chosen.done():
+                chosen.set_result(job)
+
+        return fill
 
     def _start(
         self,

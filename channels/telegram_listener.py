@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telethon import TelegramClient, events
 from telethon.tl import types as tl_types
 
-from channels.chat_jobs import ChatJobs, HandOver
+from channels.chat_jobs import ChatJobs, HandOver, InLineJob
 from channels.chunking import split_message
 from channels.commands import parse_command
 from channels.input_rules import valid_message_ids
@@ -115,6 +115,8 @@ class TelegramListener:
         self._start_state: tuple[dict[str, Any], dict[int, int]] | None = None
         # Albums whose items Telethon dispatched, until their album event started a job.
         self._albums = PendingAlbums(self._hand_over_album_items)
+        # Each album in flight's place in its chat's line, kept from its first item.
+        self._album_places: dict[int, Callable[[InLineJob], None]] = {}
         # (chat, message id) of chunks this process sent: a reply to one may arrive before
         # the send activity stored its delivery row, and must still count as a reply to us.
         self._sent_here: OrderedDict[tuple[int, int], None] = OrderedDict()
@@ -268,8 +270,14 @@ class TelegramListener:
     async def _on_message(self, event: events.NewMessage.Event) -> None:
         if event.message.grouped_id is not None:
             # An album item: _on_album takes the whole album as one message, once Telethon
-            # delivers it; until then the album is in flight.
-            self._albums.item(event.message.grouped_id, event)
+            # delivers it; until then the album is in flight, and holds the chat's place
+            # in line (a message sent after it must not be recorded before it).
+            grouped_id = event.message.grouped_id
+            if grouped_id not in self._album_places:
+                self._album_places[grouped_id] = self._jobs.reserve_in_line(
+                    event.chat_id, f"album {grouped_id} in {event.chat_id}"
+                )
+            self._albums.item(grouped_id, event)
             return
         label = f"message {event.id} in {event.chat_id}"
         self._jobs.submit_in_line(
@@ -278,10 +286,15 @@ class TelegramListener:
 
     async def _on_album(self, event: events.Album.Event) -> None:
         first = min(event.messages, key=lambda m: m.id)
-        label = f"album {first.id} in {event.chat_id}"
-        self._jobs.submit_in_line(
-            event.chat_id, label, lambda recorded: self._message(event, first, recorded)
-        )
+
+        async def job(recorded: HandOver) -> None:
+            await self._message(event, first, recorded)
+
+        place = self._album_places.pop(event.grouped_id, None)
+        if place is not None:
+            place(job)
+        else:  # its items came before this listener started (catch-up hands the album over)
+            self._jobs.submit_in_line(event.chat_id, f"album {first.id} in {event.chat_id}", job)
         # Its job exists now: a checkpoint waits for that instead.
         self._albums.delivered(event.grouped_id)
 
@@ -293,12 +306,18 @@ class TelegramListener:
             grouped_id,
             len(items),
         )
-        for item in items:
-            self._jobs.submit_in_line(
-                item.chat_id,
-                f"album item {item.id} in {item.chat_id}",
-                functools.partial(self._message, item, item.message),
-            )
+
+        async def one_by_one(recorded: HandOver) -> None:
+            # Idempotent if retried: the seam de-duplicates by message id.
+            for item in items:
+                await self._message(item, item.message, lambda: None)
+            recorded()
+
+        place = self._album_places.pop(grouped_id, None)
+        if place is not None:
+            place(one_by_one)
+        else:
+            self._jobs.submit_in_line(items[0].chat_id, f"album {grouped_id} items", one_by_one)
 
     async def _on_edit(self, event: events.MessageEdited.Event) -> None:
         label = f"edit of {event.id} in {event.chat_id}"

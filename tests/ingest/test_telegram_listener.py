@@ -551,6 +551,24 @@ async def test_an_album_is_one_message_and_a_bare_photo_a_placeholder(
     assert [(r.message_id, r.kind) for r in rows] == [(1, "media"), (5, "media")]
 
 
+async def test_a_message_sent_right_after_an_album_is_recorded_after_it(
+    tg: TelegramHarness,
+) -> None:
+    # Telethon delivers an album 0.5 s after its last item: a text sent meanwhile once
+    # reached Postgres (and the reply) first, seen by the chaos run as out of order.
+    async with tg.worker():
+        listener = await tg.start_listener()
+        tg.world.send(ALICE, private(), "the salon", photo=True, grouped_id=7)
+        tg.world.send(ALICE, private(), "", photo=True, grouped_id=7)
+        tg.world.send(ALICE, private(), "and the menu")
+        await tg.wait_for_replies(ALICE, 1)
+        await tg.replies_match_bursts(ALICE)
+        await tg.stop_listener(listener)
+    assert [r.text for r in tg.replies_to(ALICE)] == ["[echo: 2 messages] the salon and the menu"]
+    rows = await tg.messages()
+    assert [r.text for r in sorted(rows, key=lambda r: r.id)] == ["the salon", "and the menu"]
+
+
 async def test_a_revoked_session_stops_the_listener_loudly(
     tg: TelegramHarness, caplog: pytest.LogCaptureFixture
 ) -> None:
