@@ -9,6 +9,7 @@ Temporal, not Telethon, retries and the real error type reaches us.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +18,8 @@ from telethon.tl import types
 
 from activities.errors import from_telegram_error
 from channels.base import SendTarget
+
+log = logging.getLogger("lull.telegram")
 
 TELEGRAM_MAX_CHARS = 4096
 
@@ -41,16 +44,17 @@ class TelegramSender:
     async def send(self, target: SendTarget, text: str, *, random_id: int) -> int | None:
         try:
             peer = await self._client.get_input_entity(target.chat_id)
-            reply_to = _reply_header(target)
-            result = await self._client(
-                functions.messages.SendMessageRequest(
-                    peer=peer,
-                    message=text,
-                    random_id=random_id,
-                    no_webpage=True,
-                    reply_to=reply_to,
-                )
-            )
+            try:
+                result = await self._request(peer, text, random_id, target)
+            except (errors.MessageIdInvalidError, errors.MsgIdInvalidError):
+                if target.reply_to is None:
+                    raise
+                # The message replied to was deleted since the flush: the reply still goes
+                # out, as a plain message (in its topic). The refused request posted nothing,
+                # so the same random_id stays safe.
+                log.info("message %s to reply to is gone; sending without reply", target.reply_to)
+                plain = SendTarget(target.chat_id, target.topic_id, None)
+                result = await self._request(peer, text, random_id, plain)
         except errors.RandomIdDuplicateError:
             # This chunk reached Telegram on an earlier attempt: it is sent.
             return None
@@ -63,6 +67,17 @@ class TelegramSender:
         if message_id is not None and self._on_sent is not None:
             self._on_sent(target.chat_id, message_id)
         return message_id
+
+    async def _request(self, peer: Any, text: str, random_id: int, target: SendTarget) -> Any:
+        return await self._client(
+            functions.messages.SendMessageRequest(
+                peer=peer,
+                message=text,
+                random_id=random_id,
+                no_webpage=True,
+                reply_to=_reply_header(target),
+            )
+        )
 
 
 def _reply_header(target: SendTarget) -> types.InputReplyToMessage | None:

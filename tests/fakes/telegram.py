@@ -5,7 +5,9 @@ Models Telegram's documented behaviour for messages.sendMessage:
   returned, or RANDOM_ID_DUPLICATE while the first call is still in flight;
 - FLOOD_WAIT_X on demand;
 - more than 4096 characters is MESSAGE_TOO_LONG, an empty text MESSAGE_EMPTY;
-- per-peer message ids.
+- per-peer message ids;
+- a reply to a message that is gone (deleted) is MESSAGE_ID_INVALID, as the MTProto fake
+  (tests/telegram_server) answers it.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ class FakeTelegram:
     refuse_with: list[Exception] = field(default_factory=list)
     delay: float = 0.0
     calls: int = 0
+    gone: set[int] = field(default_factory=set)  # message ids deleted since they came
+    replied_to: list[int | None] = field(default_factory=list)  # per message shown
 
     def client(self) -> TelegramClient:
         client = offline_client()
@@ -49,6 +53,9 @@ class FakeTelegram:
             raise errors.MessageEmptyError(request=request)
         if len(request.message) > 4096:
             raise errors.MessageTooLongError(request=request)
+        reply_to = getattr(request.reply_to, "reply_to_msg_id", None)
+        if reply_to in self.gone:
+            raise errors.MessageIdInvalidError(request=request)
         peer = _peer_id(request.peer)
         key = (peer, request.random_id)
         if key in self.in_flight:
@@ -62,6 +69,7 @@ class FakeTelegram:
             messages = self.visible.setdefault(peer, [])
             message_id = len(messages) + 1
             messages.append((message_id, request.message))
+            self.replied_to.append(reply_to)
             self.by_random_id[key] = message_id
         return types.Updates(
             updates=[types.UpdateMessageID(id=self.by_random_id[key], random_id=request.random_id)],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -12,17 +13,19 @@ from temporalio.exceptions import ApplicationError
 from channels.base import SendTarget
 from channels.telegram_sender import TelegramSender
 from tests.fakes.telegram import FakeTelegram
-from tests.ingest.telethon_feed import user
+from tests.ingest.telethon_feed import chat, user
 from workflows.ids import delivery_random_id
 
 ALICE = 10
 TARGET = SendTarget(chat_id=ALICE, topic_id=None, reply_to=None)
+GROUP = 77
+GROUP_TARGET = SendTarget(chat_id=-GROUP, topic_id=None, reply_to=6)
 
 
 async def sender_for(fake: FakeTelegram) -> TelegramSender:
     client = fake.client()
     # Alice wrote to us before, so her access hash is in the session's entity cache.
-    await client._preprocess_updates([], [user(ALICE)], [])
+    await client._preprocess_updates([], [user(ALICE)], [chat(GROUP)])
     return TelegramSender(client)
 
 
@@ -47,6 +50,19 @@ async def test_a_duplicate_while_the_first_is_in_flight_counts_as_sent() -> None
     )
     assert sorted(results, key=str) == [1, None]  # RANDOM_ID_DUPLICATE: already sent
     assert fake.visible[ALICE] == [(1, "hi")]
+
+
+async def test_a_reply_to_a_message_deleted_since_the_flush_goes_out_plain() -> None:
+    # A group reply answers the burst's last message; once that was deleted every attempt
+    # was refused with MESSAGE_ID_INVALID and the chat waited out the outage window.
+    fake = FakeTelegram(gone={5})
+    sender = await sender_for(fake)
+    live = await sender.send(GROUP_TARGET, "first", random_id=1)
+    sent = await sender.send(
+        replace(GROUP_TARGET, reply_to=5), "hello", random_id=delivery_random_id("b-9", 0)
+    )
+    assert (live, sent) == (1, 2) and fake.visible[GROUP] == [(1, "first"), (2, "hello")]
+    assert fake.replied_to == [6, None]
 
 
 async def test_flood_wait_becomes_the_next_retry_delay() -> None:
