@@ -255,7 +255,7 @@ def _unfinished_conversations(recorded: dict[str, list]) -> dict[str | None, lis
         if row.status in ("persisted", "replied"):
             found.setdefault(row.chat_ref, []).append(f"burst {row.burst_key} {row.status}")
     for row in recorded["messages"]:
-        if row.burst_key is None:
+        if row.burst_key is None and row.deleted_at is None and row.unanswered_reason is None:
             found.setdefault(row.chat_ref, []).append(f"message {row.message_id} in no burst")
     return found
 
@@ -349,6 +349,7 @@ async def _recorded(sessionmaker: async_sessionmaker[AsyncSession], key: str) ->
                 message.c.text,
                 message.c.message_id,
                 message.c.unanswered_reason,
+                message.c.deleted_at,
                 burst.c.status,
                 burst.c.burst_key,
                 conversation.c.chat_ref,
