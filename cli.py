@@ -282,6 +282,11 @@ async def cmd_failed(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_retry(settings: Settings, args: argparse.Namespace) -> int:
+    if (args.burst is None) == (not args.all_failed):
+        print("lull: give a burst key, or --all-failed (not both)", file=sys.stderr)
+        return 2
+    if args.all_failed:
+        return await _retry_all_failed(settings, args)
     async with lull_runtime(settings, run_migrations=False, attach=True) as rt:
         sends_on = await ops.retry_send_queue(
             rt.sessionmaker, args.burst, task_queue=settings.task_queue
@@ -309,6 +314,35 @@ async def cmd_retry(settings: Settings, args: argparse.Namespace) -> int:
     if result.status == "nothing_to_retry":
         print(f"lull: nothing to retry: {result.detail}", file=sys.stderr)
     return 0 if result.status in ("sent", "nothing_to_retry") else 1
+
+
+async def _retry_all_failed(settings: Settings, args: argparse.Namespace) -> int:
+    """Every failed burst (of ``--account``), oldest first so each chat's replies keep
+    their order, one at a time: a line per burst, exit 1 if any failed again."""
+    async with lull_runtime(settings, run_migrations=False, attach=True) as rt:
+        rows = await ops.failed_bursts(rt.sessionmaker, args.account, limit=10_000)
+        failed_again = 0
+        for row in reversed(rows):
+            key = row["burst_key"]
+            sends_on = await ops.retry_send_queue(
+                rt.sessionmaker, key, task_queue=settings.task_queue
+            )
+            try:
+                result = await ops.retry_burst(
+                    rt.client,
+                    key,
+                    task_queue=settings.task_queue,
+                    sends_on=sends_on,
+                    outage_window_seconds=settings.outage_window_minutes * 60,
+                )
+            except (ops.RetryFailedError, ops.RetryRefusedError) as exc:
+                failed_again += 1
+                print(ops.to_json({"burst_key": key, "status": "failed", "detail": str(exc)}))
+                continue
+            assert not isinstance(result, str)  # waited for
+            print(ops.to_json({"burst_key": key, "status": result.status}))
+    print(f"lull: retried {len(rows)} failed bursts, {failed_again} failed again", file=sys.stderr)
+    return 1 if failed_again else 0
 
 
 COMMANDS = {
@@ -424,7 +458,13 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("action", choices=["new-key", "rotate"])
             p.add_argument("--key-id", default="k1", help="id of the new key (new-key)")
         if name == "retry":
-            p.add_argument("burst", help="the burst key, as `lull failed` shows it")
+            p.add_argument("burst", nargs="?", help="the burst key, as `lull failed` shows it")
+            p.add_argument(
+                "--all-failed",
+                action="store_true",
+                help="retry every failed burst (of --account), oldest first",
+            )
+            p.add_argument("--account", type=account_key, help="with --all-failed: only this")
             p.add_argument(
                 "--no-wait",
                 action="store_true",

@@ -185,3 +185,43 @@ async def test_a_retry_with_no_listener_for_its_account_says_so_at_once(
     assert "no listener polls" in started.stderr and f"/send/{account.key}" in started.stderr
     assert json.loads(started.stdout) == {"status": "started", "workflow_id": f"retry/{burst}"}
     await dev_env.client.get_workflow_handle(f"retry/{burst}").terminate("test over")
+
+
+async def test_all_failed_bursts_of_an_account_are_retried_oldest_first(
+    dev_env: WorkflowEnvironment,
+    database_url: str,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    # After a long outage (a FLOOD_WAIT beyond the outage window, a revoked session) an
+    # operator retries every failed burst at once, oldest first (a chat's replies in order).
+    account, first = await failed_send(sessionmaker, "all", chat=80)
+    conv, ids = await seed(sessionmaker, account.id, ["later"], chat=81)
+    second = persist_input(conv, ids).burst_key
+    bursts = BurstActivities(sessionmaker)
+    await bursts.persist_burst(persist_input(conv, ids))
+    await bursts.mark_burst_failed(MarkBurstFailedInput(second, "TelegramAccountFatal", "401"))
+    tq = task_queue()
+    env = cli_env(dev_env, database_url, tq)
+    sender = RecordingSender()
+    worker = build_worker(
+        dev_env.client,
+        task_queue=tq,
+        sessionmaker=sessionmaker,
+        provider=CountingProvider(),
+        options=OPTIONS,
+    )
+    sends = build_send_worker(
+        dev_env.client, task_queue=tq, account=account, sessionmaker=sessionmaker, sender=sender
+    )
+    async with worker, sends:
+        retried = await lull(env, "retry", "--all-failed", "--account", account.key)
+    assert retried.returncode == 0, retried.stderr
+    lines = [json.loads(line) for line in retried.stdout.splitlines()]
+    assert lines == [
+        {"burst_key": first, "status": "sent"},
+        {"burst_key": second, "status": "sent"},
+    ]
+    assert "retried 2 failed bursts, 0 failed again" in retried.stderr
+    assert (await lull(env, "failed", "--account", account.key)).stdout == ""
+    both = await lull(env, "retry", first, "--all-failed")
+    assert both.returncode == 2 and "not both" in both.stderr
