@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,9 @@ from workflows.ids import conversation_workflow_id
 REPLY_PREFIX = "re:"
 # In /help's answer (channels.commands.help_text), whatever the account's intro.
 HELP_MARK = "\nCommands:\n"
+# The account's default error text (db/tables.py), sent when a burst fails.
+ERROR_NOTICE = "Sorry, something went wrong."
+NOTICE_SEEN = "an error notice"
 
 
 @dataclass
@@ -59,6 +63,10 @@ class Report:
     paid_twice_allowed: int = 0
     failed_tasks: list[str] = field(default_factory=list)
     stuck: list[str] = field(default_factory=list)
+    # Bursts failed by a fault meant to fail them, then retried by ops, and the error
+    # notices their users saw meanwhile.
+    retried: int = 0
+    notices: int = 0
     # For a run that is not clean: what Temporal says of each conversation with an
     # unfinished burst or an unanswered message (the post-mortem's first page).
     diagnosis: list[str] = field(default_factory=list)
@@ -104,6 +112,8 @@ class Report:
             ),
             ("failed workflow tasks", len(self.failed_tasks)),
             ("stuck workflows (retry running, activity pending)", len(self.stuck)),
+            ("bursts failed by a fault beyond the outage window, retried by ops", self.retried),
+            ("error notices users saw for those", self.notices),
             ("LLM requests per burst (all attempts)", f"{per_burst:.2f}"),
             ("LLM answers per burst (200s)", f"{done:.2f}"),
         ]
@@ -121,7 +131,8 @@ class Report:
         ):
             found = getattr(self, name)
             if found:
-                lines.append(f"\n{name}: {found[:20]}")
+                kinds = Counter(line.rsplit(": ", 1)[-1][:40] for line in found)
+                lines.append(f"\n{name} ({dict(kinds.most_common(6))}): {found[:20]}")
         if self.diagnosis:
             lines += ["", "unfinished conversations, as Temporal sees them:", *self.diagnosis]
         return "\n".join(lines)
@@ -134,14 +145,22 @@ async def check(
     *,
     paid_twice_allowed: int = 0,
     temporal: Client | None = None,
+    retried: frozenset[str] = frozenset(),
 ) -> Report:
-    report = Report(accepted=accepted.count, paid_twice_allowed=paid_twice_allowed)
+    """``retried``: bursts an operator retried after a fault failed them on purpose; their
+    replies come late (out of their chat's order) and their chats may show an error notice."""
+    report = Report(
+        accepted=accepted.count, paid_twice_allowed=paid_twice_allowed, retried=len(retried)
+    )
     report.llm_requests = len(cluster.llm.requests)
     report.llm_completions = cluster.llm.statuses.count(200)
     paid = Counter(cluster.llm.paid_for)
     report.paid_twice = [
         f"{burst[:60]!r}: {n} answers" for burst, n in paid.items() for _ in range(n - 1)
     ]
+    report.paid_twice_allowed += _paid_twice_for_a_reason(
+        cluster.llm.answers, getattr(cluster, "kills", [])
+    )
     if temporal is not None:
         await _check_temporal(temporal, report)
     recorded = await _recorded(sessionmaker, cluster.account_key)
@@ -162,8 +181,9 @@ async def check(
     report.bursts_sent = sum(1 for row in recorded["bursts"] if row.status == "sent")
     by_word = {(r.chat_id, _word_of(r.text, accepted)): r for r in recorded["messages"]}
     _check_recorded(accepted, by_word, report)
+    late = {(chat, word) for (chat, word), row in by_word.items() if row.burst_key in retried}
     for chat, words in accepted.texts.items():
-        answered = _check_replies(cluster, accepted, chat, words, report)
+        answered = _check_replies(cluster, accepted, chat, words, report, late)
         for word in words:
             row = by_word.get((chat, word))
             held = bursts_of_message[(chat, row.message_id)] if row is not None else 0
@@ -182,6 +202,36 @@ async def check(
         logs = [p.log_path for p in getattr(cluster, "processes", [])]
         report.diagnosis = await _diagnose(temporal, cluster.account_key, unfinished, logs)
     return report
+
+
+# An answer counts as lost with its process when the process was SIGKILLed this close to
+# it: still waiting for it (the fake answers a dead socket), or holding it unstored.
+KILLED_BEFORE_ANSWER_SECONDS = 5.0
+KILLED_AFTER_ANSWER_SECONDS = 3.0
+
+
+def _paid_twice_for_a_reason(
+    answers: Sequence[tuple[str, int | None, float, bool]], kills: Sequence[tuple[int, float]]
+) -> int:
+    """How many second answers for a burst the README allows: the earlier answer went to a
+    worker SIGKILLed around then (it never stored it), or came after the client's timeout
+    had given up on it. Matched per process, so a kill explains only its own calls."""
+    earlier: dict[str, list[tuple[int | None, float, bool]]] = {}
+    allowed = 0
+    for burst_text, pid, at, late in answers:
+        before = earlier.setdefault(burst_text, [])
+        if before:
+            first_pid, first_at, first_late = before[-1]
+            killed = any(
+                pid_killed == first_pid
+                and first_at - KILLED_BEFORE_ANSWER_SECONDS
+                <= killed_at
+                <= first_at + KILLED_AFTER_ANSWER_SECONDS
+                for pid_killed, killed_at in kills
+            )
+            allowed += int(first_late or (first_pid is not None and killed))
+        before.append((pid, at, late))
+    return allowed
 
 
 def _word_of(text: str, accepted: Accepted) -> str:
@@ -211,7 +261,12 @@ def _check_recorded(
 
 
 def _check_replies(
-    cluster: Cluster, accepted: Accepted, chat: int, words: list[str], report: Report
+    cluster: Cluster,
+    accepted: Accepted,
+    chat: int,
+    words: list[str],
+    report: Report,
+    late: set[tuple[int, str]],
 ) -> Counter[str]:
     """What the chat's replies answered, word by word; checks their order, that they
     answer nothing never sent (nor chatter), and that each command got one answer."""
@@ -226,13 +281,19 @@ def _check_replies(
         if seen.text == REFRESH_REPLY or HELP_MARK in seen.text:
             commands["refresh" if seen.text == REFRESH_REPLY else "help"] += 1
             continue
+        if seen.text == ERROR_NOTICE:
+            if any(c == chat for c, _ in late):
+                report.notices += 1
+            else:
+                report.unexpected.append(f"chat {chat} saw {NOTICE_SEEN}")
+            continue
         tokens = seen.text.split()
         if not tokens or tokens[0] != REPLY_PREFIX:
             report.unexpected.append(f"chat {chat} saw {seen.text[:60]!r}")
             continue
         said = [accepted.edited.get(t, t) for t in tokens[1:] if not t.startswith("@")]
         answered.update(said)
-        positions = [order[w] for w in said if w in order]
+        positions = [order[w] for w in said if w in order and (chat, w) not in late]
         if positions and (positions != sorted(positions) or positions[0] <= last_seen):
             report.out_of_order.append(f"chat {chat}: {seen.text[:60]!r}")
         last_seen = max([last_seen, *positions])

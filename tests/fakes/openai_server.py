@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 
@@ -39,12 +39,19 @@ class FakeOpenAI:
         # retries, yet a provider bills such a call.
         self.client_timeout: float | None = None
         self.abandoned = 0
+        # Each 200: (what was paid for, the calling process's pid, loop time, abandoned).
+        # A process killed just after an answer never stored it, and its retry pays again.
+        self.answers: list[tuple[str, int | None, float, bool]] = []
+        # Which process a client's TCP port belongs to (set by a test that knows).
+        self.pid_of_port: Callable[[int], int | None] = lambda port: None
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        pid = self.pid_of_port(peer[1]) if peer else None
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -69,6 +76,10 @@ class FakeOpenAI:
                 late = self.client_timeout is not None and answer.delay >= self.client_timeout
                 if status == 200 and late:
                     self.abandoned += 1
+                if status == 200:
+                    content = str(request.get("messages", [{}])[-1].get("content", ""))
+                    now = asyncio.get_running_loop().time()
+                    self.answers.append((content, pid, now, late))
                 self.statuses.append(status)
                 data = json.dumps(payload).encode()
                 extra = "".join(f"{k}: {v}\r\n" for k, v in answer.headers.items())

@@ -84,6 +84,8 @@ class FakeTelegramServer:
         self.requests: list[tuple[int, str]] = []  # (user, request type) for assertions
         # Sends to carry out but never answer: the sender's process dies not knowing.
         self.withhold_send_answers = 0
+        # Requests refused because the session's key is not (or no longer) authorized.
+        self.refused_unauthorized = 0
         self._server: asyncio.Server | None = None
         self._connections: list[_Connection] = []
         # TCP connections each account's key has opened so far (a reconnect adds one).
@@ -252,6 +254,7 @@ class FakeTelegramServer:
                 if account.bot_token is None or token != account.bot_token:
                     raise RpcRefusal(400, "ACCESS_TOKEN_INVALID")
             case _:
+                self.refused_unauthorized += 1
                 raise RpcRefusal(401, "AUTH_KEY_UNREGISTERED")
         account.authorized = True
         return types.auth.Authorization(user=account.as_user(viewer=account.id))

@@ -130,6 +130,10 @@ class World:
         self._random_id_at: dict[tuple[int, tuple[str, int], int], float] = {}
         # Per account: errors the next sendMessage calls answer with, in order.
         self.refusals: dict[int, list[RpcRefusal]] = {}
+        # Per account: a flood wait on every send until (monotonic) time, the seconds it
+        # names (a test lets an hour-long wait pass in seconds), and sends it refused.
+        self.flooded: dict[int, tuple[float, int]] = {}
+        self.flood_refused = 0
         # Whether a repeated random_id gets RANDOM_ID_DUPLICATE (the first call still in
         # flight) rather than the earlier message.
         self.duplicate_in_flight = False
@@ -160,6 +164,11 @@ class World:
         waits = self.refusals.setdefault(account_id, [])
         waits.extend(RpcRefusal(420, f"FLOOD_WAIT_{seconds}") for _ in range(times))
 
+    def flood_for(self, account_id: int, *, real_seconds: float, says_seconds: int) -> None:
+        """Telegram's account-wide flood limit: every send is FLOOD_WAIT_``says_seconds``
+        for ``real_seconds``."""
+        self.flooded[account_id] = (monotonic() + real_seconds, says_seconds)
+
     # -- what users' apps do ----------------------------------------------------------------
     def send(
         self,
@@ -179,6 +188,10 @@ class World:
             waiting = self.refusals.get(sender_id)
             if waiting:
                 raise waiting.pop(0)
+            until, says = self.flooded.get(sender_id, (0.0, 0))
+            if monotonic() < until:
+                self.flood_refused += 1
+                raise RpcRefusal(420, f"FLOOD_WAIT_{says}")
             key = (sender_id, (kind, target), random_id)
             earlier = self.random_ids.get(key)
             first_at = self._random_id_at.get(key, 0.0)
