@@ -14,7 +14,12 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from workflows.config_check import CONFIG_BOUNDS, MAX_PAUSE_SECONDS
+from workflows.config_check import (
+    CONFIG_BOUNDS,
+    GENERATE_ATTEMPT_SECONDS,
+    MAX_PAUSE_SECONDS,
+    STORE_MARGIN_SECONDS,
+)
 
 # How a worker's sandbox loads workflow modules (Settings.workflow_modules).
 WorkflowModules = Literal["shared", "per-run"]
@@ -186,6 +191,18 @@ class Settings(BaseSettings):
                 f"LULL_WORKER_SHUTDOWN_SECONDS ({self.worker_shutdown_seconds:g}) must be at "
                 f"least LULL_LLM_TIMEOUT_SECONDS ({self.llm_timeout_seconds:g}): a shutdown "
                 "that cuts an LLM call short pays for it again"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _an_llm_call_fits_its_attempt(self) -> Settings:
+        attempt = max(GENERATE_ATTEMPT_SECONDS, self.outage_window_minutes * 60)
+        if self.llm_timeout_seconds > attempt - STORE_MARGIN_SECONDS:
+            raise ValueError(
+                f"LULL_LLM_TIMEOUT_SECONDS ({self.llm_timeout_seconds:g}) must be at most "
+                f"{attempt - STORE_MARGIN_SECONDS:g}: a generate attempt may run "
+                f"{attempt:g} s (3 min, or the outage window if longer), and a call still "
+                "running when Temporal times the attempt out is retried and paid again"
             )
         return self
 

@@ -151,3 +151,20 @@ def test_the_dev_stack_may_use_the_public_chat_hash_key(monkeypatch: pytest.Monk
     monkeypatch.delenv("LULL_DATABASE_URL", raising=False)
     monkeypatch.delenv("LULL_CHAT_HASH_KEY", raising=False)
     assert load_settings().chat_key == b"lull-default-chat-hash-key"
+
+
+def test_an_llm_timeout_longer_than_a_generate_attempt_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A call still running when Temporal times its attempt out is retried and paid again,
+    # forever: a slow LLM must be cut by its own timeout, inside the attempt.
+    monkeypatch.setenv("LULL_OUTAGE_WINDOW_MINUTES", "1")
+    monkeypatch.setenv("LULL_WORKER_SHUTDOWN_SECONDS", "600")
+    monkeypatch.setenv("LULL_LLM_TIMEOUT_SECONDS", "300")
+    with pytest.raises(SettingsError, match="LULL_LLM_TIMEOUT_SECONDS .300. must be at most 150"):
+        load_settings()
+    monkeypatch.setenv("LULL_LLM_TIMEOUT_SECONDS", "150")
+    assert load_settings().llm_timeout_seconds == 150
+    monkeypatch.setenv("LULL_OUTAGE_WINDOW_MINUTES", "30")  # an attempt may run 30 min
+    monkeypatch.setenv("LULL_LLM_TIMEOUT_SECONDS", "300")
+    assert load_settings().llm_timeout_seconds == 300

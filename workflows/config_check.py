@@ -15,6 +15,12 @@ from dataclasses import MISSING, fields, replace
 
 from workflows.payloads import DebounceConfig
 
+# One generate_reply attempt may run this long at least (longer with a longer outage
+# window: steps.generate_reply). An LLM call must end well inside it, storing included,
+# or Temporal times the attempt out while the call runs and a retry pays again.
+GENERATE_ATTEMPT_SECONDS = 180.0
+STORE_MARGIN_SECONDS = 30.0
+
 DAY = 24 * 3600.0
 # A pause (human handoff) lasts at most this long; longer means "until resumed".
 MAX_PAUSE_SECONDS = 366 * DAY

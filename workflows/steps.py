@@ -15,6 +15,7 @@ from temporalio.exceptions import ActivityError
 from activities.bursts import BurstActivities
 from activities.replies import ReplyActivities
 from activities.sending import SendActivities
+from workflows.config_check import GENERATE_ATTEMPT_SECONDS
 from workflows.failures import error_text_of, error_type_of
 from workflows.payloads import (
     GenerateReplyInput,
@@ -36,7 +37,7 @@ OUTSIDE_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=60),
 )
 SEND_HEARTBEAT = timedelta(seconds=15)
-GENERATE_ATTEMPT = timedelta(minutes=3)
+GENERATE_ATTEMPT = timedelta(seconds=GENERATE_ATTEMPT_SECONDS)
 
 
 async def generate_reply(
