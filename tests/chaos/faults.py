@@ -123,7 +123,6 @@ async def llm_outage(cluster: Cluster, rng: random.Random) -> str:
         [
             (Answer(status=500), "500"),
             (Answer(status=429, headers={"retry-after": "1"}), "429 retry-after 1"),
-            (Answer(delay=LLM_TIMEOUT_SECONDS + 1), "timeouts"),
         ]
     )
     seconds = rng.uniform(3, 8)
@@ -131,6 +130,23 @@ async def llm_outage(cluster: Cluster, rng: random.Random) -> str:
     await asyncio.sleep(seconds)
     cluster.llm.failing = None
     return f"LLM answered {what} for {seconds:.1f} s"
+
+
+async def llm_slower_than_its_timeout(cluster: Cluster, rng: random.Random) -> str:
+    """The LLM answers after the client gave up: each such call is billed, abandoned and
+    retried (the README's second way to pay twice). The settings keep the client's timeout
+    inside the activity's start-to-close, so the call is cut before Temporal times out the
+    attempt (tests/test_settings.py)."""
+    seconds = rng.uniform(3, 6)
+    before = cluster.llm.abandoned
+    cluster.llm.failing = Answer(delay=LLM_TIMEOUT_SECONDS + 1)
+    await asyncio.sleep(seconds)
+    cluster.llm.failing = None
+    await asyncio.sleep(1.5)  # the calls still being answered
+    abandoned = cluster.llm.abandoned - before
+    return f"LLM slower than its {LLM_TIMEOUT_SECONDS:g} s timeout for {seconds:.1f} s: " + (
+        f"{abandoned} answers abandoned" if abandoned else "(missed: no call came)"
+    )
 
 
 async def flood_wait(cluster: Cluster, rng: random.Random) -> str:
@@ -249,6 +265,7 @@ ALL: tuple[Fault, ...] = (
     restart_temporal,
     restart_postgres,
     llm_outage,
+    llm_slower_than_its_timeout,
     flood_wait,
     partition_a_link,
     slow_temporal,
