@@ -16,6 +16,7 @@ from workflows.payloads import MarkBurstFailedInput, PersistBurstInput, PersistB
 log = logging.getLogger("lull.alerts")
 
 NOT_FAILED = "NotFailed"
+MESSAGES_MISSING = "MessagesMissing"
 
 
 class BurstActivities:
@@ -49,7 +50,14 @@ class BurstActivities:
             # its workflow task timed out finds its messages in the burst the retried task
             # flushed instead: superseded, not deleted.
             drop_as = input.drop_as
-            if count == 0:
+            missing = await queries.missing_message_ids(
+                session, conversation_id=input.conversation_id, message_ids=input.message_ids
+            )
+            if missing:
+                await self._report_missing(session, input, missing)
+            if count == 0 and len(missing) == len(input.message_ids):
+                drop_as = "missing"
+            elif count == 0:
                 taken = await queries.held_by_another_burst(
                     session,
                     burst_id=burst_id,
@@ -62,6 +70,28 @@ class BurstActivities:
                     session, burst_id, "dropped", only_from=("persisted",), error_type=drop_as
                 )
         return PersistBurstResult(burst_id=burst_id, message_count=count)
+
+    async def _report_missing(
+        self, session: AsyncSession, input: PersistBurstInput, missing: list[int]
+    ) -> None:
+        """Messages the workflow was signalled but Postgres has no row of: their text is
+        gone, so they cannot be answered. Said every time, never silently dropped (ids only,
+        no user text); counted in the alert table as ``MessagesMissing``."""
+        account_id = await queries.account_of_conversation(session, input.conversation_id)
+        await failure_queries.record_alert(
+            session,
+            account_id=account_id,
+            kind=MESSAGES_MISSING,
+            burst_key=input.burst_key,
+            error=f"message ids {missing} not in Postgres",
+        )
+        log.error(
+            "LOST MESSAGES: burst %s was signalled %d message(s) that Postgres has no row of "
+            "(ids %s; a database that lost its last commits?); they cannot be answered",
+            input.burst_key,
+            len(missing),
+            missing,
+        )
 
     @activity.defn(name="mark_burst_failed")
     async def mark_burst_failed(self, input: MarkBurstFailedInput) -> None:

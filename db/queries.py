@@ -55,6 +55,11 @@ async def account_active(session: AsyncSession, account_id: int) -> bool:
     return bool((await session.execute(stmt)).scalar_one())
 
 
+async def account_of_conversation(session: AsyncSession, conversation_id: int) -> int:
+    stmt = select(conversation.c.account_id).where(conversation.c.id == conversation_id)
+    return int((await session.execute(stmt)).scalar_one())
+
+
 async def load_account(session: AsyncSession, account_id: int) -> Any:
     return (await session.execute(select(account).where(account.c.id == account_id))).one()
 
@@ -298,6 +303,16 @@ async def assign_messages(
         message.c.burst_id == burst_id, message.c.deleted_at.is_(None)
     )
     return int((await session.execute(stmt)).scalar_one())
+
+
+async def missing_message_ids(
+    session: AsyncSession, *, conversation_id: int, message_ids: Sequence[int]
+) -> list[int]:
+    """Of these ids, the ones with no row at all (not even deleted): signalled, yet not in
+    Postgres, as after a failover that lost its last commits."""
+    stmt = select(message.c.message_id).where(messages_in(conversation_id, message_ids))
+    present = set((await session.execute(stmt)).scalars())
+    return sorted(set(message_ids) - present)
 
 
 async def held_by_another_burst(

@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
@@ -16,7 +16,7 @@ from activities.replies import ReplyActivities, ReplyOptions
 from activities.sending import SendActivities
 from channels.base import SendTarget
 from channels.commands import REFRESH_REPLY
-from db import queries
+from db import failure_queries, queries
 from db.tables import account, burst, delivery, message, reply
 from llm.base import Completion, Prompt
 from llm.echo import EchoProvider
@@ -278,6 +278,38 @@ async def test_a_burst_whose_messages_were_all_deleted_is_dropped(
         pending = await queries.pending_message_count(session, account_id)
     assert (row.status, row.error_type) == ("dropped", "deleted")
     assert pending == 0
+
+
+async def test_signalled_messages_postgres_has_no_row_of_are_reported_never_silently_lost(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    account_id: int,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Postgres failed over to a replica that lost its last commits: the workflow holds
+    # message ids whose rows are gone. Once they read as "deleted", said nowhere.
+    conv, ids = await seed(sessionmaker, account_id, ["kept", "lost", "lost too"])
+    async with sessionmaker() as session, session.begin():
+        await session.execute(delete(message).where(message.c.message_id.in_(ids[1:])))
+    result = await ActivityEnvironment().run(
+        BurstActivities(sessionmaker).persist_burst, persist_input(conv, ids)
+    )
+    assert result.message_count == 1  # the rest is answered
+    lost = [r for r in caplog.records if "LOST MESSAGES" in r.getMessage()]
+    assert len(lost) == 1 and lost[0].levelname == "ERROR"
+    assert f"ids {ids[1:]}" in lost[0].getMessage() and "lost too" not in lost[0].getMessage()
+    async with sessionmaker() as session:
+        alerts = await failure_queries.alerts(session, account_id)
+    assert [a.kind for a in alerts if a.kind == "MessagesMissing"] != []
+    # All of them gone: dropped as missing, not as deleted.
+    conv2, gone = await seed(sessionmaker, account_id, ["gone"], chat=6)
+    async with sessionmaker() as session, session.begin():
+        await session.execute(delete(message).where(message.c.conversation_id == conv2))
+    result = await ActivityEnvironment().run(
+        BurstActivities(sessionmaker).persist_burst, persist_input(conv2, gone)
+    )
+    async with sessionmaker() as session:
+        row = (await session.execute(select(burst).where(burst.c.id == result.burst_id))).one()
+    assert (row.status, row.error_type) == ("dropped", "missing")
 
 
 async def test_builtin_commands_are_answered_without_the_llm(
