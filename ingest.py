@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -420,6 +420,31 @@ class Ingestor:
             **self._start_options(ref),
         )
         return handle.result_run_id
+
+    async def resend_unflushed(self, *, older_than: timedelta, limit: int = 500) -> int:
+        """Signal again the messages recorded over ``older_than`` ago that no burst took:
+        their signal was lost (a Temporal that lost its last commits, a run closed from
+        outside). The workflow ignores an id it has seen and warns about one it had not;
+        signal-with-start serves a chat whose run is gone. Returns how many were sent."""
+        async with self._sessionmaker() as session:
+            rows = await queries.unflushed_messages(
+                session, account_id=self._account.id, older_than=older_than, limit=limit
+            )
+        by_chat: dict[tuple[int, int | None], list[tuple[ConversationRef, MessageReceived]]] = {}
+        for row in rows:
+            received = MessageReceived(
+                row.message_id,
+                self._sender(row.sender_id),
+                len(row.text),
+                parse_command(row.text, self._commands),
+                accepted_at=row.received_at,
+                resent=True,
+            )
+            ref = self._ref(row.chat_id, row.topic_id, row.conversation_id)
+            by_chat.setdefault((row.chat_id, row.topic_id), []).append((ref, received))
+        for items in by_chat.values():
+            await self._signal_messages(items)
+        return len(rows)
 
     async def hand_off(
         self, *, chat_id: int, topic_id: int | None, owner_id: int, minutes: float | None

@@ -46,6 +46,10 @@ EXIT_SESSION_DEAD = 3
 EXIT_LOCK_LOST = 4
 # How often a serving listener checks that its account is still enabled.
 ACTIVE_POLL_SECONDS = 5.0
+# How often unflushed messages are looked for, and how far past the max wait a message
+# must be to count as one whose signal was lost.
+SWEEP_EVERY_SECONDS = 60.0
+SWEEP_GRACE_SECONDS = 60.0
 # Telegram's own DC 2; only used when no session and no LULL_TG_SERVER say otherwise.
 DEFAULT_DC = 2
 
@@ -212,6 +216,7 @@ async def _serve_connected(
         # Cancelled on every way out, not only the clean one below.
         stack.callback(typing_task.cancel)
         stack.callback(asyncio.create_task(_stop_when_disabled(rt, account, stop)).cancel)
+        stack.callback(asyncio.create_task(_sweep_unflushed(rt, listener)).cancel)
         if on_ready is not None:
             on_ready(health)
         disconnected = asyncio.ensure_future(client.disconnected)
@@ -245,6 +250,23 @@ async def _serve_connected(
 async def _is_active(rt: Runtime, account: Account) -> bool:
     async with rt.sessionmaker() as session:
         return await queries.account_active(session, account.id)
+
+
+async def _sweep_unflushed(rt: Runtime, listener: TelegramListener) -> None:
+    """Signal again, once a minute, messages recorded long ago that no burst took (their
+    signal was lost): recorded is a promise to answer, whatever Temporal forgot."""
+    older_than = timedelta(seconds=rt.settings.max_wait_seconds + SWEEP_GRACE_SECONDS)
+    while True:
+        await asyncio.sleep(SWEEP_EVERY_SECONDS)
+        try:
+            sent = await listener.ingestor.resend_unflushed(older_than=older_than)
+        except Exception as exc:  # Postgres or Temporal down: readiness says so; next round
+            log.debug("sweep for unflushed messages skipped: %s", type(exc).__name__)
+            continue
+        if sent:
+            # Most are still buffered behind a slow burst (their run ignores a seen id);
+            # a run that had lost one warns of it.
+            log.info("signalled %d recorded message(s) not yet in a burst again", sent)
 
 
 async def _stop_when_disabled(rt: Runtime, account: Account, stop: asyncio.Event) -> None:

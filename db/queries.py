@@ -305,6 +305,35 @@ async def assign_messages(
     return int((await session.execute(stmt)).scalar_one())
 
 
+async def unflushed_messages(
+    session: AsyncSession, *, account_id: int, older_than: timedelta, limit: int
+) -> list[Any]:
+    """The account's messages to be answered, recorded over ``older_than`` ago, that no
+    burst holds yet, oldest first per conversation."""
+    stmt = (
+        select(
+            message.c.conversation_id,
+            message.c.chat_id,
+            conversation.c.topic_id,
+            message.c.message_id,
+            message.c.sender_id,
+            message.c.text,
+            message.c.received_at,
+        )
+        .join(conversation, conversation.c.id == message.c.conversation_id)
+        .where(
+            message.c.account_id == account_id,
+            message.c.burst_id.is_(None),
+            message.c.unanswered_reason.is_(None),
+            message.c.deleted_at.is_(None),
+            message.c.received_at < func.now() - older_than,
+        )
+        .order_by(message.c.conversation_id, message.c.message_id)
+        .limit(limit)
+    )
+    return list(await session.execute(stmt))
+
+
 async def missing_message_ids(
     session: AsyncSession, *, conversation_id: int, message_ids: Sequence[int]
 ) -> list[int]:

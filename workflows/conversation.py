@@ -188,6 +188,12 @@ class ConversationWorkflow:
     def _receive(self, msg: MessageReceived) -> None:
         if msg.message_id in self._seen:
             return
+        if msg.resent:
+            # Only a log line (no command): replays and older runs are unaffected.
+            workflow.logger.warning(
+                "message %s was recorded but its signal never arrived; taking it now",
+                msg.message_id,
+            )
         if msg.chars <= 0:
             # The ingest seam rejects empty messages; this guards against other senders.
             workflow.logger.warning("ignored empty message %s", msg.message_id)

@@ -115,6 +115,9 @@ class MessageReceived:
     # then, not from when Temporal handed the signal over, so a busy seam or server does
     # not push the flush later. None from older senders: the signal's own time is used.
     accepted_at: datetime | None = None
+    # Sent again by the ingest's sweep: recorded long ago and never flushed (its first
+    # signal may have been lost). A seen id is ignored as always; an unseen one is warned of.
+    resent: bool = False
 
 
 @dataclass(frozen=True)

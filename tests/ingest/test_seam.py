@@ -333,3 +333,41 @@ async def test_typing_is_not_signalled_once_the_chats_burst_is_due(
         if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
     ]
     assert signals == ["message_received", "typing_observed"]
+
+
+async def test_a_recorded_message_whose_signal_was_lost_is_swept_up_and_answered(
+    dev_env: WorkflowEnvironment,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Recorded in Postgres, its signal lost (a Temporal that lost its last commits): no
+    # run will ever flush it unless the ingest's sweep signals it again.
+    from datetime import timedelta
+
+    from db import queries
+
+    tq, rec = task_queue(), Recorder()
+    ingestor = await make_ingestor(dev_env, sessionmaker, tq)
+    async with sessionmaker() as session, session.begin():
+        await queries.record_incoming(
+            session,
+            account_id=ingestor.account.id,
+            chat_id=77,
+            topic_id=None,
+            message_id=9,
+            sender_id=5,
+            text="anyone?",
+            kind="text",
+            sent_at=NOW,
+            chat_ref=ingestor._chat_ref(77, None),
+        )
+    sends = new_worker(dev_env.client, rec, send_task_queue(tq, ingestor.account.key))
+    async with new_worker(dev_env.client, rec, tq), sends:
+        assert await ingestor.resend_unflushed(older_than=timedelta(minutes=5)) == 0  # fresh
+        assert await ingestor.resend_unflushed(older_than=timedelta(0)) == 1
+        await until_sent(dev_env, rec)
+        # Sent again while its burst is being answered, or after: nothing more happens.
+        await ingestor.resend_unflushed(older_than=timedelta(0))
+        await asyncio.sleep(2)
+    assert rec.bursts() == [[9]] and len(rec.sent) == 1
+    assert any("its signal never arrived" in r.getMessage() for r in caplog.records)
