@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     # On SIGTERM a worker lets in-flight activities finish for this long. An LLM call cut
     # short is paid again when retried, so keep it above LULL_LLM_TIMEOUT_SECONDS.
     worker_shutdown_seconds: float = Field(default=90.0, gt=0, le=3600)
+    # How often the listener looks for recorded messages no burst took (a lost signal);
+    # one counts once it is this much older than the max wait.
+    unflushed_sweep_seconds: float = Field(default=60.0, gt=0, le=3600)
     # How long a burst waits out an LLM or Telegram outage, retrying, before it fails (the
     # user then gets the account's error message and ops an alert).
     outage_window_minutes: float = Field(default=30.0, gt=0, le=7 * 24 * 60)

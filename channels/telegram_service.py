@@ -46,10 +46,6 @@ EXIT_SESSION_DEAD = 3
 EXIT_LOCK_LOST = 4
 # How often a serving listener checks that its account is still enabled.
 ACTIVE_POLL_SECONDS = 5.0
-# How often unflushed messages are looked for, and how far past the max wait a message
-# must be to count as one whose signal was lost.
-SWEEP_EVERY_SECONDS = 60.0
-SWEEP_GRACE_SECONDS = 60.0
 # Telegram's own DC 2; only used when no session and no LULL_TG_SERVER say otherwise.
 DEFAULT_DC = 2
 
@@ -253,11 +249,13 @@ async def _is_active(rt: Runtime, account: Account) -> bool:
 
 
 async def _sweep_unflushed(rt: Runtime, listener: TelegramListener) -> None:
-    """Signal again, once a minute, messages recorded long ago that no burst took (their
-    signal was lost): recorded is a promise to answer, whatever Temporal forgot."""
-    older_than = timedelta(seconds=rt.settings.max_wait_seconds + SWEEP_GRACE_SECONDS)
+    """Signal again, every LULL_UNFLUSHED_SWEEP_SECONDS, messages recorded long ago that no
+    burst took (their signal was lost): recorded is a promise to answer, whatever Temporal
+    forgot."""
+    every = rt.settings.unflushed_sweep_seconds
+    older_than = timedelta(seconds=rt.settings.max_wait_seconds + every)
     while True:
-        await asyncio.sleep(SWEEP_EVERY_SECONDS)
+        await asyncio.sleep(every)
         try:
             sent = await listener.ingestor.resend_unflushed(older_than=older_than)
         except Exception as exc:  # Postgres or Temporal down: readiness says so; next round
