@@ -67,6 +67,8 @@ class Report:
     # notices their users saw meanwhile.
     retried: int = 0
     notices: int = 0
+    # Messages whose rows a fault deleted, unanswered and reported as LOST MESSAGES.
+    vanished_reported: int = 0
     # For a run that is not clean: what Temporal says of each conversation with an
     # unfinished burst or an unanswered message (the post-mortem's first page).
     diagnosis: list[str] = field(default_factory=list)
@@ -114,6 +116,7 @@ class Report:
             ("stuck workflows (retry running, activity pending)", len(self.stuck)),
             ("bursts failed by a fault beyond the outage window, retried by ops", self.retried),
             ("error notices users saw for those", self.notices),
+            ("messages whose rows vanished, reported LOST (or answered)", self.vanished_reported),
             ("LLM requests per burst (all attempts)", f"{per_burst:.2f}"),
             ("LLM answers per burst (200s)", f"{done:.2f}"),
         ]
@@ -181,6 +184,11 @@ async def check(
     report.bursts_sent = sum(1 for row in recorded["bursts"] if row.status == "sent")
     by_word = {(r.chat_id, _word_of(r.text, accepted)): r for r in recorded["messages"]}
     _check_recorded(accepted, by_word, report)
+    vanished = {
+        (chat, _word_of(text, accepted)): message_id
+        for (chat, text), message_id in getattr(cluster, "vanished", {}).items()
+    }
+    reported_lost = _reported_lost_ids(getattr(cluster, "processes", []))
     late = {(chat, word) for (chat, word), row in by_word.items() if row.burst_key in retried}
     for chat, words in accepted.texts.items():
         answered = _check_replies(cluster, accepted, chat, words, report, late)
@@ -195,6 +203,11 @@ async def check(
                 report.in_doubt.append(f"{word}: burst still {row.status}")
             elif word in accepted.deleted:
                 continue  # deleted before its flush: rightly never answered
+            elif row is None and (chat, word) in vanished:
+                if vanished[(chat, word)] in reported_lost:
+                    report.vanished_reported += 1
+                else:
+                    report.lost.append(f"{word}: its row vanished and nobody said so")
             else:
                 status = "not recorded" if row is None else (row.status or "in no burst")
                 report.lost.append(f"{word}: {status}")
@@ -232,6 +245,16 @@ def _paid_twice_for_a_reason(
             allowed += int(first_late or (first_pid is not None and killed))
         before.append((pid, at, late))
     return allowed
+
+
+def _reported_lost_ids(processes: Sequence[Any]) -> set[int]:
+    """Message ids the workers' LOST MESSAGES lines name (activities/bursts.py)."""
+    ids: set[int] = set()
+    for proc in processes:
+        for line in _log_lines_naming([proc.log_path], "LOST MESSAGES"):
+            listed = line.split("(ids [", 1)[-1].split("]", 1)[0]
+            ids.update(int(i) for i in listed.split(",") if i.strip().isdigit())
+    return ids
 
 
 def _word_of(text: str, accepted: Accepted) -> str:

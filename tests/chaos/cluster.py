@@ -64,6 +64,9 @@ class Cluster:
         # (pid, loop time) of every worker SIGKILLed: an LLM answer that process got just
         # before (or was still waiting for) never reached Postgres; the retry pays again.
         self.kills: list[tuple[int, float]] = []
+        # Messages whose rows a fault deleted (Postgres losing its last commits): chat and
+        # text → the message id a LOST MESSAGES line must name, unless it was answered.
+        self.vanished: dict[tuple[int, str], int] = {}
 
     def pid_of_port(self, port: int) -> int | None:
         """The pid of our process whose TCP socket has local ``port`` (Linux /proc): which
@@ -187,6 +190,9 @@ class Cluster:
             LULL_LLM_TIMEOUT_SECONDS=str(LLM_TIMEOUT_SECONDS),
             # The workers' histories are replayed after every kill: keep runs short.
             LULL_IDLE_CLOSE_SECONDS="30",
+            # A recorded message whose signal was lost is signalled again after 25 s.
+            LULL_MAX_WAIT_SECONDS="20",
+            LULL_UNFLUSHED_SWEEP_SECONDS="5",
             PYTHONUNBUFFERED="1",
         )
         env.pop("PYTHONWARNINGS", None)

@@ -13,9 +13,15 @@ import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from temporalio.service import RPCError
+
+from db.engine import make_engine
 from tests.chaos.cluster import BOT, LLM_TIMEOUT_SECONDS, Cluster
 from tests.e2e.helpers import ROOT, Process, lull_command
 from tests.fakes.openai_server import Answer
+from workflows.conversation import ConversationWorkflow
 
 Fault = Callable[[Cluster, random.Random], Awaitable[str]]
 
@@ -256,6 +262,52 @@ async def revoke_the_session(cluster: Cluster, rng: random.Random) -> str:
     )
 
 
+async def temporal_loses_a_run(cluster: Cluster, rng: random.Random) -> str:
+    """Temporal forgets a conversation still collecting a burst (as a server that lost its
+    last commits forgets the signals it took): the messages are recorded, no run holds
+    them, and the listener's sweep must signal them again."""
+    assert cluster.temporal is not None
+    client = cluster.temporal.client
+    running = "WorkflowType = 'ConversationWorkflow' AND ExecutionStatus = 'Running'"
+    try:
+        ids = [wf.id async for wf in client.list_workflows(running)]
+        rng.shuffle(ids)
+        for wf_id in ids[:30]:
+            handle = client.get_workflow_handle(wf_id)
+            state = await handle.query(ConversationWorkflow.state)
+            if state.buffered and state.phase == "collecting":
+                await handle.terminate("chaos: Temporal lost this run")
+                return f"Temporal lost a run with {state.buffered} messages buffered"
+    except RPCError as exc:
+        return f"(missed: Temporal answered {exc.status.name})"
+    return "(missed: no run was collecting)"
+
+
+async def postgres_loses_its_last_commits(cluster: Cluster, rng: random.Random) -> str:
+    """The newest messages' rows vanish, as after a failover to a replica behind: their
+    signals still reach the workflow, which must report them (LOST MESSAGES), or the
+    listener records them again from Telegram; never silently gone."""
+    engine = make_engine(cluster.database_url, pool_size=1)
+    try:
+        async with engine.begin() as conn:
+            rows = await conn.execute(
+                text(
+                    "delete from message where id in (select id from message"
+                    " where burst_id is null and unanswered_reason is null"
+                    " and deleted_at is null and received_at > now() - interval '3 seconds'"
+                    " order by id desc limit 3) returning chat_id, message_id, text"
+                )
+            )
+            gone = list(rows)
+    except (OSError, DBAPIError):
+        return "(missed: Postgres is down)"
+    finally:
+        await engine.dispose()
+    for row in gone:
+        cluster.vanished[(row.chat_id, row.text)] = row.message_id
+    return f"Postgres lost its last {len(gone)} message rows" if gone else "(missed: none new)"
+
+
 ALL: tuple[Fault, ...] = (
     kill_a_worker,
     kill_workers_during_llm_call,
@@ -274,6 +326,8 @@ ALL: tuple[Fault, ...] = (
     deploy_a_bad_config,
     flood_wait_beyond_the_outage_window,
     revoke_the_session,
+    temporal_loses_a_run,
+    postgres_loses_its_last_commits,
 )
 FAILING_BURSTS = (flood_wait_beyond_the_outage_window, revoke_the_session)
 # An hour: beyond the 30-minute outage window the chaos cluster runs with.
