@@ -306,6 +306,7 @@ async def cmd_retry(settings: Settings, args: argparse.Namespace) -> int:
             sends_on=sends_on,
             outage_window_seconds=settings.outage_window_minutes * 60,
             wait=not args.no_wait,
+            resend_in_doubt=args.resend_in_doubt,
         )
     if isinstance(result, str):
         print(ops.to_json({"status": "started", "workflow_id": result}))
@@ -465,6 +466,12 @@ def build_parser() -> argparse.ArgumentParser:
                 help="retry every failed burst (of --account), oldest first",
             )
             p.add_argument("--account", type=account_key, help="with --all-failed: only this")
+            p.add_argument(
+                "--resend-in-doubt",
+                action="store_true",
+                help="also send a chunk whose earlier send was never answered, long ago "
+                "(it may show twice); without it such a burst fails as SendInDoubt",
+            )
             p.add_argument(
                 "--no-wait",
                 action="store_true",

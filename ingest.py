@@ -23,7 +23,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from activities.safe_errors import SafeErrors
-from activities.sending import SendActivities
+from activities.sending import RANDOM_ID_TRUST_SECONDS, SendActivities
 from channels.base import ChannelSender
 from channels.commands import BUILTIN_COMMANDS, parse_command
 from channels.input_rules import RejectedMessageError, check_ids, clean_text
@@ -548,9 +548,10 @@ def build_send_worker(
     account: Account,
     sessionmaker: async_sessionmaker[AsyncSession],
     sender: ChannelSender,
+    random_id_trust_seconds: float = RANDOM_ID_TRUST_SECONDS,
 ) -> Worker:
     """The worker that runs `send_reply` for one account, in the process owning its channel."""
-    sends = SendActivities(sessionmaker, sender)
+    sends = SendActivities(sessionmaker, sender, random_id_trust_seconds=random_id_trust_seconds)
     return Worker(
         client,
         task_queue=send_task_queue(task_queue, account.key),

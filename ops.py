@@ -154,6 +154,7 @@ async def retry_burst(
     sends_on: str,
     outage_window_seconds: float,
     wait: bool = True,
+    resend_in_doubt: bool = False,
 ) -> RetryBurstResult | str:
     """Re-run a failed burst's remaining steps and wait for the outcome (or, without
     ``wait``, start it and return its workflow id)."""
@@ -164,7 +165,7 @@ async def retry_burst(
         "id_conflict_policy": WorkflowIDConflictPolicy.USE_EXISTING,
         "static_summary": f"retry failed burst {burst_key}",
     }
-    inp = RetryBurstInput(burst_key, sends_on, outage_window_seconds)
+    inp = RetryBurstInput(burst_key, sends_on, outage_window_seconds, resend_in_doubt)
     if not wait:
         handle = await client.start_workflow(RetryBurstWorkflow.run, inp, **options)
         return handle.id

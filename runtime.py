@@ -81,6 +81,7 @@ class Runtime:
             account=account,
             sessionmaker=self.sessionmaker,
             sender=sender,
+            random_id_trust_seconds=self.settings.tg_random_id_trust_seconds,
         )
 
     def build_worker(self) -> Worker:

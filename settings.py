@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     # How often the listener looks for recorded messages no burst took (a lost signal);
     # one counts once it is this much older than the max wait.
     unflushed_sweep_seconds: float = Field(default=60.0, gt=0, le=3600)
+    # How long after a send that got no answer Telegram is trusted to de-duplicate a
+    # repeat of it (by random_id); past it the chunk is in doubt and not sent again.
+    tg_random_id_trust_seconds: float = Field(default=600.0, gt=0, le=86400)
     # How long a burst waits out an LLM or Telegram outage, retrying, before it fails (the
     # user then gets the account's error message and ops an alert).
     outage_window_minutes: float = Field(default=30.0, gt=0, le=7 * 24 * 60)

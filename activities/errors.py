@@ -15,6 +15,10 @@ MISSING = "Missing"
 # Postgres could not be reached (retried), or refused a statement (not retried).
 DATABASE_UNAVAILABLE = "DatabaseUnavailable"
 DATABASE_ERROR = "DatabaseError"
+# A send Telegram answered (refused): it was not delivered. Without it (a timeout, a lost
+# connection) a send's outcome is unknown.
+TELEGRAM_ANSWERED = "telegram-answered"
+SEND_IN_DOUBT = "SendInDoubt"
 
 
 def from_llm_error(exc: LLMError) -> ApplicationError:
@@ -34,7 +38,29 @@ def missing(what: str) -> ApplicationError:
 
 
 def from_telegram_error(exc: Exception) -> ApplicationError:
-    """Classify a Telethon error by type (the send path runs with Telethon's own retries off)."""
+    """Classify a Telethon error by type (the send path runs with Telethon's own retries off).
+    An error Telegram answered carries TELEGRAM_ANSWERED in its details."""
+    from telethon import errors
+
+    err = _classify_telegram_error(exc)
+    if not isinstance(exc, errors.RPCError):
+        return err
+    return ApplicationError(
+        err.message,
+        *err.details,
+        TELEGRAM_ANSWERED,
+        type=err.type,
+        non_retryable=err.non_retryable,
+        next_retry_delay=err.next_retry_delay,
+    )
+
+
+def telegram_answered(err: ApplicationError) -> bool:
+    """Whether Telegram answered the send that failed (so it surely was not delivered)."""
+    return TELEGRAM_ANSWERED in err.details
+
+
+def _classify_telegram_error(exc: Exception) -> ApplicationError:
     from telethon import errors
 
     if isinstance(

@@ -7,8 +7,9 @@ from typing import Any
 from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
-from activities.errors import missing
+from activities.errors import SEND_IN_DOUBT, missing, telegram_answered
 from activities.heartbeat import heartbeating
 from channels.base import ChannelSender, SendTarget
 from channels.chunking import split_message
@@ -20,12 +21,22 @@ from workflows.payloads import FailureNoticeInput, SendReplyInput, SendReplyResu
 NOTICE_CHUNK = -1
 
 
+# How long after a send with no answer Telegram is trusted to still de-duplicate its
+# random_id (it does, for a while it does not document); past it the chunk is in doubt.
+RANDOM_ID_TRUST_SECONDS = 600.0
+
+
 class SendActivities:
     def __init__(
-        self, sessionmaker: async_sessionmaker[AsyncSession], sender: ChannelSender
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        sender: ChannelSender,
+        *,
+        random_id_trust_seconds: float = RANDOM_ID_TRUST_SECONDS,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._sender = sender
+        self._trust = random_id_trust_seconds
 
     @activity.defn(name="send_reply")
     async def send_reply(self, input: SendReplyInput) -> SendReplyResult:
@@ -40,7 +51,7 @@ class SendActivities:
         chunks = split_message(burst.reply_text, self._sender.max_chars)
         async with heartbeating():
             newly_sent = await self._send_missing(
-                input.burst_key, burst, burst.reply_id, chunks, set(burst.delivered)
+                input, burst, burst.reply_id, chunks, set(burst.delivered)
             )
         async with self._sessionmaker() as session, session.begin():
             await queries.set_burst_status(
@@ -69,16 +80,38 @@ class SendActivities:
         return True
 
     async def _send_missing(
-        self, burst_key: str, burst: Any, reply_id: int, chunks: list[str], done: set[int]
+        self, input: SendReplyInput, burst: Any, reply_id: int, chunks: list[str], done: set[int]
     ) -> int:
         newly_sent = 0
         for index, chunk in enumerate(chunks):
             if index in done:
                 continue
-            random_id = delivery_random_id(burst_key, index)
+            random_id = delivery_random_id(input.burst_key, index)
             reply_to = max(burst.message_ids) if index == 0 else None
             target = SendTarget(burst.chat_id, burst.topic_id, reply_to)
-            channel_id = await self._sender.send(target, chunk, random_id=random_id)
+            async with self._sessionmaker() as session, session.begin():
+                unknown_for = await queries.begin_send_attempt(
+                    session, reply_id=reply_id, chunk_index=index
+                )
+            if unknown_for > self._trust and not input.resend_in_doubt:
+                raise ApplicationError(
+                    f"chunk {index} of burst {input.burst_key} may have reached the chat "
+                    f"{unknown_for:.0f} s ago (that send was never answered), longer than "
+                    "Telegram is trusted to de-duplicate it: not sent again, so that no "
+                    f"reply shows twice; `lull retry --resend-in-doubt {input.burst_key}` "
+                    "sends it",
+                    type=SEND_IN_DOUBT,
+                    non_retryable=True,
+                )
+            try:
+                channel_id = await self._sender.send(target, chunk, random_id=random_id)
+            except ApplicationError as err:
+                if telegram_answered(err):
+                    async with self._sessionmaker() as session, session.begin():
+                        await queries.send_attempt_answered(
+                            session, reply_id=reply_id, chunk_index=index
+                        )
+                raise
             async with self._sessionmaker() as session, session.begin():
                 await queries.insert_delivery(
                     session,

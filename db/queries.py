@@ -29,7 +29,7 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import ReturningInsert
 
-from db.tables import account, burst, conversation, delivery, message, reply
+from db.tables import account, burst, conversation, delivery, message, reply, send_attempt
 
 
 @dataclass(frozen=True)
@@ -332,6 +332,38 @@ async def unflushed_messages(
         .limit(limit)
     )
     return list(await session.execute(stmt))
+
+
+async def begin_send_attempt(session: AsyncSession, *, reply_id: int, chunk_index: int) -> float:
+    """A send of this chunk starts. An earlier attempt still in flight never got Telegram's
+    answer, so it may have been delivered: the first such attempt's start is kept. Returns
+    how many seconds ago that was (0: every earlier attempt was answered)."""
+    stmt = (
+        insert(send_attempt)
+        .values(reply_id=reply_id, chunk_index=chunk_index, in_flight_since=func.now())
+        .on_conflict_do_update(
+            index_elements=[send_attempt.c.reply_id, send_attempt.c.chunk_index],
+            set_={
+                "unknown_since": func.coalesce(
+                    send_attempt.c.unknown_since, send_attempt.c.in_flight_since
+                ),
+                "in_flight_since": func.now(),
+            },
+        )
+        .returning(
+            func.coalesce(func.extract("epoch", func.now() - send_attempt.c.unknown_since), 0)
+        )
+    )
+    return float((await session.execute(stmt)).scalar_one())
+
+
+async def send_attempt_answered(session: AsyncSession, *, reply_id: int, chunk_index: int) -> None:
+    """Telegram refused the attempt: it was not delivered."""
+    await session.execute(
+        update(send_attempt)
+        .where(send_attempt.c.reply_id == reply_id, send_attempt.c.chunk_index == chunk_index)
+        .values(in_flight_since=None)
+    )
 
 
 async def missing_message_ids(

@@ -165,6 +165,19 @@ delivery = Table(
 )
 
 
+# A chunk's send attempts that Telegram has not answered (migration 0008): the first one
+# with no answer may have been delivered, so past Telegram's de-duplication window the
+# chunk is in doubt and not sent again without the operator's say.
+send_attempt = Table(
+    "send_attempt",
+    metadata,
+    Column("reply_id", BigInteger, ForeignKey("reply.id"), primary_key=True),
+    Column("chunk_index", Integer, primary_key=True),
+    Column("in_flight_since", DateTime(timezone=True)),
+    Column("unknown_since", DateTime(timezone=True)),
+)
+
+
 # Ops are told of a failure kind once per account per hour: one row per such window, with a
 # count of the failures it stands for, so a provider outage is one alert, not thousands.
 alert = Table(

@@ -203,6 +203,9 @@ class GenerateReplyResult:
 @dataclass(frozen=True)
 class SendReplyInput:
     burst_key: str
+    # Send a chunk whose earlier send was never answered, long ago (`lull retry
+    # --resend-in-doubt`): it may show twice, the operator decided.
+    resend_in_doubt: bool = False
 
 
 @dataclass(frozen=True)
@@ -233,6 +236,7 @@ class RetryBurstInput:
     # The task queue of the process owning the burst's channel (its sends run there).
     send_task_queue: str
     outage_window_seconds: float = 1800.0
+    resend_in_doubt: bool = False
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,7 @@ class RetryBurstWorkflow:
                 task_queue=input.send_task_queue,
                 outage_window=window,
                 heartbeat=steps.SEND_HEARTBEAT,
+                resend_in_doubt=input.resend_in_doubt,
             )
         except ActivityError as err:
             error_type = await steps.mark_failed(key, err)

@@ -64,12 +64,17 @@ async def generate_reply(
 
 
 async def send_reply(
-    key: str, *, task_queue: str, outage_window: timedelta, heartbeat: timedelta | None
+    key: str,
+    *,
+    task_queue: str,
+    outage_window: timedelta,
+    heartbeat: timedelta | None,
+    resend_in_doubt: bool = False,
 ) -> SendReplyResult:
     """On ``task_queue``, the queue of the process that owns the account's channel."""
     return await workflow.execute_activity_method(
         SendActivities.send_reply,
-        SendReplyInput(burst_key=key),
+        SendReplyInput(burst_key=key, resend_in_doubt=resend_in_doubt),
         task_queue=task_queue,
         start_to_close_timeout=timedelta(seconds=60),
         schedule_to_close_timeout=outage_window,

@@ -4,18 +4,21 @@ the user's error message sent once, and a failed burst reopened for `lull retry`
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.bursts import NOT_FAILED, BurstActivities
+from activities.errors import from_telegram_error
 from activities.replies import ReplyActivities
 from activities.sending import SendActivities
 from db import failure_queries, queries
-from db.tables import burst
+from db.tables import burst, reply, send_attempt
 from tests.activities.test_idempotency import (
     OPTIONS,
     CountingProvider,
@@ -125,3 +128,93 @@ async def test_a_failed_burst_without_a_reply_is_reopened_to_generate_it(
     key = await failed_burst(sessionmaker, account_id, 7)
     env = ActivityEnvironment()
     assert await env.run(BurstActivities(sessionmaker).reopen_failed_burst, key) == "persisted"
+
+
+class LostAnswerSender(RecordingSender):
+    """Telegram took the first send but its answer never came (a dropped connection);
+    refusals, when set, are answers (FLOOD_WAIT): surely not delivered."""
+
+    def __init__(self, *, refuse: bool = False) -> None:
+        super().__init__()
+        self.fail_next = True
+        self.refuse = refuse
+
+    async def send(self, target: Any, text: str, *, random_id: int) -> int | None:
+        if self.fail_next:
+            self.fail_next = False
+            from telethon import errors
+
+            cause: Exception = (
+                errors.FloodWaitError(request=None, capture=5)
+                if self.refuse
+                else ConnectionError("connection lost")
+            )
+            raise from_telegram_error(cause)
+        return await super().send(target, text, random_id=random_id)
+
+
+async def a_burst_with_a_reply(
+    sm: async_sessionmaker[AsyncSession], account_id: int, chat: int
+) -> str:
+    conv, ids = await seed(sm, account_id, ["hello"], chat=chat, first_id=chat * 10)
+    env, bursts = ActivityEnvironment(), BurstActivities(sm)
+    key = persist_input(conv, ids).burst_key
+    await env.run(bursts.persist_burst, persist_input(conv, ids))
+    await env.run(
+        ReplyActivities(sm, CountingProvider(), OPTIONS).generate_reply, GenerateReplyInput(key)
+    )
+    return key
+
+
+async def age_attempts(sm: async_sessionmaker[AsyncSession], key: str, seconds: int) -> None:
+    """Move the burst's send attempts ``seconds`` into the past."""
+    replies = select(reply.c.id).join(burst, burst.c.id == reply.c.burst_id)
+    async with sm() as session, session.begin():
+        await session.execute(
+            update(send_attempt)
+            .where(send_attempt.c.reply_id.in_(replies.where(burst.c.burst_key == key)))
+            .values(
+                unknown_since=send_attempt.c.unknown_since - timedelta(seconds=seconds),
+                in_flight_since=send_attempt.c.in_flight_since - timedelta(seconds=seconds),
+            )
+        )
+
+
+async def test_a_send_never_answered_is_repeated_only_while_telegram_deduplicates_it(
+    sessionmaker: async_sessionmaker[AsyncSession], account_id: int
+) -> None:
+    # A retry soon after a lost answer repeats the random_id: Telegram de-duplicates it.
+    env = ActivityEnvironment()
+    soon = await a_burst_with_a_reply(sessionmaker, account_id, 11)
+    sender = LostAnswerSender()
+    acts = SendActivities(sessionmaker, sender, random_id_trust_seconds=600)
+    with pytest.raises(ApplicationError):
+        await env.run(acts.send_reply, SendReplyInput(soon))
+    assert (await env.run(acts.send_reply, SendReplyInput(soon))).newly_sent == 1
+    # Long after (the burst failed, ops retried an hour later), the chunk may be on screen
+    # already and a repeat would show twice: refused, named, left to the operator.
+    late = await a_burst_with_a_reply(sessionmaker, account_id, 12)
+    sender = LostAnswerSender()
+    acts = SendActivities(sessionmaker, sender, random_id_trust_seconds=600)
+    with pytest.raises(ApplicationError):
+        await env.run(acts.send_reply, SendReplyInput(late))
+    await age_attempts(sessionmaker, late, 3600)
+    with pytest.raises(ApplicationError) as doubt:
+        await env.run(acts.send_reply, SendReplyInput(late))
+    assert doubt.value.type == "SendInDoubt" and doubt.value.non_retryable
+    assert "--resend-in-doubt" in str(doubt.value) and sender.sends == []
+    sent = await env.run(acts.send_reply, SendReplyInput(late, resend_in_doubt=True))
+    assert sent.newly_sent == 1 and len(sender.sends) == 1
+
+
+async def test_a_refused_send_was_not_delivered_and_may_be_repeated_any_time(
+    sessionmaker: async_sessionmaker[AsyncSession], account_id: int
+) -> None:
+    key = await a_burst_with_a_reply(sessionmaker, account_id, 13)
+    sender = LostAnswerSender(refuse=True)  # FLOOD_WAIT: Telegram answered, nothing sent
+    acts = SendActivities(sessionmaker, sender, random_id_trust_seconds=600)
+    env = ActivityEnvironment()
+    with pytest.raises(ApplicationError):
+        await env.run(acts.send_reply, SendReplyInput(key))
+    await age_attempts(sessionmaker, key, 3600)
+    assert (await env.run(acts.send_reply, SendReplyInput(key))).newly_sent == 1

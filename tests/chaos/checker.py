@@ -69,6 +69,8 @@ class Report:
     notices: int = 0
     # Messages whose rows a fault deleted, unanswered and reported as LOST MESSAGES.
     vanished_reported: int = 0
+    # Retried bursts refused again as SendInDoubt (a send never answered, long before).
+    sends_in_doubt: int = 0
     # For a run that is not clean: what Temporal says of each conversation with an
     # unfinished burst or an unanswered message (the post-mortem's first page).
     diagnosis: list[str] = field(default_factory=list)
@@ -117,6 +119,10 @@ class Report:
             ("bursts failed by a fault beyond the outage window, retried by ops", self.retried),
             ("error notices users saw for those", self.notices),
             ("messages whose rows vanished, reported LOST (or answered)", self.vanished_reported),
+            (
+                "retried bursts left to ops as SendInDoubt (users' view checked)",
+                self.sends_in_doubt,
+            ),
             ("LLM requests per burst (all attempts)", f"{per_burst:.2f}"),
             ("LLM answers per burst (200s)", f"{done:.2f}"),
         ]
@@ -176,7 +182,10 @@ async def check(
             # burst the retried task flushed, so it holds none of them any more.
             continue
         bursts_of_message.update((row.chat_id, mid) for mid in row.message_ids)
-        if row.status == "failed":
+        if row.status == "failed" and row.error_type == "SendInDoubt" and row.burst_key in retried:
+            # Its send's answer was lost long ago; the checker sees whether users got it.
+            report.sends_in_doubt += 1
+        elif row.status == "failed":
             report.unexpected.append(f"burst {row.burst_key} failed: {row.error_type}")
         elif row.status in ("persisted", "replied") and row.burst_key not in owners:
             # Unfinished and owning no message: the per-message check below cannot see it.

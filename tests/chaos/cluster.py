@@ -193,6 +193,8 @@ class Cluster:
             # A recorded message whose signal was lost is signalled again after 25 s.
             LULL_MAX_WAIT_SECONDS="20",
             LULL_UNFLUSHED_SWEEP_SECONDS="5",
+            # Inside the fake Telegram's de-duplication window, as it must be in production.
+            LULL_TG_RANDOM_ID_TRUST_SECONDS=str(RANDOM_ID_WINDOW_SECONDS - 15),
             PYTHONUNBUFFERED="1",
         )
         env.pop("PYTHONWARNINGS", None)

@@ -242,6 +242,10 @@ async def flood_wait_beyond_the_outage_window(cluster: Cluster, rng: random.Rand
     cluster.telegram.world.flood_for(BOT, real_seconds=seconds, says_seconds=FLOOD_BEYOND_WINDOW)
     await asyncio.sleep(seconds)
     refused = cluster.telegram.world.flood_refused - before
+    # The hour passes: Telethon remembers the wait and refuses sends itself until then, so
+    # a listener restart stands for the hour (a fresh client has no such memory).
+    (listener,) = cluster.named("listener")
+    await listener.signal(signal.SIGTERM)
     return f"Telegram FLOOD_WAIT_{FLOOD_BEYOND_WINDOW} for {seconds:.1f} s: " + (
         f"{refused} sends refused" if refused else "(missed: no send came)"
     )

@@ -191,7 +191,10 @@ async def _retry_all_failed(cluster: Cluster) -> frozenset[str]:
     )
     out, err = await asyncio.wait_for(proc.communicate(), 300)
     lines = [json.loads(line) for line in out.decode().splitlines() if line.strip()]
-    assert proc.returncode == 0, f"lull retry --all-failed: {err.decode()[-500:]}"
+    # A burst whose send was never answered, long ago, fails again as SendInDoubt: it may
+    # be on screen already, and is left to the operator (the checker sees what users saw).
+    refused = [x for x in lines if x["status"] == "failed" and "SendInDoubt" not in x["detail"]]
+    assert proc.returncode in (0, 1) and not refused, f"lull retry --all-failed: {err.decode()}"
     return frozenset(line["burst_key"] for line in lines)
 
 
