@@ -45,6 +45,8 @@ HELP_MARK = "\nCommands:\n"
 # The account's default error text (db/tables.py), sent when a burst fails.
 ERROR_NOTICE = "Sorry, something went wrong."
 NOTICE_SEEN = "an error notice"
+# What a run logs when the sweep brings it a message whose signal was lost.
+SWEPT_MARK = "its signal never arrived"
 
 
 @dataclass
@@ -69,8 +71,10 @@ class Report:
     notices: int = 0
     # Messages whose rows a fault deleted, unanswered and reported as LOST MESSAGES.
     vanished_reported: int = 0
-    # Retried bursts refused again as SendInDoubt (a send never answered, long before).
+    # Retried bursts refused again as SendInDoubt (a send never answered, long before),
+    # and of their messages those users never saw: failed loudly, left to the operator.
     sends_in_doubt: int = 0
+    unsent_in_doubt: int = 0
     # For a run that is not clean: what Temporal says of each conversation with an
     # unfinished burst or an unanswered message (the post-mortem's first page).
     diagnosis: list[str] = field(default_factory=list)
@@ -198,7 +202,15 @@ async def check(
         for (chat, text), message_id in getattr(cluster, "vanished", {}).items()
     }
     reported_lost = _reported_lost_ids(getattr(cluster, "processes", []))
-    late = {(chat, word) for (chat, word), row in by_word.items() if row.burst_key in retried}
+    # Answered late by design: bursts ops retried, and messages whose signal was lost and
+    # that the listener's sweep signalled again (the workflow logs each).
+    swept = _logged_ids(getattr(cluster, "processes", []), SWEPT_MARK, "message ", " was")
+    orphaned = {(chat, _word_of(t, accepted)) for chat, t in getattr(cluster, "orphaned", ())}
+    late = {
+        (chat, word)
+        for (chat, word), row in by_word.items()
+        if row.burst_key in retried or row.message_id in swept or (chat, word) in orphaned
+    }
     for chat, words in accepted.texts.items():
         answered = _check_replies(cluster, accepted, chat, words, report, late)
         for word in words:
@@ -208,6 +220,8 @@ async def check(
                 report.duplicated.append(f"{word}: {answered[word]} replies, {held} bursts")
             elif answered[word] == 1:
                 continue
+            elif row is not None and row.error_type == "SendInDoubt" and row.burst_key in retried:
+                report.unsent_in_doubt += 1  # failed loudly, `lull retry --resend-in-doubt`
             elif row is not None and row.status in ("persisted", "replied"):
                 report.in_doubt.append(f"{word}: burst still {row.status}")
             elif word in accepted.deleted:
@@ -258,10 +272,15 @@ def _paid_twice_for_a_reason(
 
 def _reported_lost_ids(processes: Sequence[Any]) -> set[int]:
     """Message ids the workers' LOST MESSAGES lines name (activities/bursts.py)."""
+    return _logged_ids(processes, "LOST MESSAGES", "(ids [", "]")
+
+
+def _logged_ids(processes: Sequence[Any], mark: str, before: str, after: str) -> set[int]:
+    """The ids written between ``before`` and ``after`` in the log lines holding ``mark``."""
     ids: set[int] = set()
     for proc in processes:
-        for line in _log_lines_naming([proc.log_path], "LOST MESSAGES"):
-            listed = line.split("(ids [", 1)[-1].split("]", 1)[0]
+        for line in _log_lines_naming([proc.log_path], mark):
+            listed = line.split(before, 1)[-1].split(after, 1)[0]
             ids.update(int(i) for i in listed.split(",") if i.strip().isdigit())
     return ids
 
@@ -417,14 +436,21 @@ def _log_lines_naming(logs: list[Path], needle: str) -> list[str]:
 async def _check_temporal(client: Client, report: Report) -> None:
     """What the server says: no failed workflow task in any run, no retry workflow left
     running, no open conversation waiting on an activity."""
-    from temporalio.api.enums.v1 import EventType
+    from temporalio.api.enums.v1 import EventType, WorkflowTaskFailedCause
+
+    # The server refusing a completion because a signal landed meanwhile is how a run's
+    # idle close stays safe (workflows/conversation.py): the task runs again with it.
+    expected = {WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND}
 
     async for wf in client.list_workflows("WorkflowType = 'ConversationWorkflow'"):
         handle = client.get_workflow_handle(wf.id, run_id=wf.run_id)
         async for event in handle.fetch_history_events():
             if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
-                failure = event.workflow_task_failed_event_attributes.failure.message
-                report.failed_tasks.append(f"{wf.id}: {failure[:120]}")
+                failed = event.workflow_task_failed_event_attributes
+                if failed.cause in expected:
+                    continue
+                cause = WorkflowTaskFailedCause.Name(failed.cause)
+                report.failed_tasks.append(f"{wf.id}: {cause} {failed.failure.message[:120]}")
         if wf.status is not None and wf.status.name == "RUNNING":
             described = await handle.describe()
             if described.raw_description.pending_activities:
@@ -445,6 +471,7 @@ async def _recorded(sessionmaker: async_sessionmaker[AsyncSession], key: str) ->
                 message.c.deleted_at,
                 burst.c.status,
                 burst.c.burst_key,
+                burst.c.error_type,
                 conversation.c.chat_ref,
             )
             .join(account, account.c.id == message.c.account_id)

@@ -67,6 +67,8 @@ class Cluster:
         # Messages whose rows a fault deleted (Postgres losing its last commits): chat and
         # text → the message id a LOST MESSAGES line must name, unless it was answered.
         self.vanished: dict[tuple[int, str], int] = {}
+        # (chat, text) of messages a lost run held: answered late, once swept up.
+        self.orphaned: set[tuple[int, str]] = set()
 
     def pid_of_port(self, port: int) -> int | None:
         """The pid of our process whose TCP socket has local ``port`` (Linux /proc): which
