@@ -189,7 +189,7 @@ async def _retry_all_failed(cluster: Cluster) -> frozenset[str]:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(proc.communicate(), 300)
+    out, err = await asyncio.wait_for(proc.communicate(), 3600)  # about 0.25 s a burst
     lines = [json.loads(line) for line in out.decode().splitlines() if line.strip()]
     # A burst whose send was never answered, long ago, fails again as SendInDoubt: it may
     # be on screen already, and is left to the operator (the checker sees what users saw).
