@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -304,18 +305,22 @@ async def temporal_loses_a_run(cluster: Cluster, rng: random.Random) -> str:
 async def _note_orphans(cluster: Cluster, chat_ref: str) -> None:
     """The lost run's messages: answered once the sweep signals them again, so later than
     the chat's newer messages (the checker lets them come out of order)."""
+    rows = await _sql(
+        cluster,
+        "select m.chat_id, m.text from message m join conversation c"
+        " on c.id = m.conversation_id where c.chat_ref = :ref"
+        " and m.burst_id is null and m.unanswered_reason is null",
+        ref=chat_ref,
+    )
+    cluster.orphaned.update((row.chat_id, row.text) for row in rows)
+
+
+async def _sql(cluster: Cluster, statement: str, **params: object) -> list[Any]:
+    """One statement on the cluster's Postgres, in its own transaction."""
     engine = make_engine(cluster.database_url, pool_size=1)
     try:
-        async with engine.connect() as conn:
-            rows = await conn.execute(
-                text(
-                    "select m.chat_id, m.text from message m join conversation c"
-                    " on c.id = m.conversation_id where c.chat_ref = :ref"
-                    " and m.burst_id is null and m.unanswered_reason is null"
-                ),
-                {"ref": chat_ref},
-            )
-            cluster.orphaned.update((row.chat_id, row.text) for row in rows)
+        async with engine.begin() as conn:
+            return list(await conn.execute(text(statement), params))
     finally:
         await engine.dispose()
 
@@ -324,22 +329,16 @@ async def postgres_loses_its_last_commits(cluster: Cluster, rng: random.Random) 
     """The newest messages' rows vanish, as after a failover to a replica behind: their
     signals still reach the workflow, which must report them (LOST MESSAGES), or the
     listener records them again from Telegram; never silently gone."""
-    engine = make_engine(cluster.database_url, pool_size=1)
     try:
-        async with engine.begin() as conn:
-            rows = await conn.execute(
-                text(
-                    "delete from message where id in (select id from message"
-                    " where burst_id is null and unanswered_reason is null"
-                    " and deleted_at is null and received_at > now() - interval '3 seconds'"
-                    " order by id desc limit 3) returning chat_id, message_id, text"
-                )
-            )
-            gone = list(rows)
+        gone = await _sql(
+            cluster,
+            "delete from message where id in (select id from message"
+            " where burst_id is null and unanswered_reason is null"
+            " and deleted_at is null and received_at > now() - interval '3 seconds'"
+            " order by id desc limit 3) returning chat_id, message_id, text",
+        )
     except (OSError, DBAPIError):
         return "(missed: Postgres is down)"
-    finally:
-        await engine.dispose()
     for row in gone:
         cluster.vanished[(row.chat_id, row.text)] = row.message_id
     return f"Postgres lost its last {len(gone)} message rows" if gone else "(missed: none new)"
