@@ -403,7 +403,10 @@ class ConversationWorkflow:
             # (once an hour per kind) and the user is told, then the next burst is served.
             workflow.logger.error("burst %s failed: %s", key, err.cause or err)
             error_type = await steps.mark_failed(key, err)
-            if self._since(PATCH_FAILURE_NOTICE) and tells_user(error_type):
+            silent_doubt = self._since(PATCH_PROMISES)
+            if self._since(PATCH_FAILURE_NOTICE) and tells_user(
+                error_type, in_doubt_is_silent=silent_doubt
+            ):
                 await self._notify_user(key)
 
     async def _answer(

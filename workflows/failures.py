@@ -32,6 +32,12 @@ def error_text_of(err: ActivityError) -> str:
     return f"{text}: {inner}" if isinstance(cause, TimeoutError) and inner else text
 
 
-def tells_user(error_type: str) -> bool:
+# The reply may be on the user's screen already (its send was never answered): an error
+# notice would contradict it. Silent from the promises release on.
+IN_DOUBT_FAILURES = frozenset({"SendInDoubt"})
+
+
+def tells_user(error_type: str, *, in_doubt_is_silent: bool = True) -> bool:
     """Whether the user gets the account's error message for a burst failed this way."""
-    return error_type not in SILENT_FAILURES
+    silent = SILENT_FAILURES | (IN_DOUBT_FAILURES if in_doubt_is_silent else frozenset())
+    return error_type not in silent

@@ -106,3 +106,13 @@ def from_llm_error_503() -> ApplicationError:
     from llm.base import LLMRetryableError
 
     return from_llm_error(LLMRetryableError("provider answered 503"))
+
+
+def test_a_send_in_doubt_is_not_contradicted_by_an_error_notice() -> None:
+    from workflows.failures import tells_user
+
+    # Its reply may be on screen already: "Sorry, something went wrong" would be false.
+    assert tells_user("SendInDoubt") is False
+    assert tells_user("SendInDoubt", in_doubt_is_silent=False) is True  # runs before it
+    assert tells_user("TelegramRetryable") is True
+    assert tells_user("TelegramAccountFatal") is False
