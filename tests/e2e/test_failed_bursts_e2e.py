@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
 from activities.bursts import BurstActivities
 from activities.errors import from_telegram_error
@@ -51,6 +52,24 @@ async def lull(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[s
     )
 
 
+def workers(
+    dev_env: WorkflowEnvironment,
+    tq: str,
+    account: Account,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    provider: CountingProvider,
+    sender: RecordingSender,
+) -> tuple[Worker, Worker]:
+    """The worker with the real activities, and the account's send worker."""
+    worker = build_worker(
+        dev_env.client, task_queue=tq, sessionmaker=sessionmaker, provider=provider, options=OPTIONS
+    )
+    sends = build_send_worker(
+        dev_env.client, task_queue=tq, account=account, sessionmaker=sessionmaker, sender=sender
+    )
+    return worker, sends
+
+
 async def test_an_operator_lists_failed_bursts_and_retries_one_which_is_answered_once(
     dev_env: WorkflowEnvironment,
     database_url: str,
@@ -79,16 +98,7 @@ async def test_an_operator_lists_failed_bursts_and_retries_one_which_is_answered
     assert "book me" not in listed.stdout  # ids and errors only, never what users wrote
 
     provider, sender = CountingProvider(), RecordingSender()
-    worker = build_worker(
-        dev_env.client,
-        task_queue=tq,
-        sessionmaker=sessionmaker,
-        provider=provider,
-        options=OPTIONS,
-    )
-    sends = build_send_worker(
-        dev_env.client, task_queue=tq, account=account, sessionmaker=sessionmaker, sender=sender
-    )
+    worker, sends = workers(dev_env, tq, account, sessionmaker, provider, sender)
     async with worker, sends:
         retried = await lull(env, "retry", burst)
         assert retried.returncode == 0, retried.stderr
@@ -149,20 +159,7 @@ async def test_a_retry_whose_delivery_fails_again_fails_red_and_says_so(
     account, burst = await failed_send(sessionmaker, "refused", chat=78)
     tq = task_queue()
     env = cli_env(dev_env, database_url, tq)
-    worker = build_worker(
-        dev_env.client,
-        task_queue=tq,
-        sessionmaker=sessionmaker,
-        provider=CountingProvider(),
-        options=OPTIONS,
-    )
-    sends = build_send_worker(
-        dev_env.client,
-        task_queue=tq,
-        account=account,
-        sessionmaker=sessionmaker,
-        sender=RefusedSender(),
-    )
+    worker, sends = workers(dev_env, tq, account, sessionmaker, CountingProvider(), RefusedSender())
     async with worker, sends:
         retried = await lull(env, "retry", burst)
     assert retried.returncode == 1
@@ -203,16 +200,7 @@ async def test_all_failed_bursts_of_an_account_are_retried_oldest_first(
     tq = task_queue()
     env = cli_env(dev_env, database_url, tq)
     sender = RecordingSender()
-    worker = build_worker(
-        dev_env.client,
-        task_queue=tq,
-        sessionmaker=sessionmaker,
-        provider=CountingProvider(),
-        options=OPTIONS,
-    )
-    sends = build_send_worker(
-        dev_env.client, task_queue=tq, account=account, sessionmaker=sessionmaker, sender=sender
-    )
+    worker, sends = workers(dev_env, tq, account, sessionmaker, CountingProvider(), sender)
     async with worker, sends:
         retried = await lull(env, "retry", "--all-failed", "--account", account.key)
     assert retried.returncode == 0, retried.stderr
