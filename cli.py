@@ -335,6 +335,7 @@ async def _retry_all_failed(settings: Settings, args: argparse.Namespace) -> int
                     task_queue=settings.task_queue,
                     sends_on=sends_on,
                     outage_window_seconds=settings.outage_window_minutes * 60,
+                    resend_in_doubt=args.resend_in_doubt,
                 )
             except (ops.RetryFailedError, ops.RetryRefusedError) as exc:
                 failed_again += 1
