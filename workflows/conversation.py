@@ -83,9 +83,15 @@ PATCH_TIMERS = "lull-2026-12-timers"
 #     when the max wait set the due time (``policy.burst_seq_for``);
 #   - a pause wakes the idle wait, so a paused conversation never idle-closes.
 PATCH_PROMISES = "lull-2026-12-promises"
+# Persist with a regular activity again, implying lull-2026-12-promises. While a local
+# activity runs, core completes the task empty and forces another (at 80 % of the task
+# timeout, or to answer a query); on replay it merges the pair and runs the first task's
+# signals at the second's clock, so a run that met it no longer replayed (see
+# tests/workflows/test_empty_task_replay.py).
+PATCH_NO_EMPTY_TASKS = "lull-2026-12-no-empty-tasks"
 # Newest first: a run asks each until one answers, and each patch a run calls costs it a
 # marker event and a visibility write.
-RELEASES = (PATCH_PROMISES, PATCH_TIMERS, PATCH_2026_12)
+RELEASES = (PATCH_NO_EMPTY_TASKS, PATCH_PROMISES, PATCH_TIMERS, PATCH_2026_12)
 
 MAX_PAUSE_MINUTES = MAX_PAUSE_SECONDS / 60
 
@@ -444,12 +450,11 @@ class ConversationWorkflow:
         )
 
     async def _persist(self, input: PersistBurstInput, *, summary: str) -> PersistBurstResult:
-        # One short Postgres write: a local activity records one marker event instead of
-        # scheduling a task, which saves about five history events per burst.
+        # Runs from lull-2026-12 to the promises release persisted with a local activity
+        # (one marker event instead of about six); see PATCH_NO_EMPTY_TASKS for why no more.
+        local = self._since(PATCH_LOCAL_PERSIST) and not self._since(PATCH_NO_EMPTY_TASKS)
         execute = (
-            workflow.execute_local_activity_method
-            if self._since(PATCH_LOCAL_PERSIST)
-            else workflow.execute_activity_method
+            workflow.execute_local_activity_method if local else workflow.execute_activity_method
         )
         return await execute(
             BurstActivities.persist_burst,

@@ -117,14 +117,17 @@ def new_worker(
     task_queue: str,
     *,
     interceptors: Sequence[Interceptor] = (),
+    activities: Sequence[Callable[..., Any]] | None = None,
 ) -> Worker:
+    """A worker for the conversation and retry workflows; ``activities`` replace the
+    recorder's own (a test that needs one of them slow)."""
     from workflows.retry_burst import RetryBurstWorkflow
 
     return Worker(
         client,
         task_queue=task_queue,
         workflows=[ConversationWorkflow, RetryBurstWorkflow],
-        activities=recorder.activities(),
+        activities=recorder.activities() if activities is None else activities,
         interceptors=interceptors,
     )
 

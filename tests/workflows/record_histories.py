@@ -258,6 +258,20 @@ async def promises(env: WorkflowEnvironment, tq: str, rec: Recorder):  # type: i
     return await signal_message(env.client, inp, tq, 11)
 
 
+async def no_empty_tasks(env: WorkflowEnvironment, tq: str, rec: Recorder):  # type: ignore[no-untyped-def]
+    """lull-2026-12-no-empty-tasks: bursts persisted with a regular activity, queried
+    while they are answered."""
+    from workflows.conversation import ConversationWorkflow
+
+    inp = conversation_input(tq, debounce=2, idle_close=10)
+    handle = await signal_message(env.client, inp, tq, 1)
+    await signal_message(env.client, inp, tq, 2)
+    await env.sleep(2.2)
+    await handle.query(ConversationWorkflow.state)
+    await env.sleep(3)
+    return await signal_message(env.client, inp, tq, 3)
+
+
 async def retry_outcomes(env: WorkflowEnvironment, tq: str, rec: Recorder):  # type: ignore[no-untyped-def]
     """RetryBurstWorkflow after retry-outcomes: a retry that sends completes; one whose
     send fails again fails the workflow (the last run recorded is that one)."""
@@ -301,6 +315,7 @@ SCENARIOS = (
     timers,
     due_timer_kept,
     promises,
+    no_empty_tasks,
     retry_outcomes,
 )
 
