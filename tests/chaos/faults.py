@@ -277,14 +277,16 @@ async def temporal_loses_a_run(cluster: Cluster, rng: random.Random) -> str:
     client = cluster.temporal.client
     running = "WorkflowType = 'ConversationWorkflow' AND ExecutionStatus = 'Running'"
     loop = asyncio.get_running_loop()
-    until = loop.time() + 15
+    # Long enough to outlast a backlog left by another fault (runs answering, not
+    # collecting), in short passes so a run that starts collecting is soon seen.
+    until = loop.time() + 30
     seen: Counter[str] = Counter()
     try:
         while loop.time() < until:
             ids = [wf.id async for wf in client.list_workflows(running)]
             seen["runs listed"] += len(ids)
             rng.shuffle(ids)
-            for wf_id in ids[:60]:
+            for wf_id in ids[:12]:
                 handle = client.get_workflow_handle(wf_id)
                 state = await handle.query(ConversationWorkflow.state)
                 seen[f"{state.phase} {bool(state.buffered)} {state.deadline_rule}"] += 1
