@@ -18,15 +18,15 @@ from typing import Any
 
 from temporalio.client import Client, WorkflowUpdateFailedError
 
-import ops
+from app import ops
+from app.dev_stack import StackError, dev_stack_running, running_stack, wait_for_temporal
+from app.settings import ACCOUNT_KEY, Settings, SettingsError, load_settings
+from app.wiring import banner, database_only, lull_runtime, secret_box, stop_on_signals
 from channels import console, replay
 from db import migrate, queries
 from db.errors import database_unavailable, describe_database_error, from_the_database
 from db.locks import AccountLockedError
-from ingest import register_account, wait_until_answered
-from runtime import banner, database_only, lull_runtime, secret_box, stop_on_signals
-from settings import ACCOUNT_KEY, Settings, SettingsError, load_settings
-from stack import StackError, dev_stack_running, running_stack, wait_for_temporal
+from inbound.ingestor import register_account, wait_until_answered
 from workflows.config_check import MAX_PAUSE_SECONDS, pause_seconds_ok
 from workflows.ids import (
     chat_reference,
@@ -126,7 +126,7 @@ async def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
-    from channels import telegram_service
+    import ingest as telegram_service
 
     _require_telegram_app(settings)
     stop = stop_on_signals()
@@ -136,7 +136,7 @@ async def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_login(settings: Settings, args: argparse.Namespace) -> int:
-    from channels import telegram_service
+    import ingest as telegram_service
 
     _require_telegram_app(settings)
     async with lull_runtime(settings, run_migrations=True, attach=True) as rt:
@@ -259,7 +259,7 @@ async def cmd_secrets(settings: Settings, args: argparse.Namespace) -> int:
 
         print(SecretBox.new_key_setting(args.key_id))
         return 0
-    from channels.telegram_session import reseal_auth_keys
+    from channels.telegram.session import reseal_auth_keys
 
     box = secret_box(settings)
     async with database_only(settings) as sessionmaker:

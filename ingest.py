@@ -1,560 +1,311 @@
-"""The ingest seam: every channel's incoming events become workflow signals here, and the
-process that owns a channel hosts that account's `send_reply` activity.
+"""The Telegram listener process (`lull ingest`) and `lull login`.
 
-Order per message: record it in Postgres (the durable "accepted" point), then
-signal-with-start its conversation. A message already answered is not signalled again,
-so channel retries and catch-up replays cannot produce a second reply.
+This process owns the account's one MTProto connection: it takes the account's advisory
+lock before connecting (an auth key used twice at once gets revoked), feeds updates to the
+ingest seam, and hosts the account's `send_reply` activity on its own task queue, using
+the same connected client.
+
+Shutdown order on SIGTERM: stop the health check reporting ready, drain the listener's
+in-flight updates and checkpoint the update state, let the send worker finish its sends,
+then disconnect (Telethon's ``disconnect()`` cancels running handlers, hence drain first).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import timedelta
+from getpass import getpass
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from temporalio.client import Client, WithStartWorkflowOperation
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
-from temporalio.service import RPCError, RPCStatusCode
-from temporalio.worker import Worker
+from sqlalchemy import text
+from telethon import TelegramClient
 
-from activities.safe_errors import SafeErrors
-from activities.sending import RANDOM_ID_TRUST_SECONDS, SendActivities
-from channels.base import ChannelSender
-from channels.commands import BUILTIN_COMMANDS, parse_command
-from channels.input_rules import RejectedMessageError, check_ids, clean_text
-from channels.signal_batches import SignalBatches
-from channels.signal_linger import SignalLinger
-from channels.typing_gate import ChatKey, Hold, Send, TypingGate
+from app.dev_stack import StackError
+from app.health import HealthServer
+from app.settings import Settings
+from app.wiring import Runtime, secret_box
+from channels.telegram.events import DEFAULT_PLACEHOLDERS, Placeholders
+from channels.telegram.filters import AccessLists
+from channels.telegram.listener import ListenerOptions, TelegramListener
+from channels.telegram.reply_typing import TypingIndicator, telethon_typing
+from channels.telegram.sender import TelegramSender
+from channels.telegram.session import PostgresSession
 from db import queries
-from workflows import attributes
-from workflows.conversation import ConversationWorkflow
-from workflows.ids import chat_reference, conversation_workflow_id, sender_reference
-from workflows.payloads import (
-    ConversationInput,
-    ConversationRef,
-    DebounceConfig,
-    MessageEdited,
-    MessageReceived,
-    MessagesDeleted,
-    MessagesReceived,
-    PauseInput,
-    TypingObserved,
-)
+from db.locks import HeldLock, account_listener_lock
+from inbound.ingestor import Account, register_account
 
-CHAT_ACTIONS = frozenset({"typing", "record_audio", "record_video", "upload", "cancel"})
-# A held chat action is signalled this long before the deadline it could extend: room for
-# the signal to reach the workflow (see channels/typing_gate.py).
-TYPING_SIGNAL_LEAD_SECONDS = 1.0
+log = logging.getLogger("lull.telegram")
 
-log = logging.getLogger("lull.ingest")
+CONNECT_TIMEOUT_SECONDS = 30.0
+# Exit status when Telegram revoked the session: restarting will not help, a login will.
+EXIT_SESSION_DEAD = 3
+# Exit status when the account's lock was lost (Postgres restarted or failed over): the
+# listener disconnected from Telegram at once; a restart takes the lock again if free.
+EXIT_LOCK_LOST = 4
+# How often a serving listener checks that its account is still enabled.
+ACTIVE_POLL_SECONDS = 5.0
+# Telegram's own DC 2; only used when no session and no LULL_TG_SERVER say otherwise.
+DEFAULT_DC = 2
 
 
-@dataclass(frozen=True)
-class Account:
-    id: int
-    key: str
-
-
-@dataclass(frozen=True)
-class IncomingMessage:
-    chat_id: int
-    sender_id: int
-    message_id: int
-    text: str
-    sent_at: datetime
-    topic_id: int | None = None
-    kind: str = "text"
-
-
-@dataclass(frozen=True)
-class IngestResult:
-    workflow_id: str
-    # False when the message was already answered (a re-delivery) and so not signalled.
-    signalled: bool
-    # The run that received the signal (None when not signalled).
-    run_id: str | None = None
-
-
-def send_task_queue(task_queue: str, account_key: str) -> str:
-    """Each account's sends run on its own queue, polled only by the process owning it."""
-    return f"{task_queue}/send/{account_key}"
-
-
-async def register_account(
-    sessionmaker: async_sessionmaker[AsyncSession], *, key: str, kind: str, display_name: str
-) -> Account:
-    async with sessionmaker() as session, session.begin():
-        account_id = await queries.upsert_account(
-            session, key=key, kind=kind, display_name=display_name
-        )
-    return Account(account_id, key)
-
-
-class Ingestor:
-    """Turns one account's incoming events into conversation signals."""
-
-    def __init__(
-        self,
-        client: Client,
-        sessionmaker: async_sessionmaker[AsyncSession],
-        account: Account,
-        *,
-        config: DebounceConfig,
-        task_queue: str,
-        chat_hash_key: bytes,
-        commands: frozenset[str] = frozenset(BUILTIN_COMMANDS),
-        clock: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        schedule: Callable[[float, Callable[[], None]], Any] | None = None,
-        batch_signals: bool = True,
-        signal_linger: float | None = None,
-    ) -> None:
-        self._client = client
-        self._sessionmaker = sessionmaker
-        self._account = account
-        self._config = config
-        self._task_queue = task_queue
-        self._hash_key = chat_hash_key
-        self._commands = commands
-        self._clock = clock
-        # Stamps when a message was accepted; its quiet period runs from then.
-        self._wall_clock = wall_clock
-        self._typing_gate = TypingGate(config, lead=TYPING_SIGNAL_LEAD_SECONDS)
-        # Calls release_held_typing() when a held action is due; tests pass their own.
-        self._schedule = schedule or self._call_later
-        # (chat, sender) → (when its held action is due, the timer for then).
-        self._typing_timers: dict[tuple[ChatKey, int], tuple[float, Any]] = {}
-        self._typing_tasks: set[asyncio.Task[bool]] = set()
-        # Per conversation, one message signal in flight; later arrivals ride the next.
-        self._batch_signals = batch_signals
-        self._signals: SignalBatches[tuple[ConversationRef, MessageReceived], str | None] = (
-            SignalBatches(self._signal_messages)
-        )
-        # How long a message's signal may wait for its burst's next message (batching only).
-        self._linger = SignalLinger(config, linger=signal_linger if batch_signals else 0.0)
-
-    @property
-    def account(self) -> Account:
-        return self._account
-
-    @property
-    def commands(self) -> frozenset[str]:
-        return self._commands
-
-    def _search_attributes(self, ref: ConversationRef) -> TypedSearchAttributes | None:
-        if not self._config.search_attributes:
-            return None
-        return TypedSearchAttributes(
-            [
-                SearchAttributePair(attributes.ACCOUNT, ref.account_key),
-                SearchAttributePair(attributes.CHAT_REF, ref.chat_ref),
-                # What the run would upsert first; set here, it costs no history event.
-                SearchAttributePair(attributes.PHASE, attributes.ACTIVE),
-            ]
-        )
-
-    def _workflow_id(self, chat_id: int, topic_id: int | None) -> str:
-        return conversation_workflow_id(self._account.key, self._chat_ref(chat_id, topic_id))
-
-    def workflow_id_for(self, chat_id: int, topic_id: int | None = None) -> str:
-        """The workflow id of this account's conversation in a chat (and topic)."""
-        return self._workflow_id(chat_id, topic_id)
-
-    def _chat_ref(self, chat_id: int, topic_id: int | None) -> str:
-        return chat_reference(self._hash_key, self._account.key, chat_id, topic_id)
-
-    def _sender(self, sender_id: int) -> int:
-        # Signals carry a keyed number for the sender, never the Telegram user id.
-        return sender_reference(self._hash_key, self._account.key, sender_id)
-
-    async def typing(
-        self, *, chat_id: int, sender_id: int, action: str, topic_id: int | None = None
-    ) -> bool:
-        """A user's chat action; returns whether the conversation was signalled now.
-
-        Most actions are held back and never signalled: the author's next message makes
-        them moot (see channels/typing_gate.py). A held one is signalled by a timer
-        shortly before the deadline it could extend (tests call ``release_held_typing``).
-        """
-        if action not in CHAT_ACTIONS:
-            expected = ", ".join(sorted(CHAT_ACTIONS))
-            raise ValueError(f"unknown chat action {action!r}; expected one of {expected}")
-        check_ids(f"{action} in chat {chat_id}", chat_id=chat_id, sender_id=sender_id)
-        chat = (chat_id, topic_id)
-        decision = self._typing_gate.action(chat, sender_id, action, self._clock())
-        return await self._apply_typing(chat, sender_id, decision)
-
-    async def release_held_typing(self) -> int:
-        """Signal the held chat actions whose time came; returns how many were signalled."""
-        now, signalled = self._clock(), 0
-        due = [key for key, (fire_at, _) in self._typing_timers.items() if fire_at <= now]
-        for key in due:
-            signalled += await self._release(key)
-        return signalled
-
-    async def _release(self, key: tuple[ChatKey, int]) -> bool:
-        chat, sender_id = key
-        return await self._apply_typing(chat, sender_id, self._typing_gate.due(*key, self._clock()))
-
-    async def _apply_typing(
-        self, chat: ChatKey, sender_id: int, decision: Hold | Send | None
-    ) -> bool:
-        key = (chat, sender_id)
-        timed = self._typing_timers.get(key)
-        if isinstance(decision, Hold) and timed is not None and timed[0] == decision.fire_at:
-            return False  # already timed for then
-        self._cancel_typing_timer(key)
-        if decision is None:
-            return False
-        if isinstance(decision, Hold):
-            delay = max(0.0, decision.fire_at - self._clock())
-            handle = self._schedule(delay, lambda: self._on_typing_timer(key))
-            self._typing_timers[key] = (decision.fire_at, handle)
-            return False
-        chat_id, topic_id = chat
-        return await self._signal_open(
-            chat_id,
-            topic_id,
-            "typing_observed",
-            TypingObserved(self._sender(sender_id), decision.action, age_seconds=decision.age),
-        )
-
-    def _cancel_typing_timer(self, key: tuple[ChatKey, int]) -> None:
-        _, handle = self._typing_timers.pop(key, (None, None))
-        if handle is not None:
-            handle.cancel()
-
-    def _call_later(self, delay: float, callback: Callable[[], None]) -> asyncio.TimerHandle:
-        return asyncio.get_running_loop().call_later(delay, callback)
-
-    def _on_typing_timer(self, key: tuple[ChatKey, int]) -> None:
-        # This timer fired: forget it, so a hold on to (nearly) the same moment re-arms.
-        self._typing_timers.pop(key, None)
-        task = asyncio.create_task(self._release_logged(key))
-        self._typing_tasks.add(task)
-        task.add_done_callback(self._typing_tasks.discard)
-
-    async def _release_logged(self, key: tuple[ChatKey, int]) -> bool:
-        try:
-            return await self._release(key)
-        except Exception as exc:  # noqa: BLE001 - a lost lease only makes a reply come sooner
-            log.warning("held chat action not signalled: %s: %s", type(exc).__name__, exc)
-            return False
-
-    async def edit(
-        self,
-        *,
-        chat_id: int,
-        message_id: int,
-        text: str,
-        edited_at: datetime,
-        topic_id: int | None = None,
-    ) -> bool:
-        """Record an edit; a still-buffered message's burst restarts its quiet period.
-        An answered message's edit is recorded and not answered again. Returns whether the
-        conversation was signalled."""
-        what = f"edit of message {message_id} in chat {chat_id}"
-        check_ids(what, chat_id=chat_id, message_id=message_id, topic_id=topic_id)
-        text = clean_text(text, what)
-        if not text:
-            raise RejectedMessageError(f"{what} is empty; not applied")
-        async with self._sessionmaker() as session, session.begin():
-            recorded = await queries.record_edit(
-                session,
-                account_id=self._account.id,
-                chat_id=chat_id,
-                message_id=message_id,
-                text=text,
-                edited_at=edited_at,
-            )
-        if recorded is None or recorded.burst_id is not None:
-            log.info("edit of message %s in chat %s recorded, not re-answered", message_id, chat_id)
-            return False
-        self._typing_gate.touched((chat_id, topic_id), self._clock())
-        return await self._signal_open(
-            chat_id,
-            topic_id,
-            "message_edited",
-            MessageEdited(message_id, len(text)),
-        )
-
-    async def delete(
-        self,
-        *,
-        chat_id: int,
-        message_ids: list[int],
-        deleted_at: datetime,
-        topic_id: int | None = None,
-    ) -> bool:
-        """Record deletes; buffered messages leave their burst. Returns whether signalled."""
-        for message_id in message_ids:
-            check_ids(f"delete in chat {chat_id}", chat_id=chat_id, message_id=message_id)
-        async with self._sessionmaker() as session, session.begin():
-            unanswered = await queries.record_deletes(
-                session,
-                account_id=self._account.id,
-                chat_id=chat_id,
-                message_ids=message_ids,
-                deleted_at=deleted_at,
-            )
-        if not unanswered:
-            return False
-        self._typing_gate.touched((chat_id, topic_id), self._clock())
-        return await self._signal_open(
-            chat_id,
-            topic_id,
-            "messages_deleted",
-            MessagesDeleted(unanswered),
-        )
-
-    async def _signal_open(
-        self, chat_id: int, topic_id: int | None, signal: str, arg: object
-    ) -> bool:
-        """Signal an open conversation, after its held messages: an edit or a delete that
-        overtook its message would find nothing to change."""
-        workflow_id = self._workflow_id(chat_id, topic_id)
-        await self._signals.flush(workflow_id)
-        return await signal_open_conversation(self._client, workflow_id, signal, arg)
-
-    @property
-    def signal_batches(self) -> SignalBatches[tuple[ConversationRef, MessageReceived], str | None]:
-        return self._signals
-
-    async def message(
-        self,
-        msg: IncomingMessage,
-        *,
-        unanswered_reason: str | None = None,
-        on_recorded: Callable[[], None] | None = None,
-    ) -> IngestResult:
-        """Record a message, then signal its conversation; returns once the signal landed.
-        With ``unanswered_reason`` the message is only recorded (kept in the transcript,
-        never answered).
-
-        ``on_recorded`` is called once the message is in Postgres, before its signal is
-        sent: a caller keeping a chat's messages in order may hand over the next one then,
-        and the two can ride one signal. Only such a caller's messages may be held for the
-        next one (see channels/signal_linger.py)."""
-        accepted_at = self._wall_clock()
-        what = f"message {msg.message_id} in chat {msg.chat_id}"
-        check_ids(
-            what,
-            chat_id=msg.chat_id,
-            sender_id=msg.sender_id,
-            message_id=msg.message_id,
-            topic_id=msg.topic_id,
-        )
-        text = clean_text(msg.text, what)
-        if not text:
-            raise RejectedMessageError(f"{what} is empty; not buffered")
-        command = parse_command(text, self._commands)
-        async with self._sessionmaker() as session:
-            # One statement, atomic on its own: no begin and commit round trips around it.
-            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-            conversation_id, recorded = await queries.record_incoming(
-                session,
-                account_id=self._account.id,
-                chat_id=msg.chat_id,
-                topic_id=msg.topic_id,
-                message_id=msg.message_id,
-                sender_id=msg.sender_id,
-                text=text,
-                kind="command" if command else msg.kind,
-                sent_at=msg.sent_at,
-                unanswered_reason=unanswered_reason,
-                chat_ref=self._chat_ref(msg.chat_id, msg.topic_id),
-            )
-        workflow_id = self._workflow_id(msg.chat_id, msg.topic_id)
-        if on_recorded is not None:
-            # The chat's next job runs at our next await, the deliver below: by then the
-            # typing gate has heard of this message.
-            on_recorded()
-        if unanswered_reason is not None:
-            return IngestResult(workflow_id, signalled=False)
-        if recorded.burst_id is not None:
-            log.info(
-                "message %s of %s already answered; not re-signalled", msg.message_id, workflow_id
-            )
-            return IngestResult(workflow_id, signalled=False)
-        ref = self._ref(msg.chat_id, msg.topic_id, conversation_id)
-        chat = (msg.chat_id, msg.topic_id)
-        self._typing_gate.message(chat, msg.sender_id, self._clock())
-        self._cancel_typing_timer((chat, msg.sender_id))
-        received = MessageReceived(
-            msg.message_id, self._sender(msg.sender_id), len(text), command, accepted_at=accepted_at
-        )
-        if self._batch_signals:
-            now = self._clock()
-            send_by = self._linger.send_by(chat, now, chars=len(text), command=command is not None)
-            # Only a caller that hands over the chat's next message once this one is
-            # recorded can have it join: one that waits for this call would only be slowed,
-            # and its next message accepted later.
-            hold = send_by - now if on_recorded is not None else 0.0
-            run_id = await self._signals.deliver(workflow_id, (ref, received), hold=hold)
-        else:
-            run_id = await self._signal_messages([(ref, received)])
-        return IngestResult(workflow_id, signalled=True, run_id=run_id)
-
-    async def _signal_messages(
-        self, items: list[tuple[ConversationRef, MessageReceived]]
-    ) -> str | None:
-        """Signal-with-start one conversation with its messages, in order; one alone goes
-        as ``message_received``, as it always did."""
-        ref = items[-1][0]
-        received = [m for _, m in items]
-        signal, arg = (
-            ("message_received", received[0])
-            if len(received) == 1
-            else ("messages_received", MessagesReceived(received))
-        )
-        handle = await self._client.start_workflow(
-            ConversationWorkflow.run,
-            self._input(ref),
-            start_signal=signal,
-            start_signal_args=[arg],
-            **self._start_options(ref),
-        )
-        return handle.result_run_id
-
-    async def resend_unflushed(self, *, older_than: timedelta, limit: int = 500) -> int:
-        """Signal again the messages recorded over ``older_than`` ago that no burst took:
-        their signal was lost (a Temporal that lost its last commits, a run closed from
-        outside). The workflow ignores an id it has seen and warns about one it had not;
-        signal-with-start serves a chat whose run is gone. Returns how many were sent."""
-        async with self._sessionmaker() as session:
-            rows = await queries.unflushed_messages(
-                session, account_id=self._account.id, older_than=older_than, limit=limit
-            )
-        by_chat: dict[tuple[int, int | None], list[tuple[ConversationRef, MessageReceived]]] = {}
-        for row in rows:
-            received = MessageReceived(
-                row.message_id,
-                self._sender(row.sender_id),
-                len(row.text),
-                parse_command(row.text, self._commands),
-                accepted_at=row.received_at,
-                resent=True,
-            )
-            ref = self._ref(row.chat_id, row.topic_id, row.conversation_id)
-            by_chat.setdefault((row.chat_id, row.topic_id), []).append((ref, received))
-        for items in by_chat.values():
-            await self._signal_messages(items)
-        return len(rows)
-
-    async def hand_off(
-        self, *, chat_id: int, topic_id: int | None, owner_id: int, minutes: float | None
-    ) -> None:
-        """The account's human owner wrote in this chat: pause the bot there (human
-        handoff), starting the conversation if none is open so the pause is kept."""
-        async with self._sessionmaker() as session, session.begin():
-            conversation_id = await queries.ensure_conversation(
-                session,
-                account_id=self._account.id,
-                chat_id=chat_id,
-                topic_id=topic_id,
-                owner_user_id=owner_id,
-                chat_ref=self._chat_ref(chat_id, topic_id),
-            )
-        ref = self._ref(chat_id, topic_id, conversation_id)
-        await self._signals.flush(self._workflow_id(chat_id, topic_id))
-        start = WithStartWorkflowOperation(
-            ConversationWorkflow.run,
-            self._input(ref),
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            **self._start_options(ref),
-        )
-        await self._client.execute_update_with_start_workflow(
-            ConversationWorkflow.pause, PauseInput(minutes), start_workflow_operation=start
-        )
-
-    async def close_conversations(self, reason: str) -> int:
-        """Terminate the account's open conversations (a throwaway replay account's, once
-        its run is over); returns how many were open."""
-        async with self._sessionmaker() as session:
-            chats = await queries.account_chats(session, self._account.id)
-        closed = 0
-        for chat_id, topic_id in chats:
-            handle = self._client.get_workflow_handle(self._workflow_id(chat_id, topic_id))
-            try:
-                await handle.terminate(reason)
-                closed += 1
-            except RPCError as err:
-                if err.status != RPCStatusCode.NOT_FOUND:  # already closed
-                    raise
-        return closed
-
-    def _ref(self, chat_id: int, topic_id: int | None, conversation_id: int) -> ConversationRef:
-        return ConversationRef(
-            account_key=self._account.key,
-            account_id=self._account.id,
-            conversation_id=conversation_id,
-            chat_ref=self._chat_ref(chat_id, topic_id),
-        )
-
-    def _input(self, ref: ConversationRef) -> ConversationInput:
-        return ConversationInput(
-            ref, self._config, send_task_queue(self._task_queue, ref.account_key)
-        )
-
-    def _start_options(self, ref: ConversationRef) -> dict[str, Any]:
-        return {
-            "id": conversation_workflow_id(ref.account_key, ref.chat_ref),
-            "task_queue": self._task_queue,
-            "static_summary": f"conversation of {ref.account_key}, chat {ref.chat_ref}",
-            "search_attributes": self._search_attributes(ref),
-        }
-
-
-async def signal_open_conversation(
-    client: Client, workflow_id: str, signal: str, arg: object
-) -> bool:
-    """Signal a conversation only if it is open; returns False when none is. Typing, edits
-    and deletes never start a conversation: with none open there is nothing to change."""
-    try:
-        await client.get_workflow_handle(workflow_id).signal(signal, arg)
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            return False
-        raise
-    return True
-
-
-async def wait_until_answered(
-    sessionmaker: async_sessionmaker[AsyncSession], account_id: int, *, within: float
-) -> int:
-    """Poll until every live message of the account is in a sent or failed burst.
-
-    Returns how many are still pending after ``within`` seconds (0 when all are done).
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        async with sessionmaker() as session:
-            pending = await queries.pending_message_count(session, account_id)
-        if pending == 0 or loop.time() >= deadline:
-            return pending
-        await asyncio.sleep(0.05)
-
-
-def build_send_worker(
-    client: Client,
-    *,
-    task_queue: str,
-    account: Account,
-    sessionmaker: async_sessionmaker[AsyncSession],
-    sender: ChannelSender,
-    random_id_trust_seconds: float = RANDOM_ID_TRUST_SECONDS,
-) -> Worker:
-    """The worker that runs `send_reply` for one account, in the process owning its channel."""
-    sends = SendActivities(sessionmaker, sender, random_id_trust_seconds=random_id_trust_seconds)
-    return Worker(
-        client,
-        task_queue=send_task_queue(task_queue, account.key),
-        activities=[sends.send_reply, sends.send_failure_notice],
-        interceptors=[SafeErrors()],
+def build_client(
+    session: PostgresSession, settings: Settings, *, receive_updates: bool = True
+) -> TelegramClient:
+    """Telethon configured so that Temporal, not Telethon, retries sends: one attempt per
+    call and the real error raised (see RECIPES). Reconnects are Telethon's (forever).
+    Without ``receive_updates`` (a login) Telethon neither fetches nor applies updates."""
+    if settings.tg_api_id is None or settings.tg_api_hash is None:
+        raise StackError("Telegram needs LULL_TG_API_ID and LULL_TG_API_HASH (my.telegram.org)")
+    if settings.tg_server:
+        host, port = settings.tg_server.rsplit(":", 1)
+        session.set_dc(session.dc_id or DEFAULT_DC, host, int(port))
+    return TelegramClient(
+        session,
+        settings.tg_api_id,
+        settings.tg_api_hash.get_secret_value(),
+        flood_sleep_threshold=0,
+        request_retries=0,
+        raise_last_call_error=True,
+        connection_retries=-1,
+        retry_delay=1,
+        catch_up=receive_updates,
+        receive_updates=receive_updates,
     )
+
+
+def listener_options(settings: Settings) -> ListenerOptions:
+    return ListenerOptions(
+        access=AccessLists(
+            allow_users=settings.id_list("tg_allow_users"),
+            deny_users=settings.id_list("tg_deny_users"),
+            allow_chats=settings.id_list("tg_allow_chats"),
+            deny_chats=settings.id_list("tg_deny_chats"),
+        ),
+        placeholders=Placeholders({**DEFAULT_PLACEHOLDERS, **settings.tg_placeholders}),
+        handoff=settings.handoff_enabled,
+        # 0 means until `lull resume`.
+        handoff_minutes=settings.handoff_minutes or None,
+        flow_ttl=timedelta(hours=settings.flow_ttl_hours),
+    )
+
+
+async def _connect(client: TelegramClient, settings: Settings, listener: TelegramListener) -> None:
+    """Connect and log in; ``listener`` marks the update state Telethon starts from."""
+    try:
+        # In this task, not wait_for's own (Python 3.11): mark_start must run before
+        # Telethon's update loop takes its first step.
+        async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS):
+            await client.connect()
+            listener.mark_start()
+    except TimeoutError:
+        raise StackError(
+            f"could not reach Telegram within {CONNECT_TIMEOUT_SECONDS:g} s"
+            + (f" at {settings.tg_server}" if settings.tg_server else "")
+        ) from None
+    if await client.is_user_authorized():
+        return
+    if settings.tg_bot_token is not None:
+        await client.sign_in(bot_token=settings.tg_bot_token.get_secret_value())
+        listener.mark_start()
+        return
+    await client.disconnect()
+    raise StackError(
+        f"no Telegram session for account {settings.tg_account!r}: set LULL_TG_BOT_TOKEN "
+        "for a bot, or run `lull login` for a user account"
+    )
+
+
+async def serve(
+    rt: Runtime, stop: asyncio.Event, *, on_ready: Callable[[HealthServer], None] | None = None
+) -> int:
+    s = rt.settings
+    kind = "telegram_bot" if s.tg_bot_token is not None else "telegram_user"
+    account = await register_account(
+        rt.sessionmaker, key=s.tg_account, kind=kind, display_name=s.tg_account
+    )
+    if not await _is_active(rt, account):
+        raise StackError(
+            f"account {account.key!r} is disabled (account.active is false); enable it to serve it"
+        )
+    # The lock first: a second listener must not even connect with the same auth key.
+    async with account_listener_lock(rt.engine, account.id) as lock:
+        session = await PostgresSession.load(rt.sessionmaker, s.tg_account, box=secret_box(s))
+        client = build_client(session, s)
+        ingestor = rt.build_ingestor(account)
+        listener = TelegramListener(
+            client, ingestor, session, rt.sessionmaker, options=listener_options(s)
+        )
+        listener.start()  # before connecting: catch-up is dispatched during connect
+        try:
+            await _connect(client, s, listener)
+        except BaseException:
+            listener.close()
+            raise
+        try:
+            # Before identify lets any update through: see TelegramListener.mark_start.
+            await listener.save_start()
+            me = await client.get_me()
+            listener.identify(me.id, user_account=not me.bot, username=me.username)
+            log.info("listening as %s (id %s) for account %s", me.username, me.id, account.key)
+            return await _serve_connected(rt, client, account, listener, lock, stop, on_ready)
+        finally:
+            listener.close()
+            await client.disconnect()
+
+
+async def _serve_connected(
+    rt: Runtime,
+    client: TelegramClient,
+    account: Account,
+    listener: TelegramListener,
+    lock: HeldLock,
+    stop: asyncio.Event,
+    on_ready: Callable[[HealthServer], None] | None,
+) -> int:
+    s = rt.settings
+    stopping = False
+
+    async def temporal_ok() -> bool:
+        return bool(await rt.client.service_client.check_health())
+
+    async def postgres_ok() -> bool:
+        async with rt.engine.connect() as conn:
+            await conn.execute(text("select 1"))
+        return True
+
+    async def telegram_ok() -> bool:
+        return client.is_connected() and not stopping
+
+    async def backlog_ok() -> bool:
+        return listener.healthy_backlog
+
+    checks = {
+        "telegram": telegram_ok,
+        "temporal": temporal_ok,
+        "postgres": postgres_ok,
+        "updates": backlog_ok,
+    }
+    dead_session: list[Exception] = []
+
+    def session_dead(exc: Exception) -> None:
+        if not dead_session:
+            log.critical(
+                "Telegram refused the session of account %s (%s); stopping the listener. "
+                "Log in again (`lull login`, or check LULL_TG_BOT_TOKEN).",
+                account.key,
+                type(exc).__name__,
+            )
+        dead_session.append(exc)
+        stop.set()
+
+    sender = TelegramSender(client, on_session_dead=session_dead, on_sent=listener.note_sent)
+    send_worker = rt.build_send_worker(account, sender)
+    async with (
+        HealthServer(checks, host=s.health_host, port=s.health_port) as health,
+        send_worker,
+        contextlib.AsyncExitStack() as stack,
+    ):
+        typing = TypingIndicator(rt.sessionmaker, account.id, telethon_typing(client))
+        typing_task = asyncio.create_task(typing.run())
+        # Cancelled on every way out, not only the clean one below.
+        stack.callback(typing_task.cancel)
+        stack.callback(asyncio.create_task(_stop_when_disabled(rt, account, stop)).cancel)
+        stack.callback(asyncio.create_task(_sweep_unflushed(rt, listener)).cancel)
+        if on_ready is not None:
+            on_ready(health)
+        disconnected = asyncio.ensure_future(client.disconnected)
+        waiting = asyncio.ensure_future(stop.wait())
+        lock_lost = asyncio.ensure_future(lock.lost.wait())
+        await asyncio.wait({disconnected, waiting, lock_lost}, return_when=asyncio.FIRST_COMPLETED)
+        waiting.cancel()
+        typing_task.cancel()
+        stopping = True
+        if lock.lost.is_set():
+            # Another process may take the account now: stop using the auth key at once,
+            # before any drain (updates not handed over are replayed by catch-up).
+            log.critical("account %s: listener lock lost; disconnecting from Telegram", account.key)
+            listener.close()
+            await client.disconnect()
+            return EXIT_LOCK_LOST
+        lock_lost.cancel()
+        left = await listener.drain(within=s.drain_seconds)
+        if left:
+            log.error(
+                "%s updates still in flight after %s s; catch-up will replay them",
+                left,
+                s.drain_seconds,
+            )
+        if disconnected.done():
+            log.error("the Telegram connection ended; stopping")
+            return 1
+    return EXIT_SESSION_DEAD if dead_session else 0
+
+
+async def _is_active(rt: Runtime, account: Account) -> bool:
+    async with rt.sessionmaker() as session:
+        return await queries.account_active(session, account.id)
+
+
+async def _sweep_unflushed(rt: Runtime, listener: TelegramListener) -> None:
+    """Signal again, every LULL_UNFLUSHED_SWEEP_SECONDS, messages recorded long ago that no
+    burst took (their signal was lost): recorded is a promise to answer, whatever Temporal
+    forgot."""
+    every = rt.settings.unflushed_sweep_seconds
+    older_than = timedelta(seconds=rt.settings.max_wait_seconds + every)
+    while True:
+        await asyncio.sleep(every)
+        try:
+            sent = await listener.ingestor.resend_unflushed(older_than=older_than)
+        except Exception as exc:  # Postgres or Temporal down: readiness says so; next round
+            log.debug("sweep for unflushed messages skipped: %s", type(exc).__name__)
+            continue
+        if sent:
+            # Most are still buffered behind a slow burst (their run ignores a seen id);
+            # a run that had lost one warns of it.
+            log.info("signalled %d recorded message(s) not yet in a burst again", sent)
+
+
+async def _stop_when_disabled(rt: Runtime, account: Account, stop: asyncio.Event) -> None:
+    """A disabled account stops being served: drained like a SIGTERM, then the listener
+    exits (and refuses to start while it stays disabled)."""
+    while True:
+        await asyncio.sleep(ACTIVE_POLL_SECONDS)
+        try:
+            active = await _is_active(rt, account)
+        except Exception:
+            continue  # Postgres down: readiness reports it; the lock watch acts on it
+        if not active:
+            log.warning("account %s was disabled; draining and stopping", account.key)
+            stop.set()
+            return
+
+
+async def login(rt: Runtime, *, ask: Callable[[str], str] = input) -> str:
+    """Create a user session interactively (phone, code, 2FA password) and store it.
+
+    It takes the account's listener lock (refusing while a listener serves the account:
+    one auth key, one session) and never moves the stored update state: Telethon does
+    not receive updates here, and the state the next listener catches up from is kept
+    as it was, so nothing that arrived meanwhile is skipped."""
+    s = rt.settings
+    account = await register_account(
+        rt.sessionmaker, key=s.tg_account, kind="telegram_user", display_name=s.tg_account
+    )
+    async with account_listener_lock(rt.engine, account.id):
+        session = await PostgresSession.load(rt.sessionmaker, s.tg_account, box=secret_box(s))
+        session.hold_update_state()
+        client = build_client(session, s, receive_updates=False)
+        await asyncio.wait_for(client.connect(), CONNECT_TIMEOUT_SECONDS)
+        try:
+            await client.start(
+                phone=lambda: ask("phone number (international format): "),
+                code_callback=lambda: ask("login code Telegram sent you: "),
+                password=lambda: getpass("two-step verification password: "),
+            )
+            me = await client.get_me()
+            await session.save()
+        finally:
+            await client.disconnect()
+    return f"logged in as {me.first_name} (id {me.id}); session stored for {s.tg_account!r}"

@@ -18,8 +18,8 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.bursts import BurstActivities
 from activities.replies import ReplyActivities, ReplyOptions
 from activities.safe_errors import SafeErrors
+from app.settings import Settings, WorkflowModules
 from llm.base import LLMProvider
-from settings import Settings, WorkflowModules
 from workflows.conversation import ConversationWorkflow
 from workflows.retry_burst import RetryBurstWorkflow
 

@@ -27,9 +27,9 @@ from temporalio import activity
 
 from activities.errors import from_llm_error, missing
 from activities.heartbeat import heartbeating, repeating
-from channels.commands import BUILTIN_COMMANDS, REFRESH_REPLY, help_text, parse_command
 from db import queries
 from db.errors import database_unavailable, describe_database_error
+from inbound.commands import BUILTIN_COMMANDS, REFRESH_REPLY, help_text, parse_command
 from llm.base import Completion, LLMError, LLMProvider, Prompt
 from workflows.payloads import GenerateReplyInput, GenerateReplyResult
 

@@ -30,6 +30,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from app.settings import load_settings
+from app.wiring import Runtime, lull_runtime
 from bench import cpu, report
 from bench.baselines.per_message import PerMessageBot
 from bench.baselines.redis_batcher import RedisBatcher
@@ -43,11 +45,9 @@ from bench.lull_driver import (
 )
 from bench.stats import percentile
 from bench.workload import DEBOUNCE, MAX_BATCH, TYPING_WINDOW, Workload, build
-from channels.signal_linger import SignalLinger
-from ingest import IncomingMessage, Ingestor, register_account, wait_until_answered
-from runtime import Runtime, lull_runtime
-from settings import load_settings
-from tests.e2e.helpers import free_port
+from inbound.ingestor import IncomingMessage, Ingestor, register_account, wait_until_answered
+from inbound.signal_linger import SignalLinger
+from testkit.servers import free_port
 
 RESULTS = Path(__file__).parent / "results"
 # Conversations opened before the footprint's per-conversation figure starts counting.

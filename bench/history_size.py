@@ -22,15 +22,15 @@ from collections import Counter
 from temporalio.testing import WorkflowEnvironment
 
 from bench.load import bursty_load
-from tests.conftest import binary, task_queue
-from tests.workflows.helpers import (
+from testkit.servers import binary, task_queue
+from testkit.workflow_harness import (
     Recorder,
     conversation_input,
     new_worker,
+    run_sizes,
     signal_message,
     signal_typing,
 )
-from tests.workflows.test_continue_as_new import run_sizes
 
 
 async def main(messages: int) -> None:

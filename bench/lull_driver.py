@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from app.wiring import Runtime
 from bench.workload import Event, Workload
 from channels.base import DedupingSender, SendTarget
-from ingest import IncomingMessage, Ingestor, RejectedMessageError, register_account
-from runtime import Runtime
+from inbound.ingestor import IncomingMessage, Ingestor, RejectedMessageError, register_account
 
 ECHO_COUNT = re.compile(r"^\[echo: (\d+) messages?\]")
 

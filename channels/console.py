@@ -11,9 +11,9 @@ from typing import TextIO
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from channels.base import DedupingSender, SendTarget
-from channels.input_rules import RejectedMessageError
 from db import queries
-from ingest import IncomingMessage, Ingestor, wait_until_answered
+from inbound.ingestor import IncomingMessage, Ingestor, wait_until_answered
+from inbound.input_rules import RejectedMessageError
 
 log = logging.getLogger("lull.console")
 

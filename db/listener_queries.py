@@ -87,7 +87,7 @@ async def record_seen_delivery(
 
 async def generating_in(session: AsyncSession, *, account_id: int, chat_id: int) -> bool:
     """Whether a burst of this chat is being generated, so the listener shows "typing…"
-    there itself (channels/telegram_typing.py)."""
+    there itself (channels/telegram/reply_typing.py)."""
     stmt = (
         select(burst.c.id)
         .join(conversation, conversation.c.id == burst.c.conversation_id)

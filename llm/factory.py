@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import openai
 
+from app.settings import Settings
 from llm.base import LLMProvider
 from llm.echo import EchoProvider
 from llm.openai_compat import OpenAIProvider
-from settings import Settings
 
 
 def build_provider(settings: Settings) -> LLMProvider:

@@ -18,7 +18,7 @@ def _url() -> str:
     url = context.config.get_main_option("sqlalchemy.url")
     if url:
         return url
-    from settings import load_settings
+    from app.settings import load_settings
 
     configured = load_settings().database_url
     if not configured:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sysconfig
 import uuid
 import warnings
@@ -17,6 +16,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from db import migrate, queries
 from db.engine import make_engine, make_sessionmaker
+from testkit import servers
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = sysconfig.get_path("scripts")
@@ -25,10 +25,10 @@ warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
 
 def binary(name: str) -> str:
-    found = shutil.which(name, path=SCRIPTS)
-    if not found:
-        pytest.exit(f"{name} is not installed; run `make test`", returncode=3)
-    return found
+    try:
+        return servers.binary(name)
+    except servers.MissingBinaryError as missing:
+        pytest.exit(str(missing), returncode=3)
 
 
 @pytest.fixture
@@ -113,7 +113,3 @@ async def scratch_database(server_url: str) -> tuple[str, str]:
     await admin.dispose()
     base, _, query = server_url.partition("?")
     return f"{base.rsplit('/', 1)[0]}/{name}" + (f"?{query}" if query else ""), name
-
-
-def task_queue() -> str:
-    return f"tq-{uuid.uuid4()}"

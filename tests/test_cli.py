@@ -61,7 +61,7 @@ def test_bad_arguments_are_refused_at_parse_time_in_one_line(
 
 
 def test_a_visibility_query_value_cannot_end_its_literal() -> None:
-    from ops import quoted
+    from app.ops import quoted
 
     assert quoted("it's") == "'it\\'s'"
     assert quoted("a\\' OR 1=1") == "'a\\\\\\' OR 1=1'"
@@ -70,7 +70,7 @@ def test_a_visibility_query_value_cannot_end_its_literal() -> None:
 async def test_listing_with_a_quote_in_the_account_is_an_empty_answer_not_a_bad_query(
     dev_env: object,
 ) -> None:
-    from ops import list_conversations
+    from app.ops import list_conversations
 
     assert await list_conversations(dev_env.client, "it's") == []  # type: ignore[attr-defined]
 

@@ -146,7 +146,7 @@ class TypingObserved:
     sender_id: int
     action: str
     # How long before the signal the action was seen: the ingest holds most actions back
-    # (channels/typing_gate.py), and the lease runs from when the user acted.
+    # (inbound/typing_gate.py), and the lease runs from when the user acted.
     age_seconds: float = 0.0
 
 

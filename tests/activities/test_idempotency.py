@@ -15,9 +15,9 @@ from activities.bursts import BurstActivities
 from activities.replies import ReplyActivities, ReplyOptions
 from activities.sending import SendActivities
 from channels.base import SendTarget
-from channels.commands import REFRESH_REPLY
 from db import failure_queries, queries
 from db.tables import account, burst, delivery, message, reply
+from inbound.commands import REFRESH_REPLY
 from llm.base import Completion, Prompt
 from llm.echo import EchoProvider
 from workflows.ids import burst_key

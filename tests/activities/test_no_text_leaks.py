@@ -19,12 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
 
 from db.tables import alert, burst, message
-from ingest import IncomingMessage, build_send_worker
+from inbound.ingestor import IncomingMessage, build_send_worker
 from llm.echo import EchoProvider
+from testkit.keys import TEST_CHAT_HASH_KEY
+from testkit.servers import task_queue
 from tests.activities.test_idempotency import OPTIONS, RecordingSender
-from tests.conftest import ROOT, task_queue
-from tests.ingest.test_seam import NOW, make_ingestor
-from tests.keys import TEST_CHAT_HASH_KEY
+from tests.conftest import ROOT
+from tests.inbound.test_ingestor import NOW, make_ingestor
 from worker import build_worker
 
 

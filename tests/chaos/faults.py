@@ -21,9 +21,9 @@ from sqlalchemy.exc import DBAPIError
 from temporalio.service import RPCError
 
 from db.engine import make_engine
+from testkit.fake_llm import Answer
 from tests.chaos.cluster import BOT, LLM_TIMEOUT_SECONDS, Cluster
 from tests.e2e.helpers import ROOT, Process, lull_command
-from tests.fakes.openai_server import Answer
 from workflows.conversation import ConversationWorkflow
 
 Fault = Callable[[Cluster, random.Random], Awaitable[str]]
@@ -145,7 +145,7 @@ async def llm_slower_than_its_timeout(cluster: Cluster, rng: random.Random) -> s
     """The LLM answers after the client gave up: each such call is billed, abandoned and
     retried (the README's second way to pay twice). The settings keep the client's timeout
     inside the activity's start-to-close, so the call is cut before Temporal times out the
-    attempt (tests/test_settings.py)."""
+    attempt (tests/app/test_settings.py)."""
     seconds = rng.uniform(3, 6)
     before = cluster.llm.abandoned
     cluster.llm.failing = Answer(delay=LLM_TIMEOUT_SECONDS + 1)
@@ -387,6 +387,10 @@ async def inject(
     until = start + seconds
     order = list(ALL)
     rng.shuffle(order)
+    # Losing a run needs one collecting a burst; the backlogs other faults leave can take
+    # those away for a while, so it comes early.
+    order.remove(temporal_loses_a_run)
+    order.insert(1, temporal_loses_a_run)
     while True:
         await asyncio.sleep(rng.uniform(*every))
         if loop.time() >= until:
@@ -411,7 +415,7 @@ async def inject(
                 # collecting, no LLM call came) gets another go soon, not only at the end.
                 log.missed.append(done.__name__)
                 if done not in order:
-                    order.append(done)
+                    order.insert(1, done)
                 continue
             log.hit.add(done.__name__)
             log.fails_bursts |= done in FAILING_BURSTS

@@ -11,14 +11,14 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telethon.tl import types
 
-from channels.commands import REFRESH_REPLY, help_text
 from db import queries
 from db.tables import burst
+from inbound.commands import REFRESH_REPLY, help_text
+from testkit.fake_llm import FakeOpenAI
+from testkit.telegram_server.world import World
 from tests.chaos.checker import check
 from tests.chaos.cluster import BOT, GROUP
 from tests.chaos.load import IN_GROUP, TO_BOT, Accepted
-from tests.fakes.openai_server import FakeOpenAI
-from tests.telegram_server.world import World
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
@@ -277,7 +277,8 @@ async def test_temporal_is_checked_for_a_retry_left_running(
 ) -> None:
     from temporalio.testing import WorkflowEnvironment
 
-    from tests.conftest import binary, task_queue
+    from testkit.servers import task_queue
+    from tests.conftest import binary
     from workflows.ids import conversation_workflow_id
     from workflows.payloads import RetryBurstInput
     from workflows.retry_burst import RetryBurstWorkflow

@@ -12,11 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telethon.crypto import AuthKey
 from telethon.tl import types
 
-from channels.telegram_session import PostgresSession, reseal_auth_keys
+from app.settings import SettingsError, load_settings, mask_url
+from channels.telegram.session import PostgresSession, reseal_auth_keys
 from db.sealed import SecretBox, SecretKeyError, is_sealed
 from db.tables import telegram_entity, telegram_session
-from settings import SettingsError, load_settings, mask_url
-from tests.keys import TEST_BOX, TEST_SECRET_KEY
+from testkit.keys import TEST_BOX, TEST_SECRET_KEY
 
 
 async def stored_key(sm: async_sessionmaker[AsyncSession], account: str) -> bytes:
@@ -138,8 +138,8 @@ def test_urls_lull_prints_carry_no_credentials() -> None:
 
 
 def test_a_configured_database_needs_a_secret_key(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from runtime import secret_box
-    from stack import StackError
+    from app.dev_stack import StackError
+    from app.wiring import secret_box
 
     configured = load_settings(
         database_url="postgresql+asyncpg://x/y",

@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import sys
 import uuid
 from pathlib import Path
 
-from tests.keys import TEST_CHAT_HASH_KEY, TEST_SECRET_KEY
+from testkit.keys import TEST_CHAT_HASH_KEY, TEST_SECRET_KEY
+from testkit.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def lull_env(data_dir: Path, **extra: str) -> dict[str, str]:

@@ -18,7 +18,9 @@ from temporalio.worker import Worker
 
 from activities.bursts import BurstActivities
 from activities.errors import from_telegram_error
-from ingest import Account, build_send_worker, register_account
+from inbound.ingestor import Account, build_send_worker, register_account
+from testkit.keys import TEST_CHAT_HASH_KEY
+from testkit.servers import task_queue
 from tests.activities.test_idempotency import (
     OPTIONS,
     CountingProvider,
@@ -26,9 +28,7 @@ from tests.activities.test_idempotency import (
     persist_input,
     seed,
 )
-from tests.conftest import task_queue
 from tests.e2e.helpers import ROOT, lull_command
-from tests.keys import TEST_CHAT_HASH_KEY
 from worker import build_worker
 from workflows.payloads import MarkBurstFailedInput
 

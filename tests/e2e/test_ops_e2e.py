@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
 
-from ingest import IncomingMessage, Ingestor, register_account, send_task_queue
-from tests.conftest import task_queue
+from inbound.ingestor import IncomingMessage, Ingestor, register_account, send_task_queue
+from testkit.servers import task_queue
+from testkit.workflow_harness import Recorder, new_worker, upserted
 from tests.e2e.helpers import ROOT, lull_command
-from tests.workflows.helpers import Recorder, new_worker, upserted
 from workflows.ids import chat_reference
 from workflows.payloads import DebounceConfig
 

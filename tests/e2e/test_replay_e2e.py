@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from testkit.fake_llm import running_fake_openai
 from tests.e2e.helpers import ROOT, lull_command, lull_env, new_data_dir
-from tests.fakes.openai_server import running_fake_openai
 
 pytestmark = pytest.mark.e2e
 

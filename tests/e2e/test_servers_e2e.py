@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
 
+from testkit.keys import TEST_CHAT_HASH_KEY
 from tests.e2e.helpers import ROOT, free_port, lull_command, lull_env, new_data_dir
-from tests.keys import TEST_CHAT_HASH_KEY
 from workflows.ids import chat_reference
 
 pytestmark = pytest.mark.e2e
@@ -107,7 +107,7 @@ async def test_a_replay_closes_its_conversations_and_fails_when_a_burst_failed(
     from temporalio.client import WorkflowExecutionStatus
 
     from db.tables import account, burst, conversation
-    from tests.fakes.openai_server import Answer, running_fake_openai
+    from testkit.fake_llm import Answer, running_fake_openai
 
     address = dev_env.client.service_client.config.target_host
     async with running_fake_openai() as llm:

@@ -19,11 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telethon.tl import types
 from temporalio.testing import WorkflowEnvironment
 
-from channels.telegram_session import PostgresSession
+from channels.telegram.session import PostgresSession
 from db.tables import account, burst, message
+from testkit.keys import TEST_BOX
+from testkit.telegram_server.server import FakeTelegramServer
 from tests.e2e.helpers import Process, free_port, lull_env, new_data_dir
-from tests.keys import TEST_BOX
-from tests.telegram_server.server import FakeTelegramServer
 
 pytestmark = pytest.mark.e2e
 

@@ -11,7 +11,7 @@ import pytest
 from activities.errors import from_llm_error
 from llm.base import LLMAuthError, LLMRejectedError, LLMRetryableError, Prompt
 from llm.openai_compat import OpenAIProvider
-from tests.fakes.openai_server import Answer, FakeOpenAI, running_fake_openai
+from testkit.fake_llm import Answer, FakeOpenAI, running_fake_openai
 
 PROMPT = Prompt(system="be brief", history=[("hi", "hello!")], burst=["can you", "book me"])
 

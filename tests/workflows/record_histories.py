@@ -17,8 +17,8 @@ from pathlib import Path
 from temporalio.client import WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
-from tests.conftest import binary, task_queue
-from tests.workflows.helpers import (
+from testkit.servers import task_queue
+from testkit.workflow_harness import (
     Recorder,
     SlowSignals,
     conversation_input,
@@ -26,6 +26,7 @@ from tests.workflows.helpers import (
     signal_message,
     signal_typing,
 )
+from tests.conftest import binary
 
 HERE = Path(__file__).parent / "histories"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from temporalio.testing import WorkflowEnvironment
 
-from tests.conftest import task_queue
-from tests.workflows.helpers import Recorder, conversation_input, new_worker
+from testkit.servers import task_queue
+from testkit.workflow_harness import Recorder, conversation_input, new_worker
 from workflows.conversation import ConversationWorkflow
 from workflows.ids import conversation_workflow_id
 from workflows.payloads import MessageReceived

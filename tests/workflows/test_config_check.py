@@ -10,8 +10,8 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
-from tests.conftest import task_queue
-from tests.workflows.helpers import Recorder, conversation_input, new_worker, signal_message
+from testkit.servers import task_queue
+from testkit.workflow_harness import Recorder, conversation_input, new_worker, signal_message
 from workflows.config_check import CONFIG_BOUNDS, checked_config
 from workflows.conversation import ConversationWorkflow
 from workflows.payloads import DebounceConfig, PauseInput

@@ -2,35 +2,16 @@
 
 from __future__ import annotations
 
-from collections import Counter
-
-from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from tests.conftest import task_queue
-from tests.workflows.helpers import Recorder, conversation_input, new_worker, signal_message
-
-
-async def run_sizes(
-    client: Client, workflow_id: str, first_run_id: str, by_type: Counter[str] | None = None
-) -> list[int]:
-    """Event counts of every run in the continue-as-new chain, oldest first."""
-    sizes, run_id = [], first_run_id
-    while run_id:
-        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
-        sizes.append(len(history.events))
-        if by_type is not None:
-            by_type.update(
-                EventType.Name(e.event_type).removeprefix("EVENT_TYPE_") for e in history.events
-            )
-        last = history.events[-1]
-        run_id = (
-            last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
-            if last.HasField("workflow_execution_continued_as_new_event_attributes")
-            else ""
-        )
-    return sizes
+from testkit.servers import task_queue
+from testkit.workflow_harness import (
+    Recorder,
+    conversation_input,
+    new_worker,
+    run_sizes,
+    signal_message,
+)
 
 
 async def test_history_limit_continues_as_new_carrying_buffer_and_seen_ids(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from temporalio.testing import WorkflowEnvironment
 
-from tests.conftest import task_queue
-from tests.workflows.helpers import (
+from testkit.servers import task_queue
+from testkit.workflow_harness import (
     LOADED_HOST_SLACK,
     Recorder,
     conversation_input,

@@ -22,8 +22,8 @@ from temporalio.client import WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
-from tests.conftest import task_queue
-from tests.workflows.helpers import Recorder, conversation_input, new_worker
+from testkit.servers import task_queue
+from testkit.workflow_harness import Recorder, conversation_input, new_worker
 from workflows.conversation import ConversationWorkflow
 from workflows.ids import conversation_workflow_id
 from workflows.payloads import MessageReceived, PersistBurstInput, PersistBurstResult

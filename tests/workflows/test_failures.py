@@ -9,8 +9,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.errors import from_llm_error, from_telegram_error
 from llm.base import LLMRejectedError
-from tests.conftest import task_queue
-from tests.workflows.helpers import Recorder, conversation_input, new_worker, signal_message
+from testkit.servers import task_queue
+from testkit.workflow_harness import Recorder, conversation_input, new_worker, signal_message
 
 
 def fail_first_burst(rec: Recorder, error: ApplicationError) -> None:

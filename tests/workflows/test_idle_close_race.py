@@ -9,8 +9,8 @@ from temporalio.api.enums.v1 import EventType, WorkflowTaskFailedCause
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from tests.conftest import task_queue
-from tests.workflows.helpers import (
+from testkit.servers import task_queue
+from testkit.workflow_harness import (
     Recorder,
     conversation_input,
     new_worker,

@@ -16,15 +16,15 @@ from collections import Counter
 
 from temporalio.testing import WorkflowEnvironment
 
-from tests.conftest import task_queue
-from tests.workflows.helpers import (
+from testkit.servers import task_queue
+from testkit.workflow_harness import (
     Recorder,
     conversation_input,
     new_worker,
+    run_sizes,
     signal_message,
     signal_typing,
 )
-from tests.workflows.test_continue_as_new import run_sizes
 
 MESSAGES = 20_000
 CAP = 10

@@ -6,8 +6,8 @@ import pytest
 from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
-from tests.conftest import task_queue
-from tests.workflows.helpers import Recorder, conversation_input, new_worker, signal_message
+from testkit.servers import task_queue
+from testkit.workflow_harness import Recorder, conversation_input, new_worker, signal_message
 from workflows.conversation import ConversationWorkflow
 from workflows.payloads import PauseInput
 

@@ -11,8 +11,8 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
-from tests.conftest import task_queue
-from tests.workflows.helpers import (
+from testkit.servers import task_queue
+from testkit.workflow_harness import (
     Recorder,
     conversation_input,
     new_worker,

@@ -13,8 +13,8 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
-from tests.conftest import task_queue
-from tests.workflows.helpers import (
+from testkit.servers import task_queue
+from testkit.workflow_harness import (
     Recorder,
     SlowSignals,
     conversation_input,

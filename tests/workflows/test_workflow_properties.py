@@ -15,8 +15,9 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from tests.conftest import binary, task_queue
-from tests.workflows.helpers import Recorder, conversation_input, new_worker
+from testkit.servers import task_queue
+from testkit.workflow_harness import Recorder, conversation_input, new_worker
+from tests.conftest import binary
 from workflows.conversation import ConversationWorkflow
 from workflows.ids import conversation_workflow_id
 from workflows.payloads import MessageReceived, TypingObserved

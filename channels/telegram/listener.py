@@ -1,0 +1,498 @@
+"""The Telethon listener: one account's updates → the ingest seam, never losing one.
+
+- Handlers stay tiny: each turns its event into a job and returns (channels/telegram/chat_jobs.py:
+  our own tasks, in each chat's order, retried while Temporal or Postgres is down);
+  meanwhile the listener reports unready.
+- Telethon would save the update state (pts) every minute and on disconnect, whether or not
+  our jobs finished. The session only takes a state at our checkpoints: a state read from
+  Telethon's message box, saved once every dispatch and job in flight at that instant has
+  finished (busy or idle), so a crash can only make catch-up replay updates, never skip
+  one; message-id de-duplication in the seam absorbs the replays. Catch-up is also what
+  signals a message recorded just before a crash but not yet signalled.
+- The first state is saved before any update is handed over: the one Telethon started
+  from (see ``mark_start``). Without a stored state Telethon asks the server for its state
+  of now, so a listener killed before its first checkpoint would skip everything between.
+- Albums count as in flight from their first item until their album event started a job
+  (channels/telegram/albums.py): Telethon delivers it 0.5 s later, from a task of its own.
+- Telethon is pinned (1.45.0): the message box and handler-task set are private.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from telethon import TelegramClient, events
+from telethon.tl import types as tl_types
+
+from channels.chunking import split_message
+from channels.telegram.albums import PendingAlbums
+from channels.telegram.chat_jobs import ChatJobs, HandOver, InLineJob
+from channels.telegram.events import (
+    ChatAction,
+    Placeholders,
+    album_to_incoming,
+    facts_of,
+    to_chat_action,
+    to_deletion,
+    to_edit,
+    to_incoming,
+)
+from channels.telegram.filters import AccessLists, Verdict, verdict
+from channels.telegram.flows import FlowOwnership
+from channels.telegram.sender import TELEGRAM_MAX_CHARS
+from channels.telegram.session import PostgresSession
+from db import listener_queries
+from inbound.commands import parse_command
+from inbound.ingestor import Ingestor
+from inbound.input_rules import valid_message_ids
+from workflows.ids import delivery_random_id
+
+log = logging.getLogger("lull.telegram")
+
+CHECKPOINT_EVERY_SECONDS = 5.0
+CHECKPOINT_MIN_INTERVAL_SECONDS = 1.0
+# How long a checkpoint waits for the updates in flight when it took the state.
+CHECKPOINT_BARRIER_SECONDS = 30.0
+# An update still not handed over after this long makes the listener report unready.
+STUCK_AFTER_SECONDS = 5.0
+# An outgoing message of a user account matching a reply chunk from this far back is ours.
+OUR_CHUNKS_WITHIN = timedelta(days=1)
+# Message ids this process just sent, remembered until their delivery row is surely stored.
+SENT_HERE_REMEMBERED = 4096
+
+
+@dataclass(frozen=True)
+class ListenerOptions:
+    access: AccessLists = AccessLists()
+    placeholders: Placeholders = Placeholders()
+    # A user account's owner writing (or starting to type) in a chat pauses the bot there.
+    handoff: bool = True
+    # How long a handoff lasts; None: until `lull resume`.
+    handoff_minutes: float | None = 60.0
+    flow_ttl: timedelta = timedelta(hours=72)
+    retry_initial_seconds: float = 0.2
+    retry_max_seconds: float = 30.0
+
+
+class TelegramListener:
+    def __init__(
+        self,
+        client: TelegramClient,
+        ingestor: Ingestor,
+        session: PostgresSession,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        *,
+        options: ListenerOptions = ListenerOptions(),
+    ) -> None:
+        self._client = client
+        self._ingestor = ingestor
+        self._session = session
+        self._sessionmaker = sessionmaker
+        # Known once connected (see identify); jobs wait for it.
+        self._self_id = 0
+        self._username: str | None = None
+        self._user_account = False
+        self._identified = asyncio.Event()
+        self._options = options
+        self._account_id = ingestor.account.id
+        self._flows = FlowOwnership(sessionmaker, self._account_id, ttl=options.flow_ttl)
+        # One job per update, run in each chat's order once identified (see chat_jobs).
+        self._jobs = ChatJobs(
+            self._identified,
+            retry_initial=options.retry_initial_seconds,
+            retry_max=options.retry_max_seconds,
+        )
+        self._checkpointer: asyncio.Task[None] | None = None
+        # The update state Telethon started from, until it is saved (see mark_start).
+        self._start_state: tuple[dict[str, Any], dict[int, int]] | None = None
+        # Albums whose items Telethon dispatched, until their album event started a job.
+        self._albums = PendingAlbums(self._hand_over_album_items)
+        # Each album in flight's place in its chat's line, kept from its first item.
+        self._album_places: dict[int, Callable[[InLineJob], None]] = {}
+        # (chat, message id) of chunks this process sent: a reply to one may arrive before
+        # the send activity stored its delivery row, and must still count as a reply to us.
+        self._sent_here: OrderedDict[tuple[int, int], None] = OrderedDict()
+        session.hold_update_state()
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def mark_start(self) -> None:
+        """Remember the update state Telethon starts from. Call right after ``connect()``
+        (and after a bot's ``sign_in``) returns, with no await in between: Telethon loads
+        the state (stored, or the server's for a new session) and only then creates its
+        update loop task, which has not run yet, so no update is covered by this state."""
+        box = self._client._message_box  # pinned telethon: see module
+        if not box.is_empty():  # not logged in yet: sign_in loads it
+            self._start_state = box.session_state()
+
+    async def save_start(self) -> None:
+        """Save the state marked at connect, before any job runs (they wait for
+        ``identify``): from then on a restart catches up from no later than here."""
+        if self._start_state is None:
+            # Telethon reads pts 0 as no state at all, so none could be resumed from.
+            log.warning(
+                "account %s has no update state yet (pts 0): until the first checkpoint, "
+                "a crash may skip the updates in between",
+                self._ingestor.account.key,
+            )
+            return
+        await self._save_states(*self._start_state)
+        self._start_state = None
+
+    def identify(self, self_id: int, *, user_account: bool, username: str | None = None) -> None:
+        """Who the account is, from ``get_me()`` once connected."""
+        self._self_id = self_id
+        self._username = username
+        self._user_account = user_account
+        self._identified.set()
+
+    def note_sent(self, chat_id: int, message_id: int) -> None:
+        """The sender delivered a chunk as ``message_id`` (called before its delivery row
+        is stored, so a quick reply to it is still known to be a reply to us)."""
+        self._sent_here[(chat_id, message_id)] = None
+        while len(self._sent_here) > SENT_HERE_REMEMBERED:
+            self._sent_here.popitem(last=False)
+
+    def start(self) -> None:
+        """Register the handlers. Call before connecting: catch-up updates are fetched
+        and dispatched while the client connects, and must not find no handler."""
+        add = self._client.add_event_handler
+        add(self._on_message, events.NewMessage())
+        add(self._on_album, events.Album())
+        add(self._on_edit, events.MessageEdited())
+        add(self._on_delete, events.MessageDeleted())
+        add(self._on_user_update, events.UserUpdate())
+        self._checkpointer = asyncio.create_task(self._checkpoint_loop())
+
+    @property
+    def healthy_backlog(self) -> bool:
+        """False while some accepted update cannot be handed to Temporal / Postgres: one
+        has failed and is retrying, or one has been in flight for too long (the SDK
+        retries an unreachable server itself for a while before it reports a failure)."""
+        if self._jobs.failing:
+            return False
+        now = asyncio.get_running_loop().time()
+        started = [*self._jobs.started_at(), *self._albums.first_seen()]
+        return all(now - at < STUCK_AFTER_SECONDS for at in started)
+
+    @property
+    def ingestor(self) -> Ingestor:
+        return self._ingestor
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._jobs)
+
+    async def drain(self, *, within: float) -> int:
+        """Wait for in-flight jobs (and Telethon's pending dispatches); returns how many
+        were still running when ``within`` ran out. Then checkpoint the update state."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        # Telethon's dispatch tasks offer no event to wait on, so poll briefly.
+        while (self._jobs or self._albums or self._dispatching()) and loop.time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+        left = len(self._jobs) + len(self._albums)
+        if self._checkpointer is not None:
+            self._checkpointer.cancel()
+        if left == 0:
+            await self.checkpoint()
+        return left
+
+    def close(self) -> None:
+        """Stop background work; jobs still running are abandoned (catch-up replays)."""
+        if self._checkpointer is not None:
+            self._checkpointer.cancel()
+        self._jobs.cancel()
+        self._albums.cancel()
+
+    async def checkpoint(self) -> None:
+        """Save the update state Telethon has reached, once every update it covers has
+        been handed to the seam. Under a steady stream the listener is never idle, so the
+        state is taken first and saved only after the dispatches and jobs in flight at
+        that instant have finished (later ones may still run: they are after the state)."""
+        states = self._client._message_box.session_state()  # pinned telethon: see module
+        # No await since the line above: nothing can have been dispatched in between.
+        dispatches = set(self._client._event_handler_tasks)
+        if dispatches:
+            await asyncio.wait(dispatches)
+        # Album items the state covers were dispatched, and noted: wait for their album.
+        albums = self._albums.waiters()
+        if albums:
+            await asyncio.wait(albums)
+        # Every update the state covers now has its job, finished or among these.
+        jobs = self._jobs.running()
+        if jobs:
+            await asyncio.wait(jobs)
+        if any(job.cancelled() or job.exception() is not None for job in jobs):
+            return  # a job was abandoned (shutdown): catch-up must replay it
+        await self._save_states(*states)
+
+    async def _save_states(self, common: dict[str, Any], channels: dict[int, int]) -> None:
+        # Telethon's own save keeps its self-entity; its newer states are held back.
+        await self._client._save_states_and_entities()  # pinned telethon: see module
+        now = datetime.now(UTC)
+        with self._session.allow_update_state():
+            self._session.set_update_state(0, tl_types.updates.State(**common, unread_count=0))
+            for channel_id, pts in channels.items():
+                self._session.set_update_state(
+                    channel_id, tl_types.updates.State(pts, 0, now, 0, unread_count=0)
+                )
+        await self._session.save()
+
+    def _dispatching(self) -> bool:
+        return bool(self._client._event_handler_tasks)
+
+    async def _checkpoint_loop(self) -> None:
+        """Checkpoint soon after the listener goes idle (at most once a second), and every
+        few seconds while it is busy."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._jobs.idle.wait(), CHECKPOINT_EVERY_SECONDS)
+            self._jobs.idle.clear()
+            try:
+                # A job that keeps failing (Temporal down) holds the barrier: bounded here,
+                # tried again next round.
+                await asyncio.wait_for(self.checkpoint(), CHECKPOINT_BARRIER_SECONDS)
+            except TimeoutError:
+                log.debug("update state not saved: updates still in flight")
+            except Exception:
+                log.warning("could not save the update state; will retry", exc_info=True)
+            await asyncio.sleep(CHECKPOINT_MIN_INTERVAL_SECONDS)
+
+    # -- handlers: tiny, they only start jobs -----------------------------------------------
+    async def _on_message(self, event: events.NewMessage.Event) -> None:
+        if event.message.grouped_id is not None:
+            # An album item: _on_album takes the whole album as one message, once Telethon
+            # delivers it; until then the album is in flight, and holds the chat's place
+            # in line (a message sent after it must not be recorded before it).
+            grouped_id = event.message.grouped_id
+            if grouped_id not in self._album_places:
+                self._album_places[grouped_id] = self._jobs.reserve_in_line(
+                    event.chat_id, f"album {grouped_id} in {event.chat_id}"
+                )
+            self._albums.item(grouped_id, event)
+            return
+        label = f"message {event.id} in {event.chat_id}"
+        self._jobs.submit_in_line(
+            event.chat_id, label, lambda recorded: self._message(event, event.message, recorded)
+        )
+
+    async def _on_album(self, event: events.Album.Event) -> None:
+        first = min(event.messages, key=lambda m: m.id)
+
+        async def job(recorded: HandOver) -> None:
+            await self._message(event, first, recorded)
+
+        place = self._album_places.pop(event.grouped_id, None)
+        if place is not None:
+            place(job)
+        else:  # its items came before this listener started (catch-up hands the album over)
+            self._jobs.submit_in_line(event.chat_id, f"album {first.id} in {event.chat_id}", job)
+        # Its job exists now: a checkpoint waits for that instead.
+        self._albums.delivered(event.grouped_id)
+
+    def _hand_over_album_items(self, grouped_id: int, items: list[Any]) -> None:
+        """Items Telethon will never deliver as an album (see channels/telegram/albums.py)
+        each go to the seam as a message of their own."""
+        log.warning(
+            "album %s: no album event for %d item(s); handing them over one by one",
+            grouped_id,
+            len(items),
+        )
+
+        async def one_by_one(recorded: HandOver) -> None:
+            # Idempotent if retried: the seam de-duplicates by message id.
+            for item in items:
+                await self._message(item, item.message, lambda: None)
+            recorded()
+
+        place = self._album_places.pop(grouped_id, None)
+        if place is not None:
+            place(one_by_one)
+        else:
+            self._jobs.submit_in_line(items[0].chat_id, f"album {grouped_id} items", one_by_one)
+
+    async def _on_edit(self, event: events.MessageEdited.Event) -> None:
+        label = f"edit of {event.id} in {event.chat_id}"
+        self._jobs.submit(event.chat_id, label, lambda: self._edit(event))
+
+    async def _on_delete(self, event: events.MessageDeleted.Event) -> None:
+        # Without a chat (private chats, basic groups) the delete is resolved from our
+        # records, so it waits for every job before it, in whichever chat.
+        label = f"delete of {event.deleted_ids}"
+        self._jobs.submit(event.chat_id, label, lambda: self._delete(event))
+
+    async def _on_user_update(self, event: events.UserUpdate.Event) -> None:
+        action = to_chat_action(event)
+        if action is None:
+            return
+        # In line with the chat's messages: a chat action only updates the typing gate.
+        self._jobs.submit_in_line(
+            action.chat_id,
+            f"{action.action} in {action.chat_id}",
+            lambda _recorded: self._typing(action),
+        )
+
+    # -- jobs --------------------------------------------------------------------------------
+    async def _typing(self, action: ChatAction) -> None:
+        if action.sender_id == self._self_id:
+            # The owner typing from another session of a user account: hand over before
+            # their message lands, unless it is our own "typing…" shown while generating.
+            if action.action != "cancel" and self._hands_off():
+                async with self._sessionmaker() as session:
+                    ours = await listener_queries.generating_in(
+                        session, account_id=self._account_id, chat_id=action.chat_id
+                    )
+                if not ours:
+                    await self._hand_over(action.chat_id, action.topic_id, "started typing")
+            return
+        await self._ingestor.typing(
+            chat_id=action.chat_id,
+            sender_id=action.sender_id,
+            action=action.action,
+            topic_id=action.topic_id,
+        )
+
+    async def _message(self, event: Any, message: Any, recorded: HandOver) -> None:
+        """A new message, or an album; ``message`` is the message or the album's first.
+        ``recorded`` is called once it is in Postgres (the chat's next job may start)."""
+        if isinstance(event, events.Album.Event):
+            incoming = album_to_incoming(event, self._options.placeholders)
+        else:
+            incoming = to_incoming(event, self._options.placeholders)
+        if incoming is None:
+            return  # service messages
+        if message.out:
+            await self._outgoing(incoming.chat_id, message.id, incoming.topic_id, incoming.text)
+            return
+        is_command = parse_command(incoming.text, self._ingestor.commands) is not None
+        replies_to_us = await self._replies_to_us(incoming.chat_id, message)
+        facts = facts_of(
+            event,
+            replies_to_us=replies_to_us,
+            is_command=is_command,
+            us=(self._self_id, self._username),
+            message=message,
+        )
+        decision = verdict(facts, self._options.access)
+        if decision is Verdict.IGNORE:
+            return
+        reason: str | None = None
+        if decision is Verdict.RECORD_ONLY:
+            reason = "bot_sender" if facts.sender_is_bot else "group_chatter"
+        elif not facts.is_private:
+            explicit = facts.mentions_us or facts.is_command
+            admitted = await self._flows.admits(
+                incoming.chat_id,
+                incoming.topic_id,
+                incoming.sender_id,
+                incoming.sent_at,
+                explicit=explicit,
+            )
+            reason = None if admitted else "flow_owned"
+        await self._ingestor.message(incoming, unanswered_reason=reason, on_recorded=recorded)
+
+    async def _outgoing(
+        self, chat_id: int, message_id: int, topic_id: int | None, text: str
+    ) -> None:
+        """Our own message. A bot's are our replies; a user account's, unless one of our
+        reply chunks, were typed by its human owner: hand the chat over to them."""
+        if not self._hands_off() or (chat_id, message_id) in self._sent_here:
+            return
+        async with self._sessionmaker() as session, session.begin():
+            ours = await listener_queries.sent_by_us(
+                session,
+                account_id=self._account_id,
+                chat_id=chat_id,
+                channel_message_id=message_id,
+            ) or await self._is_our_chunk(session, chat_id, message_id, text)
+        if ours:
+            return
+        await self._hand_over(chat_id, topic_id, "wrote")
+
+    async def _is_our_chunk(
+        self, session: AsyncSession, chat_id: int, message_id: int, text: str
+    ) -> bool:
+        """Whether ``text`` is a chunk of one of our recent replies whose message id we do
+        not know: a retried send answered RANDOM_ID_DUPLICATE (an earlier attempt reached
+        Telegram), or one still on its way. Its id is recorded on the delivery."""
+        since = datetime.now(UTC) - OUR_CHUNKS_WITHIN
+        replies = await listener_queries.recent_replies(
+            session, account_id=self._account_id, chat_id=chat_id, since=since
+        )
+        for reply_id, key, reply_text in replies:
+            chunks = [c.strip() for c in split_message(reply_text, TELEGRAM_MAX_CHARS)]
+            if text.strip() in chunks:
+                index = chunks.index(text.strip())
+                await listener_queries.record_seen_delivery(
+                    session,
+                    reply_id=reply_id,
+                    chunk_index=index,
+                    random_id=delivery_random_id(key, index),
+                    channel_message_id=message_id,
+                )
+                return True
+        return False
+
+    def _hands_off(self) -> bool:
+        return self._user_account and self._options.handoff
+
+    async def _hand_over(self, chat_id: int, topic_id: int | None, what: str) -> None:
+        log.info("owner %s in chat %s; pausing the bot there", what, chat_id)
+        await self._ingestor.hand_off(
+            chat_id=chat_id,
+            topic_id=topic_id,
+            owner_id=self._self_id,
+            minutes=self._options.handoff_minutes,
+        )
+
+    async def _replies_to_us(self, chat_id: int, message: Any) -> bool:
+        reply_to = getattr(message.reply_to, "reply_to_msg_id", None)
+        if reply_to is None:
+            return False
+        if (chat_id, reply_to) in self._sent_here:
+            return True
+        async with self._sessionmaker() as session:
+            return await listener_queries.sent_by_us(
+                session,
+                account_id=self._account_id,
+                chat_id=chat_id,
+                channel_message_id=reply_to,
+            )
+
+    async def _edit(self, event: events.MessageEdited.Event) -> None:
+        if event.message.out:
+            return
+        edit = to_edit(event, self._options.placeholders)
+        if edit is None:
+            return
+        await self._ingestor.edit(
+            chat_id=edit.chat_id,
+            message_id=edit.message_id,
+            text=edit.text,
+            edited_at=event.message.edit_date or event.message.date,
+            topic_id=edit.topic_id,
+        )
+
+    async def _delete(self, event: events.MessageDeleted.Event) -> None:
+        deletion = to_deletion(event)
+        now = datetime.now(UTC)
+        ids = valid_message_ids(deletion.message_ids, f"delete in chat {deletion.chat_id}")
+        if not ids:
+            return
+        if deletion.chat_id is not None:
+            by_chat = {deletion.chat_id: ids}
+        else:
+            async with self._sessionmaker() as session:
+                by_chat = await listener_queries.chats_of_messages(
+                    session, account_id=self._account_id, message_ids=ids
+                )
+        for chat_id, ids in by_chat.items():
+            await self._ingestor.delete(chat_id=chat_id, message_ids=ids, deleted_at=now)

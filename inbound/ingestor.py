@@ -1,0 +1,560 @@
+"""The ingest seam: every channel's incoming events become workflow signals here, and the
+process that owns a channel hosts that account's `send_reply` activity.
+
+Order per message: record it in Postgres (the durable "accepted" point), then
+signal-with-start its conversation. A message already answered is not signalled again,
+so channel retries and catch-up replays cannot produce a second reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import Client, WithStartWorkflowOperation
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.worker import Worker
+
+from activities.safe_errors import SafeErrors
+from activities.sending import RANDOM_ID_TRUST_SECONDS, SendActivities
+from channels.base import ChannelSender
+from db import queries
+from inbound.commands import BUILTIN_COMMANDS, parse_command
+from inbound.input_rules import RejectedMessageError, check_ids, clean_text
+from inbound.signal_batches import SignalBatches
+from inbound.signal_linger import SignalLinger
+from inbound.typing_gate import ChatKey, Hold, Send, TypingGate
+from workflows import attributes
+from workflows.conversation import ConversationWorkflow
+from workflows.ids import chat_reference, conversation_workflow_id, sender_reference
+from workflows.payloads import (
+    ConversationInput,
+    ConversationRef,
+    DebounceConfig,
+    MessageEdited,
+    MessageReceived,
+    MessagesDeleted,
+    MessagesReceived,
+    PauseInput,
+    TypingObserved,
+)
+
+CHAT_ACTIONS = frozenset({"typing", "record_audio", "record_video", "upload", "cancel"})
+# A held chat action is signalled this long before the deadline it could extend: room for
+# the signal to reach the workflow (see inbound/typing_gate.py).
+TYPING_SIGNAL_LEAD_SECONDS = 1.0
+
+log = logging.getLogger("lull.ingest")
+
+
+@dataclass(frozen=True)
+class Account:
+    id: int
+    key: str
+
+
+@dataclass(frozen=True)
+class IncomingMessage:
+    chat_id: int
+    sender_id: int
+    message_id: int
+    text: str
+    sent_at: datetime
+    topic_id: int | None = None
+    kind: str = "text"
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    workflow_id: str
+    # False when the message was already answered (a re-delivery) and so not signalled.
+    signalled: bool
+    # The run that received the signal (None when not signalled).
+    run_id: str | None = None
+
+
+def send_task_queue(task_queue: str, account_key: str) -> str:
+    """Each account's sends run on its own queue, polled only by the process owning it."""
+    return f"{task_queue}/send/{account_key}"
+
+
+async def register_account(
+    sessionmaker: async_sessionmaker[AsyncSession], *, key: str, kind: str, display_name: str
+) -> Account:
+    async with sessionmaker() as session, session.begin():
+        account_id = await queries.upsert_account(
+            session, key=key, kind=kind, display_name=display_name
+        )
+    return Account(account_id, key)
+
+
+class Ingestor:
+    """Turns one account's incoming events into conversation signals."""
+
+    def __init__(
+        self,
+        client: Client,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        account: Account,
+        *,
+        config: DebounceConfig,
+        task_queue: str,
+        chat_hash_key: bytes,
+        commands: frozenset[str] = frozenset(BUILTIN_COMMANDS),
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        schedule: Callable[[float, Callable[[], None]], Any] | None = None,
+        batch_signals: bool = True,
+        signal_linger: float | None = None,
+    ) -> None:
+        self._client = client
+        self._sessionmaker = sessionmaker
+        self._account = account
+        self._config = config
+        self._task_queue = task_queue
+        self._hash_key = chat_hash_key
+        self._commands = commands
+        self._clock = clock
+        # Stamps when a message was accepted; its quiet period runs from then.
+        self._wall_clock = wall_clock
+        self._typing_gate = TypingGate(config, lead=TYPING_SIGNAL_LEAD_SECONDS)
+        # Calls release_held_typing() when a held action is due; tests pass their own.
+        self._schedule = schedule or self._call_later
+        # (chat, sender) → (when its held action is due, the timer for then).
+        self._typing_timers: dict[tuple[ChatKey, int], tuple[float, Any]] = {}
+        self._typing_tasks: set[asyncio.Task[bool]] = set()
+        # Per conversation, one message signal in flight; later arrivals ride the next.
+        self._batch_signals = batch_signals
+        self._signals: SignalBatches[tuple[ConversationRef, MessageReceived], str | None] = (
+            SignalBatches(self._signal_messages)
+        )
+        # How long a message's signal may wait for its burst's next message (batching only).
+        self._linger = SignalLinger(config, linger=signal_linger if batch_signals else 0.0)
+
+    @property
+    def account(self) -> Account:
+        return self._account
+
+    @property
+    def commands(self) -> frozenset[str]:
+        return self._commands
+
+    def _search_attributes(self, ref: ConversationRef) -> TypedSearchAttributes | None:
+        if not self._config.search_attributes:
+            return None
+        return TypedSearchAttributes(
+            [
+                SearchAttributePair(attributes.ACCOUNT, ref.account_key),
+                SearchAttributePair(attributes.CHAT_REF, ref.chat_ref),
+                # What the run would upsert first; set here, it costs no history event.
+                SearchAttributePair(attributes.PHASE, attributes.ACTIVE),
+            ]
+        )
+
+    def _workflow_id(self, chat_id: int, topic_id: int | None) -> str:
+        return conversation_workflow_id(self._account.key, self._chat_ref(chat_id, topic_id))
+
+    def workflow_id_for(self, chat_id: int, topic_id: int | None = None) -> str:
+        """The workflow id of this account's conversation in a chat (and topic)."""
+        return self._workflow_id(chat_id, topic_id)
+
+    def _chat_ref(self, chat_id: int, topic_id: int | None) -> str:
+        return chat_reference(self._hash_key, self._account.key, chat_id, topic_id)
+
+    def _sender(self, sender_id: int) -> int:
+        # Signals carry a keyed number for the sender, never the Telegram user id.
+        return sender_reference(self._hash_key, self._account.key, sender_id)
+
+    async def typing(
+        self, *, chat_id: int, sender_id: int, action: str, topic_id: int | None = None
+    ) -> bool:
+        """A user's chat action; returns whether the conversation was signalled now.
+
+        Most actions are held back and never signalled: the author's next message makes
+        them moot (see inbound/typing_gate.py). A held one is signalled by a timer
+        shortly before the deadline it could extend (tests call ``release_held_typing``).
+        """
+        if action not in CHAT_ACTIONS:
+            expected = ", ".join(sorted(CHAT_ACTIONS))
+            raise ValueError(f"unknown chat action {action!r}; expected one of {expected}")
+        check_ids(f"{action} in chat {chat_id}", chat_id=chat_id, sender_id=sender_id)
+        chat = (chat_id, topic_id)
+        decision = self._typing_gate.action(chat, sender_id, action, self._clock())
+        return await self._apply_typing(chat, sender_id, decision)
+
+    async def release_held_typing(self) -> int:
+        """Signal the held chat actions whose time came; returns how many were signalled."""
+        now, signalled = self._clock(), 0
+        due = [key for key, (fire_at, _) in self._typing_timers.items() if fire_at <= now]
+        for key in due:
+            signalled += await self._release(key)
+        return signalled
+
+    async def _release(self, key: tuple[ChatKey, int]) -> bool:
+        chat, sender_id = key
+        return await self._apply_typing(chat, sender_id, self._typing_gate.due(*key, self._clock()))
+
+    async def _apply_typing(
+        self, chat: ChatKey, sender_id: int, decision: Hold | Send | None
+    ) -> bool:
+        key = (chat, sender_id)
+        timed = self._typing_timers.get(key)
+        if isinstance(decision, Hold) and timed is not None and timed[0] == decision.fire_at:
+            return False  # already timed for then
+        self._cancel_typing_timer(key)
+        if decision is None:
+            return False
+        if isinstance(decision, Hold):
+            delay = max(0.0, decision.fire_at - self._clock())
+            handle = self._schedule(delay, lambda: self._on_typing_timer(key))
+            self._typing_timers[key] = (decision.fire_at, handle)
+            return False
+        chat_id, topic_id = chat
+        return await self._signal_open(
+            chat_id,
+            topic_id,
+            "typing_observed",
+            TypingObserved(self._sender(sender_id), decision.action, age_seconds=decision.age),
+        )
+
+    def _cancel_typing_timer(self, key: tuple[ChatKey, int]) -> None:
+        _, handle = self._typing_timers.pop(key, (None, None))
+        if handle is not None:
+            handle.cancel()
+
+    def _call_later(self, delay: float, callback: Callable[[], None]) -> asyncio.TimerHandle:
+        return asyncio.get_running_loop().call_later(delay, callback)
+
+    def _on_typing_timer(self, key: tuple[ChatKey, int]) -> None:
+        # This timer fired: forget it, so a hold on to (nearly) the same moment re-arms.
+        self._typing_timers.pop(key, None)
+        task = asyncio.create_task(self._release_logged(key))
+        self._typing_tasks.add(task)
+        task.add_done_callback(self._typing_tasks.discard)
+
+    async def _release_logged(self, key: tuple[ChatKey, int]) -> bool:
+        try:
+            return await self._release(key)
+        except Exception as exc:  # noqa: BLE001 - a lost lease only makes a reply come sooner
+            log.warning("held chat action not signalled: %s: %s", type(exc).__name__, exc)
+            return False
+
+    async def edit(
+        self,
+        *,
+        chat_id: int,
+        message_id: int,
+        text: str,
+        edited_at: datetime,
+        topic_id: int | None = None,
+    ) -> bool:
+        """Record an edit; a still-buffered message's burst restarts its quiet period.
+        An answered message's edit is recorded and not answered again. Returns whether the
+        conversation was signalled."""
+        what = f"edit of message {message_id} in chat {chat_id}"
+        check_ids(what, chat_id=chat_id, message_id=message_id, topic_id=topic_id)
+        text = clean_text(text, what)
+        if not text:
+            raise RejectedMessageError(f"{what} is empty; not applied")
+        async with self._sessionmaker() as session, session.begin():
+            recorded = await queries.record_edit(
+                session,
+                account_id=self._account.id,
+                chat_id=chat_id,
+                message_id=message_id,
+                text=text,
+                edited_at=edited_at,
+            )
+        if recorded is None or recorded.burst_id is not None:
+            log.info("edit of message %s in chat %s recorded, not re-answered", message_id, chat_id)
+            return False
+        self._typing_gate.touched((chat_id, topic_id), self._clock())
+        return await self._signal_open(
+            chat_id,
+            topic_id,
+            "message_edited",
+            MessageEdited(message_id, len(text)),
+        )
+
+    async def delete(
+        self,
+        *,
+        chat_id: int,
+        message_ids: list[int],
+        deleted_at: datetime,
+        topic_id: int | None = None,
+    ) -> bool:
+        """Record deletes; buffered messages leave their burst. Returns whether signalled."""
+        for message_id in message_ids:
+            check_ids(f"delete in chat {chat_id}", chat_id=chat_id, message_id=message_id)
+        async with self._sessionmaker() as session, session.begin():
+            unanswered = await queries.record_deletes(
+                session,
+                account_id=self._account.id,
+                chat_id=chat_id,
+                message_ids=message_ids,
+                deleted_at=deleted_at,
+            )
+        if not unanswered:
+            return False
+        self._typing_gate.touched((chat_id, topic_id), self._clock())
+        return await self._signal_open(
+            chat_id,
+            topic_id,
+            "messages_deleted",
+            MessagesDeleted(unanswered),
+        )
+
+    async def _signal_open(
+        self, chat_id: int, topic_id: int | None, signal: str, arg: object
+    ) -> bool:
+        """Signal an open conversation, after its held messages: an edit or a delete that
+        overtook its message would find nothing to change."""
+        workflow_id = self._workflow_id(chat_id, topic_id)
+        await self._signals.flush(workflow_id)
+        return await signal_open_conversation(self._client, workflow_id, signal, arg)
+
+    @property
+    def signal_batches(self) -> SignalBatches[tuple[ConversationRef, MessageReceived], str | None]:
+        return self._signals
+
+    async def message(
+        self,
+        msg: IncomingMessage,
+        *,
+        unanswered_reason: str | None = None,
+        on_recorded: Callable[[], None] | None = None,
+    ) -> IngestResult:
+        """Record a message, then signal its conversation; returns once the signal landed.
+        With ``unanswered_reason`` the message is only recorded (kept in the transcript,
+        never answered).
+
+        ``on_recorded`` is called once the message is in Postgres, before its signal is
+        sent: a caller keeping a chat's messages in order may hand over the next one then,
+        and the two can ride one signal. Only such a caller's messages may be held for the
+        next one (see inbound/signal_linger.py)."""
+        accepted_at = self._wall_clock()
+        what = f"message {msg.message_id} in chat {msg.chat_id}"
+        check_ids(
+            what,
+            chat_id=msg.chat_id,
+            sender_id=msg.sender_id,
+            message_id=msg.message_id,
+            topic_id=msg.topic_id,
+        )
+        text = clean_text(msg.text, what)
+        if not text:
+            raise RejectedMessageError(f"{what} is empty; not buffered")
+        command = parse_command(text, self._commands)
+        async with self._sessionmaker() as session:
+            # One statement, atomic on its own: no begin and commit round trips around it.
+            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            conversation_id, recorded = await queries.record_incoming(
+                session,
+                account_id=self._account.id,
+                chat_id=msg.chat_id,
+                topic_id=msg.topic_id,
+                message_id=msg.message_id,
+                sender_id=msg.sender_id,
+                text=text,
+                kind="command" if command else msg.kind,
+                sent_at=msg.sent_at,
+                unanswered_reason=unanswered_reason,
+                chat_ref=self._chat_ref(msg.chat_id, msg.topic_id),
+            )
+        workflow_id = self._workflow_id(msg.chat_id, msg.topic_id)
+        if on_recorded is not None:
+            # The chat's next job runs at our next await, the deliver below: by then the
+            # typing gate has heard of this message.
+            on_recorded()
+        if unanswered_reason is not None:
+            return IngestResult(workflow_id, signalled=False)
+        if recorded.burst_id is not None:
+            log.info(
+                "message %s of %s already answered; not re-signalled", msg.message_id, workflow_id
+            )
+            return IngestResult(workflow_id, signalled=False)
+        ref = self._ref(msg.chat_id, msg.topic_id, conversation_id)
+        chat = (msg.chat_id, msg.topic_id)
+        self._typing_gate.message(chat, msg.sender_id, self._clock())
+        self._cancel_typing_timer((chat, msg.sender_id))
+        received = MessageReceived(
+            msg.message_id, self._sender(msg.sender_id), len(text), command, accepted_at=accepted_at
+        )
+        if self._batch_signals:
+            now = self._clock()
+            send_by = self._linger.send_by(chat, now, chars=len(text), command=command is not None)
+            # Only a caller that hands over the chat's next message once this one is
+            # recorded can have it join: one that waits for this call would only be slowed,
+            # and its next message accepted later.
+            hold = send_by - now if on_recorded is not None else 0.0
+            run_id = await self._signals.deliver(workflow_id, (ref, received), hold=hold)
+        else:
+            run_id = await self._signal_messages([(ref, received)])
+        return IngestResult(workflow_id, signalled=True, run_id=run_id)
+
+    async def _signal_messages(
+        self, items: list[tuple[ConversationRef, MessageReceived]]
+    ) -> str | None:
+        """Signal-with-start one conversation with its messages, in order; one alone goes
+        as ``message_received``, as it always did."""
+        ref = items[-1][0]
+        received = [m for _, m in items]
+        signal, arg = (
+            ("message_received", received[0])
+            if len(received) == 1
+            else ("messages_received", MessagesReceived(received))
+        )
+        handle = await self._client.start_workflow(
+            ConversationWorkflow.run,
+            self._input(ref),
+            start_signal=signal,
+            start_signal_args=[arg],
+            **self._start_options(ref),
+        )
+        return handle.result_run_id
+
+    async def resend_unflushed(self, *, older_than: timedelta, limit: int = 500) -> int:
+        """Signal again the messages recorded over ``older_than`` ago that no burst took:
+        their signal was lost (a Temporal that lost its last commits, a run closed from
+        outside). The workflow ignores an id it has seen and warns about one it had not;
+        signal-with-start serves a chat whose run is gone. Returns how many were sent."""
+        async with self._sessionmaker() as session:
+            rows = await queries.unflushed_messages(
+                session, account_id=self._account.id, older_than=older_than, limit=limit
+            )
+        by_chat: dict[tuple[int, int | None], list[tuple[ConversationRef, MessageReceived]]] = {}
+        for row in rows:
+            received = MessageReceived(
+                row.message_id,
+                self._sender(row.sender_id),
+                len(row.text),
+                parse_command(row.text, self._commands),
+                accepted_at=row.received_at,
+                resent=True,
+            )
+            ref = self._ref(row.chat_id, row.topic_id, row.conversation_id)
+            by_chat.setdefault((row.chat_id, row.topic_id), []).append((ref, received))
+        for items in by_chat.values():
+            await self._signal_messages(items)
+        return len(rows)
+
+    async def hand_off(
+        self, *, chat_id: int, topic_id: int | None, owner_id: int, minutes: float | None
+    ) -> None:
+        """The account's human owner wrote in this chat: pause the bot there (human
+        handoff), starting the conversation if none is open so the pause is kept."""
+        async with self._sessionmaker() as session, session.begin():
+            conversation_id = await queries.ensure_conversation(
+                session,
+                account_id=self._account.id,
+                chat_id=chat_id,
+                topic_id=topic_id,
+                owner_user_id=owner_id,
+                chat_ref=self._chat_ref(chat_id, topic_id),
+            )
+        ref = self._ref(chat_id, topic_id, conversation_id)
+        await self._signals.flush(self._workflow_id(chat_id, topic_id))
+        start = WithStartWorkflowOperation(
+            ConversationWorkflow.run,
+            self._input(ref),
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            **self._start_options(ref),
+        )
+        await self._client.execute_update_with_start_workflow(
+            ConversationWorkflow.pause, PauseInput(minutes), start_workflow_operation=start
+        )
+
+    async def close_conversations(self, reason: str) -> int:
+        """Terminate the account's open conversations (a throwaway replay account's, once
+        its run is over); returns how many were open."""
+        async with self._sessionmaker() as session:
+            chats = await queries.account_chats(session, self._account.id)
+        closed = 0
+        for chat_id, topic_id in chats:
+            handle = self._client.get_workflow_handle(self._workflow_id(chat_id, topic_id))
+            try:
+                await handle.terminate(reason)
+                closed += 1
+            except RPCError as err:
+                if err.status != RPCStatusCode.NOT_FOUND:  # already closed
+                    raise
+        return closed
+
+    def _ref(self, chat_id: int, topic_id: int | None, conversation_id: int) -> ConversationRef:
+        return ConversationRef(
+            account_key=self._account.key,
+            account_id=self._account.id,
+            conversation_id=conversation_id,
+            chat_ref=self._chat_ref(chat_id, topic_id),
+        )
+
+    def _input(self, ref: ConversationRef) -> ConversationInput:
+        return ConversationInput(
+            ref, self._config, send_task_queue(self._task_queue, ref.account_key)
+        )
+
+    def _start_options(self, ref: ConversationRef) -> dict[str, Any]:
+        return {
+            "id": conversation_workflow_id(ref.account_key, ref.chat_ref),
+            "task_queue": self._task_queue,
+            "static_summary": f"conversation of {ref.account_key}, chat {ref.chat_ref}",
+            "search_attributes": self._search_attributes(ref),
+        }
+
+
+async def signal_open_conversation(
+    client: Client, workflow_id: str, signal: str, arg: object
+) -> bool:
+    """Signal a conversation only if it is open; returns False when none is. Typing, edits
+    and deletes never start a conversation: with none open there is nothing to change."""
+    try:
+        await client.get_workflow_handle(workflow_id).signal(signal, arg)
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    return True
+
+
+async def wait_until_answered(
+    sessionmaker: async_sessionmaker[AsyncSession], account_id: int, *, within: float
+) -> int:
+    """Poll until every live message of the account is in a sent or failed burst.
+
+    Returns how many are still pending after ``within`` seconds (0 when all are done).
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        async with sessionmaker() as session:
+            pending = await queries.pending_message_count(session, account_id)
+        if pending == 0 or loop.time() >= deadline:
+            return pending
+        await asyncio.sleep(0.05)
+
+
+def build_send_worker(
+    client: Client,
+    *,
+    task_queue: str,
+    account: Account,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    sender: ChannelSender,
+    random_id_trust_seconds: float = RANDOM_ID_TRUST_SECONDS,
+) -> Worker:
+    """The worker that runs `send_reply` for one account, in the process owning its channel."""
+    sends = SendActivities(sessionmaker, sender, random_id_trust_seconds=random_id_trust_seconds)
+    return Worker(
+        client,
+        task_queue=send_task_queue(task_queue, account.key),
+        activities=[sends.send_reply, sends.send_failure_notice],
+        interceptors=[SafeErrors()],
+    )
