@@ -18,9 +18,12 @@ from activities.sending import SendActivities
 from workflows.config_check import GENERATE_ATTEMPT_SECONDS
 from workflows.failures import error_text_of, error_type_of
 from workflows.payloads import (
+    FailureNoticeInput,
     GenerateReplyInput,
     GenerateReplyResult,
     MarkBurstFailedInput,
+    PersistBurstInput,
+    PersistBurstResult,
     SendReplyInput,
     SendReplyResult,
 )
@@ -37,7 +40,24 @@ OUTSIDE_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=60),
 )
 SEND_HEARTBEAT = timedelta(seconds=15)
+# The error notice is best effort: a few tries, then the failure stays with ops.
+NOTICE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_attempts=5)
 GENERATE_ATTEMPT = timedelta(seconds=GENERATE_ATTEMPT_SECONDS)
+
+
+async def persist_burst(
+    input: PersistBurstInput, *, local: bool, summary: str
+) -> PersistBurstResult:
+    """One short Postgres write. ``local``: as a local activity, as runs from lull-2026-12
+    to the promises release did (docs/decisions/0004-regular-activities.md)."""
+    execute = workflow.execute_local_activity_method if local else workflow.execute_activity_method
+    return await execute(
+        BurstActivities.persist_burst,
+        input,
+        start_to_close_timeout=timedelta(seconds=30),
+        retry_policy=DB_RETRY,
+        summary=summary,
+    )
 
 
 async def generate_reply(
@@ -95,3 +115,20 @@ async def mark_failed(key: str, err: ActivityError) -> str:
         summary=f"mark burst failed ({error_type})",
     )
     return error_type
+
+
+async def notify_user(key: str, *, task_queue: str) -> None:
+    """The account's error message to the burst's user, best effort."""
+    try:
+        await workflow.execute_activity_method(
+            SendActivities.send_failure_notice,
+            FailureNoticeInput(burst_key=key),
+            task_queue=task_queue,
+            start_to_close_timeout=timedelta(seconds=30),
+            schedule_to_close_timeout=timedelta(minutes=10),
+            heartbeat_timeout=timedelta(seconds=15),
+            retry_policy=NOTICE_RETRY,
+            summary="send error message",
+        )
+    except ActivityError as err:
+        workflow.logger.warning("error message for burst %s not sent: %s", key, err.cause)

@@ -20,8 +20,9 @@ from testkit.workflow_harness import (
     until_sent,
     upserted,
 )
-from workflows.conversation import RELEASES, ConversationWorkflow
+from workflows.conversation import ConversationWorkflow
 from workflows.payloads import PauseInput
+from workflows.versions import RELEASES
 
 HISTORIES = Path(__file__).parent / "histories"
 
