@@ -11,11 +11,11 @@ from temporalio.exceptions import ApplicationError
 
 from activities.errors import missing
 from db import failure_queries, queries
+from workflows.error_types import ErrorType
 from workflows.payloads import MarkBurstFailedInput, PersistBurstInput, PersistBurstResult
 
 log = logging.getLogger("lull.alerts")
 
-NOT_FAILED = "NotFailed"
 MESSAGES_MISSING = "MessagesMissing"
 
 
@@ -144,7 +144,7 @@ class BurstActivities:
                 raise missing(f"burst {burst_key}")
             raise ApplicationError(
                 f"burst {burst_key} is {current.status}, not failed: nothing to retry",
-                type=NOT_FAILED,
+                type=ErrorType.NOT_FAILED,
                 non_retryable=True,
             )
         return status

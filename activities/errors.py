@@ -7,34 +7,27 @@ from datetime import timedelta
 from temporalio.exceptions import ApplicationError
 
 from llm.base import LLMAuthError, LLMError, LLMRejectedError, LLMRetryableError
+from workflows.error_types import ErrorType
 
-RETRYABLE = "Retryable"
-REJECTED = "Rejected"
-ACCOUNT_FATAL = "AccountFatal"
-MISSING = "Missing"
-# Postgres could not be reached (retried), or refused a statement (not retried).
-DATABASE_UNAVAILABLE = "DatabaseUnavailable"
-DATABASE_ERROR = "DatabaseError"
 # A send Telegram answered (refused): it was not delivered. Without it (a timeout, a lost
 # connection) a send's outcome is unknown.
 TELEGRAM_ANSWERED = "telegram-answered"
-SEND_IN_DOUBT = "SendInDoubt"
 
 
 def from_llm_error(exc: LLMError) -> ApplicationError:
     if isinstance(exc, LLMRetryableError):
         delay = timedelta(seconds=exc.retry_after) if exc.retry_after else None
-        return ApplicationError(str(exc), type=f"LLM{RETRYABLE}", next_retry_delay=delay)
+        return ApplicationError(str(exc), type=ErrorType.LLM_RETRYABLE, next_retry_delay=delay)
     if isinstance(exc, LLMAuthError):
-        return ApplicationError(str(exc), type=f"LLM{ACCOUNT_FATAL}", non_retryable=True)
+        return ApplicationError(str(exc), type=ErrorType.LLM_ACCOUNT_FATAL, non_retryable=True)
     if isinstance(exc, LLMRejectedError):
-        return ApplicationError(str(exc), type=f"LLM{REJECTED}", non_retryable=True)
-    return ApplicationError(str(exc), type=f"LLM{RETRYABLE}")
+        return ApplicationError(str(exc), type=ErrorType.LLM_REJECTED, non_retryable=True)
+    return ApplicationError(str(exc), type=ErrorType.LLM_RETRYABLE)
 
 
 def missing(what: str) -> ApplicationError:
     """A row the workflow relies on is absent: retrying cannot help."""
-    return ApplicationError(f"{what} not found", type=MISSING, non_retryable=True)
+    return ApplicationError(f"{what} not found", type=ErrorType.MISSING, non_retryable=True)
 
 
 def from_telegram_error(exc: Exception) -> ApplicationError:
@@ -69,14 +62,14 @@ def _classify_telegram_error(exc: Exception) -> ApplicationError:
         wait = timedelta(seconds=max(1, exc.seconds))
         return ApplicationError(
             f"{type(exc).__name__}: wait {exc.seconds} s",
-            type=f"Telegram{RETRYABLE}",
+            type=ErrorType.TELEGRAM_RETRYABLE,
             next_retry_delay=wait,
         )
     if isinstance(exc, errors.UnauthorizedError | errors.AuthKeyDuplicatedError):
         # The session is dead (revoked, deactivated, used twice): no send can succeed.
         return ApplicationError(
             f"{type(exc).__name__}: the account's session is unusable",
-            type=f"Telegram{ACCOUNT_FATAL}",
+            type=ErrorType.TELEGRAM_ACCOUNT_FATAL,
             non_retryable=True,
         )
     permanent = (
@@ -92,8 +85,8 @@ def _classify_telegram_error(exc: Exception) -> ApplicationError:
     if isinstance(exc, permanent):
         return ApplicationError(
             f"{type(exc).__name__}: Telegram refused this send",
-            type=f"Telegram{REJECTED}",
+            type=ErrorType.TELEGRAM_REJECTED,
             non_retryable=True,
         )
     # Server errors, timeouts, dropped connections and anything unknown: try again.
-    return ApplicationError(f"{type(exc).__name__}: {exc}", type=f"Telegram{RETRYABLE}")
+    return ApplicationError(f"{type(exc).__name__}: {exc}", type=ErrorType.TELEGRAM_RETRYABLE)

@@ -21,8 +21,8 @@ from temporalio.worker import (
     Interceptor,
 )
 
-from activities.errors import DATABASE_ERROR, DATABASE_UNAVAILABLE
 from db.errors import database_unavailable, describe_database_error, is_database_error
+from workflows.error_types import ErrorType
 
 MAX_MESSAGE = 300
 
@@ -31,13 +31,14 @@ def safe_failure(exc: BaseException) -> ApplicationError:
     """The failure Temporal records for an exception an activity did not classify."""
     if database_unavailable(exc):
         return ApplicationError(
-            f"database unavailable: {describe_database_error(exc)}", type=DATABASE_UNAVAILABLE
+            f"database unavailable: {describe_database_error(exc)}",
+            type=ErrorType.DATABASE_UNAVAILABLE,
         )
     if is_database_error(exc):
         # Refused statements do not heal by retrying; the burst fails and ops see why.
         return ApplicationError(
             f"database error: {describe_database_error(exc)}",
-            type=DATABASE_ERROR,
+            type=ErrorType.DATABASE_ERROR,
             non_retryable=True,
         )
     text = str(exc)

@@ -9,11 +9,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.errors import SEND_IN_DOUBT, missing, telegram_answered
+from activities.errors import missing, telegram_answered
 from activities.heartbeat import heartbeating
 from channels.base import ChannelSender, SendTarget
 from channels.chunking import split_message
 from db import failure_queries, queries
+from workflows.error_types import ErrorType
 from workflows.ids import delivery_random_id
 from workflows.payloads import FailureNoticeInput, SendReplyInput, SendReplyResult
 
@@ -100,7 +101,7 @@ class SendActivities:
                     "Telegram is trusted to de-duplicate it: not sent again, so that no "
                     f"reply shows twice; `lull retry --resend-in-doubt {input.burst_key}` "
                     "sends it",
-                    type=SEND_IN_DOUBT,
+                    type=ErrorType.SEND_IN_DOUBT,
                     non_retryable=True,
                 )
             try:

@@ -19,8 +19,9 @@ from db import failure_queries, queries
 from inbound.ingestor import send_task_queue
 from workflows import attributes
 from workflows.conversation import ConversationWorkflow
+from workflows.error_types import ErrorType
 from workflows.payloads import ConversationState, PauseInput, RetryBurstInput, RetryBurstResult
-from workflows.retry_burst import RETRY_FAILED, RetryBurstWorkflow, retry_workflow_id
+from workflows.retry_burst import RetryBurstWorkflow, retry_workflow_id
 
 OPEN_CONVERSATIONS = "WorkflowType = 'ConversationWorkflow' AND ExecutionStatus = 'Running'"
 
@@ -173,7 +174,7 @@ async def retry_burst(
         return await client.execute_workflow(RetryBurstWorkflow.run, inp, **options)
     except WorkflowFailureError as err:
         cause = err.cause
-        if isinstance(cause, ApplicationError) and cause.type == RETRY_FAILED:
+        if isinstance(cause, ApplicationError) and cause.type == ErrorType.RETRY_FAILED:
             raise RetryFailedError(cause.message) from None
         raise RetryRefusedError(str(getattr(cause, "cause", None) or cause)) from None
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from temporalio.exceptions import ActivityError, ApplicationError, RetryState, TimeoutError
 
+from workflows.error_types import ErrorType
+
 # Telegram itself cannot deliver to this chat (or at all): an error notice would fail too.
-SILENT_FAILURES = frozenset({"TelegramAccountFatal", "TelegramRejected"})
+SILENT_FAILURES = frozenset({ErrorType.TELEGRAM_ACCOUNT_FATAL, ErrorType.TELEGRAM_REJECTED})
 
 
 def error_type_of(err: ActivityError) -> str:
@@ -34,10 +36,12 @@ def error_text_of(err: ActivityError) -> str:
 
 # The reply may be on the user's screen already (its send was never answered): an error
 # notice would contradict it. Silent from the promises release on.
-IN_DOUBT_FAILURES = frozenset({"SendInDoubt"})
+IN_DOUBT_FAILURES = frozenset({ErrorType.SEND_IN_DOUBT})
 
 
 def tells_user(error_type: str, *, in_doubt_is_silent: bool = True) -> bool:
     """Whether the user gets the account's error message for a burst failed this way."""
-    silent = SILENT_FAILURES | (IN_DOUBT_FAILURES if in_doubt_is_silent else frozenset())
+    silent: frozenset[str] = SILENT_FAILURES | (
+        IN_DOUBT_FAILURES if in_doubt_is_silent else frozenset()
+    )
     return error_type not in silent

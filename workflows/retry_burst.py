@@ -13,8 +13,9 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.bursts import NOT_FAILED, BurstActivities
+    from activities.bursts import BurstActivities
     from workflows import steps
+    from workflows.error_types import ErrorType
     from workflows.failures import error_type_of
     from workflows.payloads import RetryBurstInput, RetryBurstResult
 
@@ -22,7 +23,6 @@ RETRY_WORKFLOW_PREFIX = "retry"
 # Outcomes the UI colours right: a retry whose delivery failed FAILS (it used to complete,
 # green, saying "generated"), and "nothing to retry" COMPLETES (it used to fail, red).
 PATCH_RETRY_OUTCOMES = "retry-outcomes"
-RETRY_FAILED = "RetryFailed"
 
 
 def retry_workflow_id(burst_key: str) -> str:
@@ -45,7 +45,7 @@ class RetryBurstWorkflow:
                 summary="reopen failed burst",
             )
         except ActivityError as err:
-            if outcomes and error_type_of(err) == NOT_FAILED:
+            if outcomes and error_type_of(err) == ErrorType.NOT_FAILED:
                 workflow.set_current_details(f"nothing to retry: {err.cause}")
                 return RetryBurstResult("nothing_to_retry", False, 0, detail=str(err.cause))
             raise
@@ -68,7 +68,7 @@ class RetryBurstWorkflow:
             if outcomes:
                 raise ApplicationError(
                     f"the retry of burst {key} failed too ({error_type}); see `lull failed`",
-                    type=RETRY_FAILED,
+                    type=ErrorType.RETRY_FAILED,
                     non_retryable=True,
                 ) from None
             return RetryBurstResult("failed", generated, 0, error_type)

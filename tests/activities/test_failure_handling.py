@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.bursts import NOT_FAILED, BurstActivities
+from activities.bursts import BurstActivities
 from activities.errors import from_telegram_error
 from activities.replies import ReplyActivities
 from activities.sending import SendActivities
@@ -26,6 +26,7 @@ from tests.activities.test_idempotency import (
     persist_input,
     seed,
 )
+from workflows.error_types import ErrorType
 from workflows.ids import delivery_random_id
 from workflows.payloads import (
     FailureNoticeInput,
@@ -118,7 +119,7 @@ async def test_a_failed_burst_with_a_stored_reply_is_reopened_to_send_it_not_reg
 
     with pytest.raises(ApplicationError) as refused:
         await env.run(bursts.reopen_failed_burst, key)
-    assert refused.value.type == NOT_FAILED and refused.value.non_retryable
+    assert refused.value.type == ErrorType.NOT_FAILED and refused.value.non_retryable
     assert "is sent, not failed" in str(refused.value)
 
 

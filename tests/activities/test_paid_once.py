@@ -14,7 +14,6 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.bursts import BurstActivities
-from activities.errors import DATABASE_UNAVAILABLE
 from activities.replies import ReplyActivities
 from activities.safe_errors import safe_failure
 from db.engine import make_engine, make_sessionmaker
@@ -22,6 +21,7 @@ from db.tables import reply
 from llm.base import Completion, Prompt
 from tests.activities.test_idempotency import OPTIONS, persist_input, seed
 from tests.faults.tcp_proxy import FaultProxy, postgres_proxy
+from workflows.error_types import ErrorType
 from workflows.payloads import GenerateReplyInput
 
 
@@ -101,7 +101,7 @@ async def test_an_outage_longer_than_the_attempt_fails_it_as_retryable_and_unava
         await attempt_env(8).run(replies.generate_reply, GenerateReplyInput(key))
     err = safe_failure(failed.value)
     assert isinstance(err, ApplicationError)
-    assert err.type == DATABASE_UNAVAILABLE and not err.non_retryable
+    assert err.type == ErrorType.DATABASE_UNAVAILABLE and not err.non_retryable
 
 
 def test_a_cost_the_column_cannot_hold_is_capped() -> None:
