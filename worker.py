@@ -69,12 +69,7 @@ def build_worker(
         task_queue=task_queue,
         workflows=[ConversationWorkflow, RetryBurstWorkflow],
         workflow_runner=workflow_runner(workflow_modules),
-        activities=[
-            bursts.persist_burst,
-            bursts.mark_burst_failed,
-            bursts.reopen_failed_burst,
-            replies.generate_reply,
-        ],
+        activities=[*bursts.activities(), *replies.activities()],
         interceptors=[SafeErrors()],
         # A shutdown lets in-flight activities finish for this long: an LLM call cut short
         # is paid again by its retry, so it defaults above the LLM timeout.

@@ -10,6 +10,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.errors import missing
+from activities.host import ActivityHost
 from db import failure_queries, queries
 from workflows.error_types import ErrorType
 from workflows.payloads import MarkBurstFailedInput, PersistBurstInput, PersistBurstResult
@@ -19,7 +20,7 @@ log = logging.getLogger("lull.alerts")
 MESSAGES_MISSING = "MessagesMissing"
 
 
-class BurstActivities:
+class BurstActivities(ActivityHost):
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         self._sessionmaker = sessionmaker
 

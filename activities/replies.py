@@ -27,6 +27,7 @@ from temporalio import activity
 
 from activities.errors import from_llm_error, missing
 from activities.heartbeat import heartbeating, repeating
+from activities.host import ActivityHost
 from db import queries
 from db.errors import database_unavailable, describe_database_error
 from inbound.commands import BUILTIN_COMMANDS, REFRESH_REPLY, help_text, parse_command
@@ -72,7 +73,7 @@ class ReplyOptions:
         return cost.quantize(COST_QUANTUM)
 
 
-class ReplyActivities:
+class ReplyActivities(ActivityHost):
     def __init__(
         self,
         sessionmaker: async_sessionmaker[AsyncSession],

@@ -11,6 +11,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.errors import missing, telegram_answered
 from activities.heartbeat import heartbeating
+from activities.host import ActivityHost
 from channels.base import ChannelSender, SendTarget
 from channels.chunking import split_message
 from db import failure_queries, queries
@@ -27,7 +28,7 @@ NOTICE_CHUNK = -1
 RANDOM_ID_TRUST_SECONDS = 600.0
 
 
-class SendActivities:
+class SendActivities(ActivityHost):
     def __init__(
         self,
         sessionmaker: async_sessionmaker[AsyncSession],

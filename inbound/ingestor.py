@@ -555,6 +555,6 @@ def build_send_worker(
     return Worker(
         client,
         task_queue=send_task_queue(task_queue, account.key),
-        activities=[sends.send_reply, sends.send_failure_notice],
+        activities=sends.activities(),
         interceptors=[SafeErrors()],
     )
