@@ -26,7 +26,8 @@ from channels import console, replay
 from db import migrate, queries
 from db.errors import database_unavailable, describe_database_error, from_the_database
 from db.locks import AccountLockedError
-from inbound.ingestor import register_account, wait_until_answered
+from inbound.accounts import register_account
+from inbound.drain import wait_until_answered
 from workflows.config_check import MAX_PAUSE_SECONDS, pause_seconds_ok
 from workflows.ids import (
     chat_reference,

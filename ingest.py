@@ -34,7 +34,8 @@ from channels.telegram.sender import TelegramSender
 from channels.telegram.session import PostgresSession
 from db import queries
 from db.locks import HeldLock, account_listener_lock
-from inbound.ingestor import Account, register_account
+from inbound.accounts import register_account
+from inbound.incoming import Account
 
 log = logging.getLogger("lull.telegram")
 

@@ -16,7 +16,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from db import failure_queries, queries
-from inbound.ingestor import send_task_queue
+from inbound.send_queue import send_task_queue
 from workflows import attributes
 from workflows.conversation import ConversationWorkflow
 from workflows.error_types import ErrorType

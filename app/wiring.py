@@ -25,7 +25,9 @@ from channels.base import ChannelSender
 from db import migrate
 from db.engine import make_engine, make_sessionmaker
 from db.sealed import SecretBox
-from inbound.ingestor import Account, Ingestor, build_send_worker
+from inbound.incoming import Account
+from inbound.ingestor import Ingestor
+from inbound.send_queue import build_send_worker
 from llm.factory import build_provider
 from workflows.payloads import DebounceConfig
 

@@ -45,7 +45,10 @@ from bench.lull_driver import (
 )
 from bench.stats import percentile
 from bench.workload import DEBOUNCE, MAX_BATCH, TYPING_WINDOW, Workload, build
-from inbound.ingestor import IncomingMessage, Ingestor, register_account, wait_until_answered
+from inbound.accounts import register_account
+from inbound.drain import wait_until_answered
+from inbound.incoming import IncomingMessage
+from inbound.ingestor import Ingestor
 from inbound.signal_linger import SignalLinger
 from testkit.servers import free_port
 

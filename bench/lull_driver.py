@@ -20,7 +20,9 @@ from pathlib import Path
 from app.wiring import Runtime
 from bench.workload import Event, Workload
 from channels.base import DedupingSender, SendTarget
-from inbound.ingestor import IncomingMessage, Ingestor, RejectedMessageError, register_account
+from inbound.accounts import register_account
+from inbound.incoming import IncomingMessage
+from inbound.ingestor import Ingestor, RejectedMessageError
 
 ECHO_COUNT = re.compile(r"^\[echo: (\d+) messages?\]")
 

@@ -12,7 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from channels.base import DedupingSender, SendTarget
 from db import queries
-from inbound.ingestor import IncomingMessage, Ingestor, wait_until_answered
+from inbound.drain import wait_until_answered
+from inbound.incoming import IncomingMessage
+from inbound.ingestor import Ingestor
 from inbound.input_rules import RejectedMessageError
 
 log = logging.getLogger("lull.console")

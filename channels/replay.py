@@ -20,7 +20,8 @@ from typing import Any, Literal, TextIO
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from channels.base import DedupingSender, SendTarget
-from inbound.ingestor import IncomingMessage, Ingestor
+from inbound.incoming import IncomingMessage
+from inbound.ingestor import Ingestor
 from inbound.input_rules import INT64_MAX, INT64_MIN, RejectedMessageError
 
 log = logging.getLogger("lull.replay")

@@ -8,11 +8,9 @@ so channel retries and catch-up replays cannot produce a second reply.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,17 +18,17 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
-from temporalio.worker import Worker
 
-from activities.safe_errors import SafeErrors
-from activities.sending import RANDOM_ID_TRUST_SECONDS, SendActivities
-from channels.base import ChannelSender
 from db import queries
 from inbound.commands import BUILTIN_COMMANDS, parse_command
+from inbound.drain import signal_open_conversation
+from inbound.incoming import CHAT_ACTIONS, Account, IncomingMessage, IngestResult
 from inbound.input_rules import RejectedMessageError, check_ids, clean_text
+from inbound.send_queue import send_task_queue
 from inbound.signal_batches import SignalBatches
 from inbound.signal_linger import SignalLinger
-from inbound.typing_gate import ChatKey, Hold, Send, TypingGate
+from inbound.typing_gate import ChatKey, TypingGate
+from inbound.typing_signals import TypingSignals
 from workflows import attributes
 from workflows.conversation import ConversationWorkflow
 from workflows.ids import chat_reference, conversation_workflow_id, sender_reference
@@ -46,53 +44,11 @@ from workflows.payloads import (
     TypingObserved,
 )
 
-CHAT_ACTIONS = frozenset({"typing", "record_audio", "record_video", "upload", "cancel"})
 # A held chat action is signalled this long before the deadline it could extend: room for
 # the signal to reach the workflow (see inbound/typing_gate.py).
 TYPING_SIGNAL_LEAD_SECONDS = 1.0
 
 log = logging.getLogger("lull.ingest")
-
-
-@dataclass(frozen=True)
-class Account:
-    id: int
-    key: str
-
-
-@dataclass(frozen=True)
-class IncomingMessage:
-    chat_id: int
-    sender_id: int
-    message_id: int
-    text: str
-    sent_at: datetime
-    topic_id: int | None = None
-    kind: str = "text"
-
-
-@dataclass(frozen=True)
-class IngestResult:
-    workflow_id: str
-    # False when the message was already answered (a re-delivery) and so not signalled.
-    signalled: bool
-    # The run that received the signal (None when not signalled).
-    run_id: str | None = None
-
-
-def send_task_queue(task_queue: str, account_key: str) -> str:
-    """Each account's sends run on its own queue, polled only by the process owning it."""
-    return f"{task_queue}/send/{account_key}"
-
-
-async def register_account(
-    sessionmaker: async_sessionmaker[AsyncSession], *, key: str, kind: str, display_name: str
-) -> Account:
-    async with sessionmaker() as session, session.begin():
-        account_id = await queries.upsert_account(
-            session, key=key, kind=kind, display_name=display_name
-        )
-    return Account(account_id, key)
 
 
 class Ingestor:
@@ -124,12 +80,12 @@ class Ingestor:
         self._clock = clock
         # Stamps when a message was accepted; its quiet period runs from then.
         self._wall_clock = wall_clock
-        self._typing_gate = TypingGate(config, lead=TYPING_SIGNAL_LEAD_SECONDS)
-        # Calls release_held_typing() when a held action is due; tests pass their own.
-        self._schedule = schedule or self._call_later
-        # (chat, sender) → (when its held action is due, the timer for then).
-        self._typing_timers: dict[tuple[ChatKey, int], tuple[float, Any]] = {}
-        self._typing_tasks: set[asyncio.Task[bool]] = set()
+        self._typing = TypingSignals(
+            TypingGate(config, lead=TYPING_SIGNAL_LEAD_SECONDS),
+            self._signal_typing,
+            clock=clock,
+            schedule=schedule,
+        )
         # Per conversation, one message signal in flight; later arrivals ride the next.
         self._batch_signals = batch_signals
         self._signals: SignalBatches[tuple[ConversationRef, MessageReceived], str | None] = (
@@ -175,76 +131,26 @@ class Ingestor:
     async def typing(
         self, *, chat_id: int, sender_id: int, action: str, topic_id: int | None = None
     ) -> bool:
-        """A user's chat action; returns whether the conversation was signalled now.
-
-        Most actions are held back and never signalled: the author's next message makes
-        them moot (see inbound/typing_gate.py). A held one is signalled by a timer
-        shortly before the deadline it could extend (tests call ``release_held_typing``).
-        """
+        """A user's chat action; returns whether the conversation was signalled now (most
+        are held back, see inbound/typing_signals.py)."""
         if action not in CHAT_ACTIONS:
             expected = ", ".join(sorted(CHAT_ACTIONS))
             raise ValueError(f"unknown chat action {action!r}; expected one of {expected}")
         check_ids(f"{action} in chat {chat_id}", chat_id=chat_id, sender_id=sender_id)
-        chat = (chat_id, topic_id)
-        decision = self._typing_gate.action(chat, sender_id, action, self._clock())
-        return await self._apply_typing(chat, sender_id, decision)
+        return await self._typing.action((chat_id, topic_id), sender_id, action)
 
     async def release_held_typing(self) -> int:
         """Signal the held chat actions whose time came; returns how many were signalled."""
-        now, signalled = self._clock(), 0
-        due = [key for key, (fire_at, _) in self._typing_timers.items() if fire_at <= now]
-        for key in due:
-            signalled += await self._release(key)
-        return signalled
+        return await self._typing.release_due()
 
-    async def _release(self, key: tuple[ChatKey, int]) -> bool:
-        chat, sender_id = key
-        return await self._apply_typing(chat, sender_id, self._typing_gate.due(*key, self._clock()))
-
-    async def _apply_typing(
-        self, chat: ChatKey, sender_id: int, decision: Hold | Send | None
-    ) -> bool:
-        key = (chat, sender_id)
-        timed = self._typing_timers.get(key)
-        if isinstance(decision, Hold) and timed is not None and timed[0] == decision.fire_at:
-            return False  # already timed for then
-        self._cancel_typing_timer(key)
-        if decision is None:
-            return False
-        if isinstance(decision, Hold):
-            delay = max(0.0, decision.fire_at - self._clock())
-            handle = self._schedule(delay, lambda: self._on_typing_timer(key))
-            self._typing_timers[key] = (decision.fire_at, handle)
-            return False
+    async def _signal_typing(self, chat: ChatKey, sender_id: int, action: str, age: float) -> bool:
         chat_id, topic_id = chat
         return await self._signal_open(
             chat_id,
             topic_id,
             "typing_observed",
-            TypingObserved(self._sender(sender_id), decision.action, age_seconds=decision.age),
+            TypingObserved(self._sender(sender_id), action, age_seconds=age),
         )
-
-    def _cancel_typing_timer(self, key: tuple[ChatKey, int]) -> None:
-        _, handle = self._typing_timers.pop(key, (None, None))
-        if handle is not None:
-            handle.cancel()
-
-    def _call_later(self, delay: float, callback: Callable[[], None]) -> asyncio.TimerHandle:
-        return asyncio.get_running_loop().call_later(delay, callback)
-
-    def _on_typing_timer(self, key: tuple[ChatKey, int]) -> None:
-        # This timer fired: forget it, so a hold on to (nearly) the same moment re-arms.
-        self._typing_timers.pop(key, None)
-        task = asyncio.create_task(self._release_logged(key))
-        self._typing_tasks.add(task)
-        task.add_done_callback(self._typing_tasks.discard)
-
-    async def _release_logged(self, key: tuple[ChatKey, int]) -> bool:
-        try:
-            return await self._release(key)
-        except Exception as exc:  # noqa: BLE001 - a lost lease only makes a reply come sooner
-            log.warning("held chat action not signalled: %s: %s", type(exc).__name__, exc)
-            return False
 
     async def edit(
         self,
@@ -275,7 +181,7 @@ class Ingestor:
         if recorded is None or recorded.burst_id is not None:
             log.info("edit of message %s in chat %s recorded, not re-answered", message_id, chat_id)
             return False
-        self._typing_gate.touched((chat_id, topic_id), self._clock())
+        self._typing.touched((chat_id, topic_id))
         return await self._signal_open(
             chat_id,
             topic_id,
@@ -304,7 +210,7 @@ class Ingestor:
             )
         if not unanswered:
             return False
-        self._typing_gate.touched((chat_id, topic_id), self._clock())
+        self._typing.touched((chat_id, topic_id))
         return await self._signal_open(
             chat_id,
             topic_id,
@@ -383,8 +289,7 @@ class Ingestor:
             return IngestResult(workflow_id, signalled=False)
         ref = self._ref(msg.chat_id, msg.topic_id, conversation_id)
         chat = (msg.chat_id, msg.topic_id)
-        self._typing_gate.message(chat, msg.sender_id, self._clock())
-        self._cancel_typing_timer((chat, msg.sender_id))
+        self._typing.message(chat, msg.sender_id)
         received = MessageReceived(
             msg.message_id, self._sender(msg.sender_id), len(text), command, accepted_at=accepted_at
         )
@@ -508,53 +413,3 @@ class Ingestor:
             "static_summary": f"conversation of {ref.account_key}, chat {ref.chat_ref}",
             "search_attributes": self._search_attributes(ref),
         }
-
-
-async def signal_open_conversation(
-    client: Client, workflow_id: str, signal: str, arg: object
-) -> bool:
-    """Signal a conversation only if it is open; returns False when none is. Typing, edits
-    and deletes never start a conversation: with none open there is nothing to change."""
-    try:
-        await client.get_workflow_handle(workflow_id).signal(signal, arg)
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            return False
-        raise
-    return True
-
-
-async def wait_until_answered(
-    sessionmaker: async_sessionmaker[AsyncSession], account_id: int, *, within: float
-) -> int:
-    """Poll until every live message of the account is in a sent or failed burst.
-
-    Returns how many are still pending after ``within`` seconds (0 when all are done).
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        async with sessionmaker() as session:
-            pending = await queries.pending_message_count(session, account_id)
-        if pending == 0 or loop.time() >= deadline:
-            return pending
-        await asyncio.sleep(0.05)
-
-
-def build_send_worker(
-    client: Client,
-    *,
-    task_queue: str,
-    account: Account,
-    sessionmaker: async_sessionmaker[AsyncSession],
-    sender: ChannelSender,
-    random_id_trust_seconds: float = RANDOM_ID_TRUST_SECONDS,
-) -> Worker:
-    """The worker that runs `send_reply` for one account, in the process owning its channel."""
-    sends = SendActivities(sessionmaker, sender, random_id_trust_seconds=random_id_trust_seconds)
-    return Worker(
-        client,
-        task_queue=send_task_queue(task_queue, account.key),
-        activities=sends.activities(),
-        interceptors=[SafeErrors()],
-    )

@@ -13,7 +13,7 @@ from telethon import events
 from telethon.tl import types
 
 from channels.telegram.filters import MessageFacts
-from inbound.ingestor import IncomingMessage
+from inbound.incoming import IncomingMessage
 
 DEFAULT_PLACEHOLDERS = {
     "photo": "[photo]",

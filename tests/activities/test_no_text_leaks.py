@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
 
 from db.tables import alert, burst, message
-from inbound.ingestor import IncomingMessage, build_send_worker
+from inbound.incoming import IncomingMessage
+from inbound.send_queue import build_send_worker
 from llm.echo import EchoProvider
 from testkit.keys import TEST_CHAT_HASH_KEY
 from testkit.servers import task_queue

@@ -12,7 +12,10 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
 
-from inbound.ingestor import IncomingMessage, Ingestor, register_account, send_task_queue
+from inbound.accounts import register_account
+from inbound.incoming import IncomingMessage
+from inbound.ingestor import Ingestor
+from inbound.send_queue import send_task_queue
 from testkit.servers import task_queue
 from testkit.workflow_harness import Recorder, new_worker, upserted
 from tests.e2e.helpers import ROOT, lull_command

@@ -15,13 +15,10 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from db.tables import burst, conversation, message
-from inbound.ingestor import (
-    IncomingMessage,
-    Ingestor,
-    RejectedMessageError,
-    register_account,
-    send_task_queue,
-)
+from inbound.accounts import register_account
+from inbound.incoming import IncomingMessage
+from inbound.ingestor import Ingestor, RejectedMessageError
+from inbound.send_queue import send_task_queue
 from testkit.servers import task_queue
 from testkit.workflow_harness import Recorder, new_worker, until_sent
 from workflows.payloads import DebounceConfig

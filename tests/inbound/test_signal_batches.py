@@ -21,7 +21,10 @@ from temporalio.client import (
 )
 from temporalio.testing import WorkflowEnvironment
 
-from inbound.ingestor import IncomingMessage, Ingestor, register_account, send_task_queue
+from inbound.accounts import register_account
+from inbound.incoming import IncomingMessage
+from inbound.ingestor import Ingestor
+from inbound.send_queue import send_task_queue
 from inbound.signal_batches import SignalBatches
 from testkit.servers import task_queue
 from testkit.workflow_harness import Recorder, new_worker, until_sent

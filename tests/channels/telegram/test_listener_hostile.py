@@ -17,8 +17,10 @@ from temporalio.testing import WorkflowEnvironment
 from channels.telegram.listener import TelegramListener
 from channels.telegram.session import PostgresSession
 from db.tables import account, message
-from inbound.ingestor import Ingestor, register_account, send_task_queue
+from inbound.accounts import register_account
+from inbound.ingestor import Ingestor
 from inbound.input_rules import MAX_MESSAGE_CHARS
+from inbound.send_queue import send_task_queue
 from testkit.keys import TEST_BOX
 from testkit.servers import task_queue
 from testkit.telethon_feed import SELF_ID, WHEN, offline_client, user

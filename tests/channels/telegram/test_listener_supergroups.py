@@ -12,7 +12,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from channels.telegram.listener import TelegramListener
 from channels.telegram.session import PostgresSession
-from inbound.ingestor import Ingestor, register_account
+from inbound.accounts import register_account
+from inbound.ingestor import Ingestor
 from testkit.keys import TEST_BOX
 from testkit.servers import task_queue
 from testkit.telethon_feed import SELF_ID, WHEN, channel, offline_client, user
