@@ -23,9 +23,10 @@ from app.dev_stack import StackError, dev_stack_running, running_stack, wait_for
 from app.settings import ACCOUNT_KEY, Settings, SettingsError, load_settings
 from app.wiring import banner, database_only, lull_runtime, secret_box, stop_on_signals
 from channels import console, replay
-from db import migrate, queries
+from db import migrate
 from db.errors import database_unavailable, describe_database_error, from_the_database
 from db.locks import AccountLockedError
+from db.queries import bursts as db_bursts
 from inbound.accounts import register_account
 from inbound.drain import wait_until_answered
 from workflows.config_check import MAX_PAUSE_SECONDS, pause_seconds_ok
@@ -191,7 +192,7 @@ async def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
             # worker goes, or they would sit on the server timing out workflow tasks.
             await ingestor.close_conversations("replay finished")
         async with rt.sessionmaker() as session:
-            rows = await queries.finished_bursts(session, account.id)
+            rows = await db_bursts.finished_bursts(session, account.id)
     replay.write_lines(
         sys.stdout,
         (replay.transcript_line(key, r, started_at) for r in rows if r.status == "sent"),

@@ -32,8 +32,8 @@ from channels.telegram.listener import ListenerOptions, TelegramListener
 from channels.telegram.reply_typing import TypingIndicator, telethon_typing
 from channels.telegram.sender import TelegramSender
 from channels.telegram.session import PostgresSession
-from db import queries
 from db.locks import HeldLock, account_listener_lock
+from db.queries import accounts as db_accounts
 from inbound.accounts import register_account
 from inbound.incoming import Account
 
@@ -246,7 +246,7 @@ async def _serve_connected(
 
 async def _is_active(rt: Runtime, account: Account) -> bool:
     async with rt.sessionmaker() as session:
-        return await queries.account_active(session, account.id)
+        return await db_accounts.account_active(session, account.id)
 
 
 async def _sweep_unflushed(rt: Runtime, listener: TelegramListener) -> None:

@@ -11,7 +11,11 @@ from temporalio.exceptions import ApplicationError
 
 from activities.errors import missing
 from activities.host import ActivityHost
-from db import failure_queries, queries
+from db.queries import accounts as db_accounts
+from db.queries import bursts as db_bursts
+from db.queries import conversations as db_conversations
+from db.queries import failures as db_failures
+from db.queries import messages as db_messages
 from workflows.error_types import ErrorType
 from workflows.payloads import MarkBurstFailedInput, PersistBurstInput, PersistBurstResult
 
@@ -28,8 +32,8 @@ class BurstActivities(ActivityHost):
     async def persist_burst(self, input: PersistBurstInput) -> PersistBurstResult:
         """Store the burst under its key and point its messages at it; safe to repeat."""
         async with self._sessionmaker() as session, session.begin():
-            epoch = await queries.context_epoch(session, input.conversation_id)
-            burst_id = await queries.insert_burst(
+            epoch = await db_conversations.context_epoch(session, input.conversation_id)
+            burst_id = await db_bursts.insert_burst(
                 session,
                 burst_key=input.burst_key,
                 conversation_id=input.conversation_id,
@@ -40,7 +44,7 @@ class BurstActivities(ActivityHost):
                 last_message_at=input.last_message_at,
                 flushed_at=input.flushed_at,
             )
-            count = await queries.assign_messages(
+            count = await db_bursts.assign_messages(
                 session,
                 burst_id=burst_id,
                 conversation_id=input.conversation_id,
@@ -51,7 +55,7 @@ class BurstActivities(ActivityHost):
             # its workflow task timed out finds its messages in the burst the retried task
             # flushed instead: superseded, not deleted.
             drop_as = input.drop_as
-            missing = await queries.missing_message_ids(
+            missing = await db_messages.missing_message_ids(
                 session, conversation_id=input.conversation_id, message_ids=input.message_ids
             )
             if missing:
@@ -59,7 +63,7 @@ class BurstActivities(ActivityHost):
             if count == 0 and len(missing) == len(input.message_ids):
                 drop_as = "missing"
             elif count == 0:
-                taken = await queries.held_by_another_burst(
+                taken = await db_messages.held_by_another_burst(
                     session,
                     burst_id=burst_id,
                     conversation_id=input.conversation_id,
@@ -67,7 +71,7 @@ class BurstActivities(ActivityHost):
                 )
                 drop_as = "superseded" if taken else "deleted"
             if drop_as is not None:
-                await queries.set_burst_status(
+                await db_bursts.set_burst_status(
                     session, burst_id, "dropped", only_from=("persisted",), error_type=drop_as
                 )
         return PersistBurstResult(burst_id=burst_id, message_count=count)
@@ -78,8 +82,8 @@ class BurstActivities(ActivityHost):
         """Messages the workflow was signalled but Postgres has no row of: their text is
         gone, so they cannot be answered. Said every time, never silently dropped (ids only,
         no user text); counted in the alert table as ``MessagesMissing``."""
-        account_id = await queries.account_of_conversation(session, input.conversation_id)
-        await failure_queries.record_alert(
+        account_id = await db_accounts.account_of_conversation(session, input.conversation_id)
+        await db_failures.record_alert(
             session,
             account_id=account_id,
             kind=MESSAGES_MISSING,
@@ -100,10 +104,10 @@ class BurstActivities(ActivityHost):
         failure of a kind in an account's hour logs an ERROR line; the rest only count."""
         error = input.error[:2000]
         async with self._sessionmaker() as session, session.begin():
-            row = await queries.load_burst(session, input.burst_key)
+            row = await db_bursts.load_burst(session, input.burst_key)
             if row is None:
                 raise missing(f"burst {input.burst_key}")
-            await queries.set_burst_status(
+            await db_bursts.set_burst_status(
                 session,
                 row.id,
                 "failed",
@@ -112,8 +116,8 @@ class BurstActivities(ActivityHost):
                 error=error,
                 failed_at=func.now(),
             )
-            acct = await queries.load_account(session, row.account_id)
-            first = await failure_queries.record_alert(
+            acct = await db_accounts.load_account(session, row.account_id)
+            first = await db_failures.record_alert(
                 session,
                 account_id=row.account_id,
                 kind=input.error_type,
@@ -138,8 +142,8 @@ class BurstActivities(ActivityHost):
     async def reopen_failed_burst(self, burst_key: str) -> str:
         """`lull retry`: move a failed burst back to where its remaining steps start."""
         async with self._sessionmaker() as session, session.begin():
-            status = await failure_queries.reopen_failed_burst(session, burst_key)
-            current = None if status else await queries.load_burst(session, burst_key)
+            status = await db_failures.reopen_failed_burst(session, burst_key)
+            current = None if status else await db_bursts.load_burst(session, burst_key)
         if status is None:
             if current is None:
                 raise missing(f"burst {burst_key}")

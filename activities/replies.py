@@ -28,8 +28,10 @@ from temporalio import activity
 from activities.errors import from_llm_error, missing
 from activities.heartbeat import heartbeating, repeating
 from activities.host import ActivityHost
-from db import queries
 from db.errors import database_unavailable, describe_database_error
+from db.queries import bursts as db_bursts
+from db.queries import conversations as db_conversations
+from db.queries import replies as db_replies
 from inbound.commands import BUILTIN_COMMANDS, REFRESH_REPLY, help_text, parse_command
 from llm.base import Completion, LLMError, LLMProvider, Prompt
 from workflows.payloads import GenerateReplyInput, GenerateReplyResult
@@ -107,18 +109,18 @@ class ReplyActivities(ActivityHost):
 
     async def _claim(self, job: _Job) -> bool:
         async with self._sessionmaker() as session, session.begin():
-            return await queries.claim_generation(session, job.burst_id, seconds=CLAIM_SECONDS)
+            return await db_bursts.claim_generation(session, job.burst_id, seconds=CLAIM_SECONDS)
 
     async def _release(self, job: _Job) -> None:
         with contextlib.suppress(Exception):  # best effort: the lease lapses anyway
             async with self._sessionmaker() as session, session.begin():
-                await queries.release_generation(session, job.burst_id)
+                await db_bursts.release_generation(session, job.burst_id)
 
     def _holding_claim(self, job: _Job) -> contextlib.AbstractAsyncContextManager[None]:
         async def renew() -> None:
             with contextlib.suppress(Exception):  # Postgres down: the lease may lapse
                 async with self._sessionmaker() as session, session.begin():
-                    await queries.renew_generation(session, job.burst_id, seconds=CLAIM_SECONDS)
+                    await db_bursts.renew_generation(session, job.burst_id, seconds=CLAIM_SECONDS)
 
         return repeating(renew, every=CLAIM_RENEW_SECONDS)
 
@@ -129,8 +131,8 @@ class ReplyActivities(ActivityHost):
             while True:
                 await asyncio.sleep(WAIT_POLL_SECONDS)
                 async with self._sessionmaker() as session:
-                    replied, lapsed = await queries.reply_or_claim_lapsed(session, job.burst_id)
-                    stored = await queries.load_reply(session, job.burst_id) if replied else None
+                    replied, lapsed = await db_bursts.reply_or_claim_lapsed(session, job.burst_id)
+                    stored = await db_replies.load_reply(session, job.burst_id) if replied else None
                 if stored is not None:
                     return GenerateReplyResult(stored.id, len(stored.text), reused=True)
                 if lapsed or replied:
@@ -160,7 +162,7 @@ class ReplyActivities(ActivityHost):
     async def _prepare(self, key: str) -> _Job:
         """Load what the call needs in one short transaction (no connection held over the call)."""
         async with self._sessionmaker() as session:
-            burst = await queries.burst_to_answer(session, key)
+            burst = await db_bursts.burst_to_answer(session, key)
             if burst is None:
                 raise missing(f"burst {key}")
             job = _Job(
@@ -175,7 +177,7 @@ class ReplyActivities(ActivityHost):
                 # The row carries the account's start and help texts.
                 job.builtin = builtin_reply(job.command, burst, self._options.commands)
                 return job
-            history = await queries.recent_turns(
+            history = await db_replies.recent_turns(
                 session,
                 conversation_id=burst.conversation_id,
                 epoch=burst.context_epoch,
@@ -190,7 +192,7 @@ class ReplyActivities(ActivityHost):
         self, job: _Job, completion: Completion, *, refresh: bool = False
     ) -> GenerateReplyResult:
         async with self._sessionmaker() as session, session.begin():
-            reply_id = await queries.insert_reply(
+            reply_id = await db_replies.insert_reply(
                 session,
                 burst_id=job.burst_id,
                 text=completion.text,
@@ -201,12 +203,12 @@ class ReplyActivities(ActivityHost):
             )
             if reply_id is None:
                 # A concurrent attempt stored its reply first; that one is the reply.
-                stored = await queries.load_reply(session, job.burst_id)
+                stored = await db_replies.load_reply(session, job.burst_id)
                 return GenerateReplyResult(stored.id, len(stored.text), reused=True)
             if refresh:
                 # Same transaction as the reply: a retry can never bump the epoch twice.
-                await queries.bump_context_epoch(session, job.conversation_id)
-            await queries.set_burst_status(
+                await db_conversations.bump_context_epoch(session, job.conversation_id)
+            await db_bursts.set_burst_status(
                 session, job.burst_id, "replied", only_from=("persisted",), replied_at=func.now()
             )
         return GenerateReplyResult(reply_id=reply_id, chars=len(completion.text), reused=False)

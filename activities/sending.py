@@ -14,7 +14,10 @@ from activities.heartbeat import heartbeating
 from activities.host import ActivityHost
 from channels.base import ChannelSender, SendTarget
 from channels.chunking import split_message
-from db import failure_queries, queries
+from db.queries import accounts as db_accounts
+from db.queries import bursts as db_bursts
+from db.queries import failures as db_failures
+from db.queries import replies as db_replies
 from workflows.error_types import ErrorType
 from workflows.ids import delivery_random_id
 from workflows.payloads import FailureNoticeInput, SendReplyInput, SendReplyResult
@@ -45,7 +48,7 @@ class SendActivities(ActivityHost):
         """Send each chunk not yet delivered. Each chunk's ``random_id`` is fixed by the burst
         key, so a send that reached the channel before a crash is de-duplicated there."""
         async with self._sessionmaker() as session:
-            burst = await queries.reply_to_send(session, input.burst_key)
+            burst = await db_replies.reply_to_send(session, input.burst_key)
         if burst is None:
             raise missing(f"burst {input.burst_key}")
         if burst.reply_id is None:
@@ -56,7 +59,7 @@ class SendActivities(ActivityHost):
                 input, burst, burst.reply_id, chunks, set(burst.delivered)
             )
         async with self._sessionmaker() as session, session.begin():
-            await queries.set_burst_status(
+            await db_bursts.set_burst_status(
                 session, burst.id, "sent", only_from=("persisted", "replied"), sent_at=func.now()
             )
         return SendReplyResult(chunks=len(chunks), newly_sent=newly_sent)
@@ -67,18 +70,18 @@ class SendActivities(ActivityHost):
         was sent, and a fixed random_id de-duplicates a send that crashed before that.
         Returns False when it had been sent already."""
         async with self._sessionmaker() as session:
-            burst = await queries.load_burst(session, input.burst_key)
+            burst = await db_bursts.load_burst(session, input.burst_key)
             if burst is None:
                 raise missing(f"burst {input.burst_key}")
             if burst.notice_sent_at is not None:
                 return False
-            acct = await queries.load_account(session, burst.account_id)
+            acct = await db_accounts.load_account(session, burst.account_id)
         target = SendTarget(burst.chat_id, burst.topic_id, max(burst.message_ids))
         random_id = delivery_random_id(input.burst_key, NOTICE_CHUNK)
         async with heartbeating():
             await self._sender.send(target, acct.error_text, random_id=random_id)
         async with self._sessionmaker() as session, session.begin():
-            await failure_queries.mark_notice_sent(session, burst.id)
+            await db_failures.mark_notice_sent(session, burst.id)
         return True
 
     async def _send_missing(
@@ -92,7 +95,7 @@ class SendActivities(ActivityHost):
             reply_to = max(burst.message_ids) if index == 0 else None
             target = SendTarget(burst.chat_id, burst.topic_id, reply_to)
             async with self._sessionmaker() as session, session.begin():
-                unknown_for = await queries.begin_send_attempt(
+                unknown_for = await db_replies.begin_send_attempt(
                     session, reply_id=reply_id, chunk_index=index
                 )
             if unknown_for > self._trust and not input.resend_in_doubt:
@@ -110,12 +113,12 @@ class SendActivities(ActivityHost):
             except ApplicationError as err:
                 if telegram_answered(err):
                     async with self._sessionmaker() as session, session.begin():
-                        await queries.send_attempt_answered(
+                        await db_replies.send_attempt_answered(
                             session, reply_id=reply_id, chunk_index=index
                         )
                 raise
             async with self._sessionmaker() as session, session.begin():
-                await queries.insert_delivery(
+                await db_replies.insert_delivery(
                     session,
                     reply_id=reply_id,
                     chunk_index=index,

@@ -15,7 +15,9 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from db import failure_queries, queries
+from db.queries import accounts as db_accounts
+from db.queries import bursts as db_bursts
+from db.queries import failures as db_failures
 from inbound.send_queue import send_task_queue
 from workflows import attributes
 from workflows.conversation import ConversationWorkflow
@@ -114,7 +116,7 @@ async def failed_bursts(
 ) -> list[dict[str, Any]]:
     """Failed bursts, newest first: where, which messages, what went wrong. No user text."""
     async with sessionmaker() as session:
-        rows = await failure_queries.failed_bursts(session, account_key=account, limit=limit)
+        rows = await db_failures.failed_bursts(session, account_key=account, limit=limit)
     return [dict(row._mapping) for row in rows]
 
 
@@ -123,10 +125,10 @@ async def retry_send_queue(
 ) -> str:
     """The send task queue of the account a burst belongs to."""
     async with sessionmaker() as session:
-        row = await queries.load_burst(session, burst_key)
+        row = await db_bursts.load_burst(session, burst_key)
         if row is None:
             raise NoBurstError(burst_key)
-        acct = await queries.load_account(session, row.account_id)
+        acct = await db_accounts.load_account(session, row.account_id)
     return send_task_queue(task_queue, acct.key)
 
 

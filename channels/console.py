@@ -11,7 +11,7 @@ from typing import TextIO
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from channels.base import DedupingSender, SendTarget
-from db import queries
+from db.queries import messages as db_messages
 from inbound.drain import wait_until_answered
 from inbound.incoming import IncomingMessage
 from inbound.ingestor import Ingestor
@@ -55,7 +55,7 @@ async def chat(
     """Read lines until EOF or ``stop``; each line is a message. At EOF, wait for replies."""
     reader = await _stdin_reader()
     async with sessionmaker() as session:
-        next_id = await queries.next_message_id(
+        next_id = await db_messages.next_message_id(
             session, account_id=ingestor.account.id, chat_id=CONSOLE_CHAT_ID
         )
     out.write(PROMPT)

@@ -1,4 +1,4 @@
-"""Lull's tables. Tables only: no methods, no queries (those live in ``db/queries.py``)."""
+"""Lull's tables. Tables only: no methods, no queries (those live in ``db/queries/``)."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from db import queries
+from db.queries import messages as db_messages
 
 
 async def signal_open_conversation(
@@ -37,7 +37,7 @@ async def wait_until_answered(
     deadline = loop.time() + within
     while True:
         async with sessionmaker() as session:
-            pending = await queries.pending_message_count(session, account_id)
+            pending = await db_messages.pending_message_count(session, account_id)
         if pending == 0 or loop.time() >= deadline:
             return pending
         await asyncio.sleep(0.05)

@@ -19,7 +19,9 @@ from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
-from db import queries
+from db.queries import accounts as db_accounts
+from db.queries import conversations as db_conversations
+from db.queries import messages as db_messages
 from inbound.commands import BUILTIN_COMMANDS, parse_command
 from inbound.drain import signal_open_conversation
 from inbound.incoming import CHAT_ACTIONS, Account, IncomingMessage, IngestResult
@@ -170,7 +172,7 @@ class Ingestor:
         if not text:
             raise RejectedMessageError(f"{what} is empty; not applied")
         async with self._sessionmaker() as session, session.begin():
-            recorded = await queries.record_edit(
+            recorded = await db_messages.record_edit(
                 session,
                 account_id=self._account.id,
                 chat_id=chat_id,
@@ -201,7 +203,7 @@ class Ingestor:
         for message_id in message_ids:
             check_ids(f"delete in chat {chat_id}", chat_id=chat_id, message_id=message_id)
         async with self._sessionmaker() as session, session.begin():
-            unanswered = await queries.record_deletes(
+            unanswered = await db_messages.record_deletes(
                 session,
                 account_id=self._account.id,
                 chat_id=chat_id,
@@ -262,7 +264,7 @@ class Ingestor:
         async with self._sessionmaker() as session:
             # One statement, atomic on its own: no begin and commit round trips around it.
             await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-            conversation_id, recorded = await queries.record_incoming(
+            conversation_id, recorded = await db_messages.record_incoming(
                 session,
                 account_id=self._account.id,
                 chat_id=msg.chat_id,
@@ -332,7 +334,7 @@ class Ingestor:
         outside). The workflow ignores an id it has seen and warns about one it had not;
         signal-with-start serves a chat whose run is gone. Returns how many were sent."""
         async with self._sessionmaker() as session:
-            rows = await queries.unflushed_messages(
+            rows = await db_messages.unflushed_messages(
                 session, account_id=self._account.id, older_than=older_than, limit=limit
             )
         by_chat: dict[tuple[int, int | None], list[tuple[ConversationRef, MessageReceived]]] = {}
@@ -357,7 +359,7 @@ class Ingestor:
         """The account's human owner wrote in this chat: pause the bot there (human
         handoff), starting the conversation if none is open so the pause is kept."""
         async with self._sessionmaker() as session, session.begin():
-            conversation_id = await queries.ensure_conversation(
+            conversation_id = await db_conversations.ensure_conversation(
                 session,
                 account_id=self._account.id,
                 chat_id=chat_id,
@@ -381,7 +383,7 @@ class Ingestor:
         """Terminate the account's open conversations (a throwaway replay account's, once
         its run is over); returns how many were open."""
         async with self._sessionmaker() as session:
-            chats = await queries.account_chats(session, self._account.id)
+            chats = await db_accounts.account_chats(session, self._account.id)
         closed = 0
         for chat_id, topic_id in chats:
             handle = self._client.get_workflow_handle(self._workflow_id(chat_id, topic_id))

@@ -14,8 +14,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
 
-from db import migrate, queries
+from db import migrate
 from db.engine import make_engine, make_sessionmaker
+from db.queries import accounts as db_accounts
 from testkit import servers
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,7 +99,7 @@ def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 async def account_id(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
     """A fresh account per test, so tests never share rows."""
     async with sessionmaker() as session, session.begin():
-        return await queries.upsert_account(
+        return await db_accounts.upsert_account(
             session, key=f"test-{uuid.uuid4().hex[:10]}", kind="replay", display_name="test"
         )
 

@@ -17,8 +17,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db import listener_queries
-from db.listener_queries import Flow
+from db.queries import flows as db_flows
+from db.queries.flows import Flow
 
 FlowKey = tuple[int, int | None]  # (chat, topic)
 
@@ -56,7 +56,7 @@ class FlowOwnership:
             return False
         if flow.owner_user_id != sender_id:
             async with self._sessionmaker() as session, session.begin():
-                await listener_queries.set_flow_owner(
+                await db_flows.set_flow_owner(
                     session,
                     account_id=self._account_id,
                     chat_id=chat_id,
@@ -80,7 +80,7 @@ class FlowOwnership:
     async def _load(self, key: FlowKey) -> Flow:
         self.database_reads += 1
         async with self._sessionmaker() as session:
-            flow = await listener_queries.load_flow(
+            flow = await db_flows.load_flow(
                 session, account_id=self._account_id, chat_id=key[0], topic_id=key[1]
             )
         self._store(key, flow)

@@ -49,7 +49,7 @@ from channels.telegram.filters import AccessLists, Verdict, verdict
 from channels.telegram.flows import FlowOwnership
 from channels.telegram.sender import TELEGRAM_MAX_CHARS
 from channels.telegram.session import PostgresSession
-from db import listener_queries
+from db.queries import deliveries as db_deliveries
 from inbound.commands import parse_command
 from inbound.ingestor import Ingestor
 from inbound.input_rules import valid_message_ids
@@ -347,7 +347,7 @@ class TelegramListener:
             # their message lands, unless it is our own "typing…" shown while generating.
             if action.action != "cancel" and self._hands_off():
                 async with self._sessionmaker() as session:
-                    ours = await listener_queries.generating_in(
+                    ours = await db_deliveries.generating_in(
                         session, account_id=self._account_id, chat_id=action.chat_id
                     )
                 if not ours:
@@ -407,7 +407,7 @@ class TelegramListener:
         if not self._hands_off() or (chat_id, message_id) in self._sent_here:
             return
         async with self._sessionmaker() as session, session.begin():
-            ours = await listener_queries.sent_by_us(
+            ours = await db_deliveries.sent_by_us(
                 session,
                 account_id=self._account_id,
                 chat_id=chat_id,
@@ -424,14 +424,14 @@ class TelegramListener:
         not know: a retried send answered RANDOM_ID_DUPLICATE (an earlier attempt reached
         Telegram), or one still on its way. Its id is recorded on the delivery."""
         since = datetime.now(UTC) - OUR_CHUNKS_WITHIN
-        replies = await listener_queries.recent_replies(
+        replies = await db_deliveries.recent_replies(
             session, account_id=self._account_id, chat_id=chat_id, since=since
         )
         for reply_id, key, reply_text in replies:
             chunks = [c.strip() for c in split_message(reply_text, TELEGRAM_MAX_CHARS)]
             if text.strip() in chunks:
                 index = chunks.index(text.strip())
-                await listener_queries.record_seen_delivery(
+                await db_deliveries.record_seen_delivery(
                     session,
                     reply_id=reply_id,
                     chunk_index=index,
@@ -460,7 +460,7 @@ class TelegramListener:
         if (chat_id, reply_to) in self._sent_here:
             return True
         async with self._sessionmaker() as session:
-            return await listener_queries.sent_by_us(
+            return await db_deliveries.sent_by_us(
                 session,
                 account_id=self._account_id,
                 chat_id=chat_id,
@@ -491,7 +491,7 @@ class TelegramListener:
             by_chat = {deletion.chat_id: ids}
         else:
             async with self._sessionmaker() as session:
-                by_chat = await listener_queries.chats_of_messages(
+                by_chat = await db_deliveries.chats_of_messages(
                     session, account_id=self._account_id, message_ids=ids
                 )
         for chat_id, ids in by_chat.items():

@@ -17,7 +17,8 @@ from activities.bursts import BurstActivities
 from activities.errors import from_telegram_error
 from activities.replies import ReplyActivities
 from activities.sending import SendActivities
-from db import failure_queries, queries
+from db.queries import accounts as db_accounts
+from db.queries import failures as db_failures
 from db.tables import burst, reply, send_attempt
 from tests.activities.test_idempotency import (
     OPTIONS,
@@ -63,16 +64,16 @@ async def test_failures_alert_ops_once_per_kind_and_hour_and_count_the_rest(
     assert "LLMRejected" in alerts[0].getMessage() and first in alerts[0].getMessage()
     # Named by the account's key, as ops know it, not its internal id.
     async with sessionmaker() as session:
-        key = (await queries.load_account(session, account_id)).key
+        key = (await db_accounts.load_account(session, account_id)).key
     assert f"ALERT account {key}:" in alerts[0].getMessage()
     async with sessionmaker() as session:
-        rows = await failure_queries.alerts(session, account_id)
+        rows = await db_failures.alerts(session, account_id)
     assert [(r.kind, r.occurrences, r.first_burst_key) for r in rows] == [
         ("LLMRejected", 3, first),
         ("TelegramRejected", 1, fourth),
     ]
     async with sessionmaker() as session:
-        listed = await failure_queries.failed_bursts(session, limit=1000)
+        listed = await db_failures.failed_bursts(session, limit=1000)
         status = await session.execute(
             select(burst.c.status, burst.c.failed_at).where(burst.c.burst_key == first)
         )

@@ -15,7 +15,9 @@ from activities.bursts import BurstActivities
 from activities.replies import ReplyActivities, ReplyOptions
 from activities.sending import SendActivities
 from channels.base import SendTarget
-from db import failure_queries, queries
+from db.queries import conversations as db_conversations
+from db.queries import failures as db_failures
+from db.queries import messages as db_messages
 from db.tables import account, burst, delivery, message, reply
 from inbound.commands import REFRESH_REPLY
 from llm.base import Completion, Prompt
@@ -65,7 +67,7 @@ async def seed(
     async with sm() as session, session.begin():
         for offset, text in enumerate(texts):
             mid = first_id + offset
-            conv, _ = await queries.record_incoming(
+            conv, _ = await db_messages.record_incoming(
                 session,
                 account_id=account_id,
                 chat_id=chat,
@@ -200,7 +202,7 @@ async def test_prompt_takes_the_accounts_model_and_prompt_and_the_live_messages_
         BurstActivities(sessionmaker).persist_burst, persist_input(conv, ids)
     )
     async with sessionmaker() as session, session.begin():
-        await queries.record_deletes(
+        await db_messages.record_deletes(
             session, account_id=account_id, chat_id=5, message_ids=[8], deleted_at=NOW
         )
     provider = CountingProvider()
@@ -266,7 +268,7 @@ async def test_a_burst_whose_messages_were_all_deleted_is_dropped(
 ) -> None:
     conv, ids = await seed(sessionmaker, account_id, ["never mind"])
     async with sessionmaker() as session, session.begin():
-        await queries.record_deletes(
+        await db_messages.record_deletes(
             session, account_id=account_id, chat_id=5, message_ids=ids, deleted_at=NOW
         )
     result = await ActivityEnvironment().run(
@@ -275,7 +277,7 @@ async def test_a_burst_whose_messages_were_all_deleted_is_dropped(
     assert result.message_count == 0
     async with sessionmaker() as session:
         row = (await session.execute(select(burst).where(burst.c.id == result.burst_id))).one()
-        pending = await queries.pending_message_count(session, account_id)
+        pending = await db_messages.pending_message_count(session, account_id)
     assert (row.status, row.error_type) == ("dropped", "deleted")
     assert pending == 0
 
@@ -298,7 +300,7 @@ async def test_signalled_messages_postgres_has_no_row_of_are_reported_never_sile
     assert len(lost) == 1 and lost[0].levelname == "ERROR"
     assert f"ids {ids[1:]}" in lost[0].getMessage() and "lost too" not in lost[0].getMessage()
     async with sessionmaker() as session:
-        alerts = await failure_queries.alerts(session, account_id)
+        alerts = await db_failures.alerts(session, account_id)
     assert [a.kind for a in alerts if a.kind == "MessagesMissing"] != []
     # All of them gone: dropped as missing, not as deleted.
     conv2, gone = await seed(sessionmaker, account_id, ["gone"], chat=6)
@@ -366,7 +368,7 @@ async def test_a_paused_or_cleared_burst_is_recorded_as_dropped(
             row = (await session.execute(select(burst).where(burst.c.id == result.burst_id))).one()
         assert (row.status, row.error_type) == ("dropped", why)
     async with sessionmaker() as session:
-        assert await queries.pending_message_count(session, account_id) == 0
+        assert await db_messages.pending_message_count(session, account_id) == 0
 
 
 async def test_generate_reply_heartbeats_while_the_llm_thinks(
@@ -406,7 +408,7 @@ async def test_conversation_keeps_its_latest_message_time(
     later = NOW + timedelta(minutes=5)
     async with sessionmaker() as session, session.begin():
         for when in (NOW, later, NOW):  # the last is a late retry of an old message
-            conv = await queries.ensure_conversation(
+            conv = await db_conversations.ensure_conversation(
                 session,
                 account_id=account_id,
                 chat_id=5,
@@ -414,7 +416,7 @@ async def test_conversation_keeps_its_latest_message_time(
                 owner_user_id=9,
                 last_message_at=when,
             )
-        await queries.ensure_conversation(
+        await db_conversations.ensure_conversation(
             session, account_id=account_id, chat_id=5, topic_id=None, owner_user_id=9
         )
     async with sessionmaker() as session:

@@ -11,7 +11,10 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telethon.tl import types
 
-from db import queries
+from db.queries import accounts as db_accounts
+from db.queries import bursts as db_bursts
+from db.queries import conversations as db_conversations
+from db.queries import messages as db_messages
 from db.tables import burst
 from inbound.commands import REFRESH_REPLY, help_text
 from testkit.fake_llm import FakeOpenAI
@@ -54,7 +57,7 @@ class Scene:
         # The bot's copy has its own id in the bot's box: that is what Lull records.
         bot_id = self.world.boxes[BOT][-1].id
         async with self.sm() as session, session.begin():
-            await queries.record_incoming(
+            await db_messages.record_incoming(
                 session,
                 chat_ref=f"ref{chat}",
                 account_id=self.account_id,
@@ -74,7 +77,7 @@ class Scene:
         self.flushes += 1
         flushed_at = NOW + timedelta(seconds=self.flushes)
         async with self.sm() as session, session.begin():
-            conv = await queries.ensure_conversation(
+            conv = await db_conversations.ensure_conversation(
                 session,
                 account_id=self.account_id,
                 chat_id=user,
@@ -83,7 +86,7 @@ class Scene:
                 chat_ref=f"ref{user}",
             )
             key = f"b-{uuid.uuid4().hex}"
-            burst_id = await queries.insert_burst(
+            burst_id = await db_bursts.insert_burst(
                 session,
                 burst_key=key,
                 conversation_id=conv,
@@ -94,10 +97,10 @@ class Scene:
                 last_message_at=NOW,
                 flushed_at=flushed_at,
             )
-            await queries.assign_messages(
+            await db_bursts.assign_messages(
                 session, burst_id=burst_id, conversation_id=conv, message_ids=ids
             )
-            await queries.set_burst_status(session, burst_id, status, only_from=("persisted",))
+            await db_bursts.set_burst_status(session, burst_id, status, only_from=("persisted",))
         return key
 
     def bot_says(self, user: int, text: str) -> None:
@@ -107,7 +110,7 @@ class Scene:
 async def new_scene(sm: async_sessionmaker[AsyncSession]) -> Scene:
     key = f"check-{uuid.uuid4().hex[:8]}"
     async with sm() as session, session.begin():
-        account_id = await queries.upsert_account(
+        account_id = await db_accounts.upsert_account(
             session, key=key, kind="telegram_bot", display_name=key
         )
     return Scene(sm, account_id, key)

@@ -1,4 +1,4 @@
-"""The ingest's one statement per message (queries.record_incoming): each message stored
+"""The ingest's one statement per message (db_messages.record_incoming): each message stored
 once with its conversation, whoever else is storing it at the same moment."""
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from typing import Any
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db import queries
+from db.queries import bursts as db_bursts
+from db.queries import messages as db_messages
 from db.tables import conversation, message
 
 NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
@@ -18,7 +19,7 @@ NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
 
 async def record(
     sm: async_sessionmaker[AsyncSession], account_id: int, message_id: int, **changes: Any
-) -> tuple[int, queries.RecordedMessage]:
+) -> tuple[int, db_messages.RecordedMessage]:
     """As the ingest runs it: alone, in autocommit."""
     fields: dict[str, Any] = {
         "account_id": account_id,
@@ -33,7 +34,7 @@ async def record(
     }
     async with sm() as session:
         await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-        return await queries.record_incoming(session, **fields)
+        return await db_messages.record_incoming(session, **fields)
 
 
 async def test_a_message_is_stored_once_and_its_burst_reported(
@@ -48,7 +49,7 @@ async def test_a_message_is_stored_once_and_its_burst_reported(
             select(func.count(), func.max(message.c.text)).where(message.c.account_id == account_id)
         )
         assert tuple(rows.one()) == (1, "m1")  # the first text stands
-        burst_id = await queries.insert_burst(
+        burst_id = await db_bursts.insert_burst(
             session,
             burst_key=f"b-{account_id}",
             conversation_id=conv,
@@ -96,7 +97,7 @@ async def test_a_message_stored_at_the_same_moment_by_another_call_is_not_stored
     then does nothing, and the row it waited for is newer than the statement's snapshot.
     The call still answers with that row, not a failure or a second copy."""
     async with sessionmaker() as first, first.begin():
-        conv, stored = await queries.record_incoming(
+        conv, stored = await db_messages.record_incoming(
             first,
             account_id=account_id,
             chat_id=7,

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
+from db.queries import messages as db_messages
 from db.tables import burst, conversation, message
 from inbound.accounts import register_account
 from inbound.incoming import IncomingMessage
@@ -341,12 +342,10 @@ async def test_a_recorded_message_whose_signal_was_lost_is_swept_up_and_answered
     # run will ever flush it unless the ingest's sweep signals it again.
     from datetime import timedelta
 
-    from db import queries
-
     tq, rec = task_queue(), Recorder()
     ingestor = await make_ingestor(dev_env, sessionmaker, tq)
     async with sessionmaker() as session, session.begin():
-        await queries.record_incoming(
+        await db_messages.record_incoming(
             session,
             account_id=ingestor.account.id,
             chat_id=77,

@@ -9,7 +9,7 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from channels.telegram.flows import FlowOwnership
-from db import queries
+from db.queries import conversations as db_conversations
 from db.tables import burst, message
 
 T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -28,7 +28,7 @@ class Clock:
 
 async def _conversation(sm: async_sessionmaker[AsyncSession], account_id: int) -> None:
     async with sm() as session, session.begin():
-        await queries.ensure_conversation(
+        await db_conversations.ensure_conversation(
             session, account_id=account_id, chat_id=CHAT, topic_id=None, owner_user_id=ANN
         )
 
@@ -65,7 +65,7 @@ async def _answered_message(
     sm: async_sessionmaker[AsyncSession], account_id: int, *, at: datetime
 ) -> None:
     async with sm() as session, session.begin():
-        conversation_id = await queries.ensure_conversation(
+        conversation_id = await db_conversations.ensure_conversation(
             session, account_id=account_id, chat_id=CHAT, topic_id=None, owner_user_id=None
         )
         burst_id = (

@@ -86,14 +86,14 @@ async def test_a_reply_to_a_chunk_before_its_delivery_row_is_stored_is_a_reply_t
     from activities import sending
 
     stored = asyncio.Event()
-    insert_delivery = sending.queries.insert_delivery
+    insert_delivery = sending.db_replies.insert_delivery
 
     async def slow_insert_delivery(*args: object, **kwargs: object) -> None:
         await asyncio.sleep(3)
         await insert_delivery(*args, **kwargs)  # type: ignore[arg-type]
         stored.set()
 
-    monkeypatch.setattr(sending.queries, "insert_delivery", slow_insert_delivery)
+    monkeypatch.setattr(sending.db_replies, "insert_delivery", slow_insert_delivery)
     tg.world.add_group(GROUP, "salon", [BOT_ID, ALICE, BOB])
     group = types.PeerChat(GROUP)
     async with tg.worker():

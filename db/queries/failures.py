@@ -1,7 +1,5 @@
-"""Queries for bursts that failed: ops alerts, the user's error notice, listing and retry.
-
-Like ``db/queries.py``: each takes a session and never commits.
-"""
+"""Bursts that failed: ops alerts, the error notice, listing and retry. Each query takes a
+session and never commits: the caller owns the transaction."""
 
 from __future__ import annotations
 

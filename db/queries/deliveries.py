@@ -1,11 +1,12 @@
-"""Lookups the Telegram listener makes while mapping updates. Never commit (caller does)."""
+"""What the Telegram listener looks up while mapping updates: our own sent messages, chats
+in generation. Each query takes a session and never commits: the caller owns the
+transaction."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,12 +15,6 @@ from db.tables import burst, conversation, delivery, message, reply
 # Telethon's marked ids: channels and supergroups are below this; their message ids are
 # per channel, while private chats and basic groups share the account's own numbering.
 _CHANNEL_ID_CEILING = -1_000_000_000_000
-
-
-@dataclass(frozen=True)
-class Flow:
-    owner_user_id: int | None
-    last_answered_at: datetime | None
 
 
 async def sent_by_us(
@@ -115,43 +110,3 @@ async def chats_of_messages(
     for chat_id, message_id in await session.execute(stmt):
         found.setdefault(chat_id, []).append(message_id)
     return found
-
-
-async def load_flow(
-    session: AsyncSession, *, account_id: int, chat_id: int, topic_id: int | None
-) -> Flow:
-    """Who owns the conversation's flow, and when one of its messages was last answered."""
-    last_answered = (
-        select(func.max(message.c.sent_at))
-        .where(
-            message.c.conversation_id == conversation.c.id,
-            message.c.burst_id.is_not(None),
-        )
-        .scalar_subquery()
-    )
-    stmt = select(conversation.c.owner_user_id, last_answered).where(
-        conversation.c.account_id == account_id,
-        conversation.c.chat_id == chat_id,
-        conversation.c.topic_id.is_not_distinct_from(topic_id),
-    )
-    row = (await session.execute(stmt)).first()
-    return Flow(row[0], row[1]) if row else Flow(None, None)
-
-
-async def set_flow_owner(
-    session: AsyncSession,
-    *,
-    account_id: int,
-    chat_id: int,
-    topic_id: int | None,
-    owner_user_id: int,
-) -> None:
-    await session.execute(
-        update(conversation)
-        .where(
-            conversation.c.account_id == account_id,
-            conversation.c.chat_id == chat_id,
-            conversation.c.topic_id.is_not_distinct_from(topic_id),
-        )
-        .values(owner_user_id=owner_user_id)
-    )

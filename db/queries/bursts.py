@@ -1,0 +1,245 @@
+"""Bursts: persisted once per burst key, their status, and the generation lease. Each query
+takes a session and never commits: the caller owns the transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Select,
+    Text,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.queries.messages import messages_in
+from db.tables import account, burst, conversation, message, reply
+
+
+async def insert_burst(
+    session: AsyncSession,
+    *,
+    burst_key: str,
+    conversation_id: int,
+    message_ids: Sequence[int],
+    reason: str,
+    context_epoch: int,
+    first_message_at: datetime,
+    last_message_at: datetime,
+    flushed_at: datetime,
+) -> int:
+    stmt = (
+        insert(burst)
+        .values(
+            burst_key=burst_key,
+            conversation_id=conversation_id,
+            message_ids=list(message_ids),
+            reason=reason,
+            context_epoch=context_epoch,
+            first_message_at=first_message_at,
+            last_message_at=last_message_at,
+            flushed_at=flushed_at,
+        )
+        .on_conflict_do_nothing(index_elements=[burst.c.burst_key])
+        .returning(burst.c.id)
+    )
+    new_id = (await session.execute(stmt)).scalar_one_or_none()
+    if new_id is not None:
+        return new_id
+    return (
+        await session.execute(select(burst.c.id).where(burst.c.burst_key == burst_key))
+    ).scalar_one()
+
+
+async def assign_messages(
+    session: AsyncSession, *, burst_id: int, conversation_id: int, message_ids: Sequence[int]
+) -> int:
+    """Point the burst's messages at it; returns how many live messages it holds.
+
+    A message may already belong to an orphan: a burst persisted by a local activity whose
+    workflow task then timed out, so the workflow never saw it. The retried task can decide
+    differently (a typing or edit signal that arrived meanwhile is applied first) and
+    flush another set under another key. Such a burst is still 'persisted' with no reply,
+    which no burst the workflow knows of can be while a later one is flushed: its messages
+    move to the new burst, and a burst left with no live message is dropped as superseded.
+
+    "Earlier" is by flush time, the workflow's clock (its task's start), not by row id: a
+    stale local activity that runs late, its task long timed out, inserts the newest row
+    but carries the older flush time, and must not rob the burst in use.
+    """
+    mine_row = burst.alias("mine_row")
+    my_flush = select(mine_row.c.flushed_at).where(mine_row.c.id == burst_id).scalar_subquery()
+    orphans = select(burst.c.id).where(
+        burst.c.conversation_id == conversation_id,
+        burst.c.status == "persisted",
+        burst.c.id != burst_id,
+        burst.c.flushed_at < my_flush,
+        ~select(reply.c.id).where(reply.c.burst_id == burst.c.id).exists(),
+    )
+    mine = messages_in(conversation_id, message_ids)
+    robbed = set(
+        (
+            await session.execute(
+                select(message.c.burst_id).where(mine, message.c.burst_id.in_(orphans)).distinct()
+            )
+        ).scalars()
+    )
+    await session.execute(
+        update(message)
+        .where(mine, message.c.burst_id.is_(None) | message.c.burst_id.in_(robbed))
+        .values(burst_id=burst_id)
+    )
+    for orphan in robbed:
+        live = select(message.c.id).where(
+            message.c.burst_id == orphan, message.c.deleted_at.is_(None)
+        )
+        await session.execute(
+            update(burst)
+            .where(burst.c.id == orphan, burst.c.status == "persisted", ~live.exists())
+            .values(status="dropped", error_type="superseded")
+        )
+    stmt = select(func.count()).where(
+        message.c.burst_id == burst_id, message.c.deleted_at.is_(None)
+    )
+    return int((await session.execute(stmt)).scalar_one())
+
+
+async def load_burst(session: AsyncSession, burst_key: str) -> Any:
+    """The burst joined with its conversation, or ``None``."""
+    return (await session.execute(burst_by_key(burst_key))).one_or_none()
+
+
+def burst_by_key(burst_key: str, *extra: ColumnElement[Any]) -> Select[Any]:
+    """The burst with its conversation's account, chat and topic, and ``extra`` columns."""
+    return (
+        select(
+            burst,
+            conversation.c.account_id,
+            conversation.c.chat_id,
+            conversation.c.topic_id,
+            *extra,
+        )
+        .join(conversation, conversation.c.id == burst.c.conversation_id)
+        .where(burst.c.burst_key == burst_key)
+    )
+
+
+async def burst_to_answer(session: AsyncSession, burst_key: str) -> Any:
+    """What generate_reply reads before its LLM call, in one round trip: the burst (as
+    ``load_burst``); its account's ``model``, ``system_prompt``, ``start_text`` and
+    ``help_text``; its stored reply's ``reply_id`` and ``reply_text`` (``None`` without
+    one); and its messages' ``texts`` in order, deleted ones left out. ``None`` without
+    the burst."""
+    texts = (
+        select(
+            func.coalesce(
+                func.array_agg(aggregate_order_by(message.c.text, message.c.message_id)),
+                literal([], ARRAY(Text)),
+            )
+        )
+        .where(message.c.burst_id == burst.c.id, message.c.deleted_at.is_(None))
+        .scalar_subquery()
+    )
+    stmt = (
+        burst_by_key(
+            burst_key,
+            account.c.model,
+            account.c.system_prompt,
+            account.c.start_text,
+            account.c.help_text,
+            reply.c.id.label("reply_id"),
+            reply.c.text.label("reply_text"),
+            texts.label("texts"),
+        )
+        .join(account, account.c.id == conversation.c.account_id)
+        .outerjoin(reply, reply.c.burst_id == burst.c.id)
+    )
+    return (await session.execute(stmt)).one_or_none()
+
+
+async def set_burst_status(
+    session: AsyncSession, burst_id: int, status: str, *, only_from: Sequence[str], **values: Any
+) -> None:
+    """Move a burst forward; a retried step never moves it back (e.g. from sent to replied)."""
+    await session.execute(
+        update(burst)
+        .where(burst.c.id == burst_id, burst.c.status.in_(list(only_from)))
+        .values(status=status, **values)
+    )
+
+
+async def finished_bursts(session: AsyncSession, account_id: int) -> list[Any]:
+    """The account's sent and failed bursts with their chat and reply, in send order."""
+    stmt = (
+        select(
+            burst.c.burst_key,
+            burst.c.message_ids,
+            burst.c.reason,
+            burst.c.status,
+            burst.c.error_type,
+            burst.c.error,
+            burst.c.first_message_at,
+            burst.c.last_message_at,
+            burst.c.flushed_at,
+            burst.c.sent_at,
+            conversation.c.chat_id,
+            conversation.c.topic_id,
+            reply.c.text,
+        )
+        .join(conversation, conversation.c.id == burst.c.conversation_id)
+        .outerjoin(reply, reply.c.burst_id == burst.c.id)
+        .where(conversation.c.account_id == account_id, burst.c.status.in_(["sent", "failed"]))
+        .order_by(burst.c.sent_at.nulls_last(), burst.c.id)
+    )
+    return list(await session.execute(stmt))
+
+
+async def claim_generation(session: AsyncSession, burst_id: int, *, seconds: float) -> bool:
+    """Claim the burst's LLM call for ``seconds`` unless another attempt holds a claim
+    that has not lapsed (or the reply is stored); renewing one's own claim is a claim."""
+    stmt = (
+        update(burst)
+        .where(
+            burst.c.id == burst_id,
+            burst.c.status == "persisted",
+            or_(burst.c.generating_until.is_(None), burst.c.generating_until < func.now()),
+        )
+        .values(generating_until=func.now() + timedelta(seconds=seconds))
+        .returning(burst.c.id)
+    )
+    return (await session.execute(stmt)).first() is not None
+
+
+async def renew_generation(session: AsyncSession, burst_id: int, *, seconds: float) -> None:
+    await session.execute(
+        update(burst)
+        .where(burst.c.id == burst_id)
+        .values(generating_until=func.now() + timedelta(seconds=seconds))
+    )
+
+
+async def release_generation(session: AsyncSession, burst_id: int) -> None:
+    """The call failed: the next attempt may claim at once."""
+    await session.execute(update(burst).where(burst.c.id == burst_id).values(generating_until=None))
+
+
+async def reply_or_claim_lapsed(session: AsyncSession, burst_id: int) -> tuple[bool, bool]:
+    """(a reply is stored, the generation claim has lapsed) for a waiting attempt."""
+    row = (
+        await session.execute(
+            select(
+                burst.c.status != "persisted",
+                or_(burst.c.generating_until.is_(None), burst.c.generating_until < func.now()),
+            ).where(burst.c.id == burst_id)
+        )
+    ).one()
+    return bool(row[0]), bool(row[1])
