@@ -15,6 +15,7 @@ lint: $(VENV)/.stamp-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
+	$(BIN)/lint-imports
 
 # Lull against a Redis batcher and a per-message bot; needs redis-server (Debian package).
 # 20 minutes of load and faults on a real deployment, then the checker's table.

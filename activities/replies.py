@@ -32,8 +32,8 @@ from db.errors import database_unavailable, describe_database_error
 from db.queries import bursts as db_bursts
 from db.queries import conversations as db_conversations
 from db.queries import replies as db_replies
-from inbound.commands import BUILTIN_COMMANDS, REFRESH_REPLY, help_text, parse_command
 from llm.base import Completion, LLMError, LLMProvider, Prompt
+from workflows.commands import BUILTIN_COMMANDS, REFRESH_REPLY, help_text, parse_command
 from workflows.payloads import GenerateReplyInput, GenerateReplyResult
 
 log = logging.getLogger("lull.replies")

@@ -223,7 +223,7 @@ class Settings(BaseSettings):
 
     @property
     def command_names(self) -> frozenset[str]:
-        from inbound.commands import BUILTIN_COMMANDS
+        from workflows.commands import BUILTIN_COMMANDS
 
         extra = (c.strip().lstrip("/").lower() for c in self.commands.split(","))
         return frozenset(BUILTIN_COMMANDS) | {c for c in extra if c}

@@ -20,6 +20,8 @@ from temporalio.worker import Worker
 
 import worker as worker_module
 from app.dev_stack import Stack, StackError, dev_stack_running, running_stack, wait_for_temporal
+from app.llm_factory import build_provider
+from app.send_worker import build_send_worker
 from app.settings import Settings, mask_url
 from channels.base import ChannelSender
 from db import migrate
@@ -27,8 +29,6 @@ from db.engine import make_engine, make_sessionmaker
 from db.sealed import SecretBox
 from inbound.incoming import Account
 from inbound.ingestor import Ingestor
-from inbound.send_queue import build_send_worker
-from llm.factory import build_provider
 from workflows.payloads import DebounceConfig
 
 log = logging.getLogger("lull")

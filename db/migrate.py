@@ -8,12 +8,14 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-import migrations
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
 def alembic_config(url: str) -> Config:
     cfg = Config()
-    cfg.set_main_option("script_location", str(Path(migrations.__file__).parent))
+    # The migrations package sits beside db/ (in the repository and when installed); found
+    # by path, so db/ does not import the scripts that import it.
+    cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("file_template", "%%(year)d_%%(month).2d_%%(day).2d_%%(slug)s")
     # Config values are interpolated: a literal % in a password must be doubled.
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))

@@ -22,7 +22,6 @@ from temporalio.service import RPCError, RPCStatusCode
 from db.queries import accounts as db_accounts
 from db.queries import conversations as db_conversations
 from db.queries import messages as db_messages
-from inbound.commands import BUILTIN_COMMANDS, parse_command
 from inbound.drain import signal_open_conversation
 from inbound.incoming import CHAT_ACTIONS, Account, IncomingMessage, IngestResult
 from inbound.input_rules import RejectedMessageError, check_ids, clean_text
@@ -32,6 +31,7 @@ from inbound.signal_linger import SignalLinger
 from inbound.typing_gate import ChatKey, TypingGate
 from inbound.typing_signals import TypingSignals
 from workflows import attributes
+from workflows.commands import BUILTIN_COMMANDS, parse_command
 from workflows.conversation import ConversationWorkflow
 from workflows.ids import chat_reference, conversation_workflow_id, sender_reference
 from workflows.payloads import (

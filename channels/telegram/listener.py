@@ -50,9 +50,9 @@ from channels.telegram.flows import FlowOwnership
 from channels.telegram.sender import TELEGRAM_MAX_CHARS
 from channels.telegram.session import PostgresSession
 from db.queries import deliveries as db_deliveries
-from inbound.commands import parse_command
 from inbound.ingestor import Ingestor
 from inbound.input_rules import valid_message_ids
+from workflows.commands import parse_command
 from workflows.ids import delivery_random_id
 
 log = logging.getLogger("lull.telegram")

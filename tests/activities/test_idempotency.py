@@ -19,9 +19,9 @@ from db.queries import conversations as db_conversations
 from db.queries import failures as db_failures
 from db.queries import messages as db_messages
 from db.tables import account, burst, delivery, message, reply
-from inbound.commands import REFRESH_REPLY
 from llm.base import Completion, Prompt
 from llm.echo import EchoProvider
+from workflows.commands import REFRESH_REPLY
 from workflows.ids import burst_key
 from workflows.payloads import GenerateReplyInput, PersistBurstInput, SendReplyInput
 

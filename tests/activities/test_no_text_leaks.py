@@ -18,9 +18,9 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
 
+from app.send_worker import build_send_worker
 from db.tables import alert, burst, message
 from inbound.incoming import IncomingMessage
-from inbound.send_queue import build_send_worker
 from llm.echo import EchoProvider
 from testkit.keys import TEST_CHAT_HASH_KEY
 from testkit.servers import task_queue

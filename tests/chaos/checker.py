@@ -34,13 +34,13 @@ from telethon.tl import types
 from temporalio.client import Client
 
 from db.tables import account, burst, conversation, message
-from inbound.commands import REFRESH_REPLY
 from tests.chaos.cluster import BOT, Cluster
 from tests.chaos.load import GROUP_CHAT, IN_GROUP, Accepted
+from workflows.commands import REFRESH_REPLY
 from workflows.ids import conversation_workflow_id
 
 REPLY_PREFIX = "re:"
-# In /help's answer (inbound.commands.help_text), whatever the account's intro.
+# In /help's answer (workflows.commands.help_text), whatever the account's intro.
 HELP_MARK = "\nCommands:\n"
 # The account's default error text (db/tables.py), sent when a burst fails.
 ERROR_NOTICE = "Sorry, something went wrong."

@@ -16,12 +16,12 @@ from db.queries import bursts as db_bursts
 from db.queries import conversations as db_conversations
 from db.queries import messages as db_messages
 from db.tables import burst
-from inbound.commands import REFRESH_REPLY, help_text
 from testkit.fake_llm import FakeOpenAI
 from testkit.telegram_server.world import World
 from tests.chaos.checker import check
 from tests.chaos.cluster import BOT, GROUP
 from tests.chaos.load import IN_GROUP, TO_BOT, Accepted
+from workflows.commands import REFRESH_REPLY, help_text
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 

@@ -18,9 +18,9 @@ from temporalio.worker import Worker
 
 from activities.bursts import BurstActivities
 from activities.errors import from_telegram_error
+from app.send_worker import build_send_worker
 from inbound.accounts import register_account
 from inbound.incoming import Account
-from inbound.send_queue import build_send_worker
 from testkit.keys import TEST_CHAT_HASH_KEY
 from testkit.servers import task_queue
 from tests.activities.test_idempotency import (

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from inbound.commands import BUILTIN_COMMANDS, help_text, parse_command
+from workflows.commands import BUILTIN_COMMANDS, help_text, parse_command
 
 KNOWN = frozenset({*BUILTIN_COMMANDS, "book"})
 
