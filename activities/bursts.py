@@ -43,6 +43,7 @@ class BurstActivities(ActivityHost):
                 first_message_at=input.first_message_at,
                 last_message_at=input.last_message_at,
                 flushed_at=input.flushed_at,
+                command=input.command,
             )
             count = await db_bursts.assign_messages(
                 session,

@@ -33,7 +33,7 @@ from db.queries import bursts as db_bursts
 from db.queries import conversations as db_conversations
 from db.queries import replies as db_replies
 from llm.base import Completion, LLMError, LLMProvider, Prompt
-from workflows.commands import BUILTIN_COMMANDS, REFRESH_REPLY, help_text, parse_command
+from workflows.commands import BUILTIN_COMMANDS, REFRESH_REPLY, help_text
 from workflows.payloads import GenerateReplyInput, GenerateReplyResult
 
 log = logging.getLogger("lull.replies")
@@ -172,7 +172,7 @@ class ReplyActivities(ActivityHost):
                 job.stored = StoredReply(burst.reply_id, burst.reply_text)
                 return job
             texts = list(burst.texts)
-            job.command = burst_command(burst.reason, texts, self._options.commands)
+            job.command = burst.command
             if job.command in BUILTIN_COMMANDS:
                 # The row carries the account's start and help texts.
                 job.builtin = builtin_reply(job.command, burst, self._options.commands)
@@ -246,13 +246,6 @@ def _time_left_for(delay: float) -> bool:
     if not deadlines:
         return True
     return datetime.now(UTC) + timedelta(seconds=delay) + STORE_DEADLINE_MARGIN < min(deadlines)
-
-
-def burst_command(reason: str, texts: list[str], known: frozenset[str]) -> str | None:
-    """The command a command burst holds (a command is always a burst of its own)."""
-    if reason != "command" or len(texts) != 1:
-        return None
-    return parse_command(texts[0], known)
 
 
 def builtin_reply(command: str, account: Any, known: frozenset[str]) -> str:

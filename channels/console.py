@@ -16,6 +16,7 @@ from inbound.drain import wait_until_answered
 from inbound.incoming import IncomingMessage
 from inbound.ingestor import Ingestor
 from inbound.input_rules import RejectedMessageError
+from workflows.commands import parse_command
 
 log = logging.getLogger("lull.console")
 
@@ -73,7 +74,12 @@ async def chat(
                 break
             text = raw.decode(errors="replace").rstrip("\n")
             msg = IncomingMessage(
-                CONSOLE_CHAT_ID, CONSOLE_USER_ID, next_id, text, datetime.now(UTC)
+                CONSOLE_CHAT_ID,
+                CONSOLE_USER_ID,
+                next_id,
+                text,
+                datetime.now(UTC),
+                command=parse_command(text, ingestor.commands),
             )
             try:
                 await ingestor.message(msg)

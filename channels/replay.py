@@ -23,6 +23,7 @@ from channels.base import DedupingSender, SendTarget
 from inbound.incoming import IncomingMessage
 from inbound.ingestor import Ingestor
 from inbound.input_rules import INT64_MAX, INT64_MIN, RejectedMessageError
+from workflows.commands import parse_command
 
 log = logging.getLogger("lull.replay")
 
@@ -165,6 +166,7 @@ async def feed(
                         text=event.text,
                         sent_at=when,
                         topic_id=event.topic,
+                        command=parse_command(event.text, ingestor.commands),
                     )
                 )
             except RejectedMessageError as exc:

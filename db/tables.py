@@ -94,6 +94,8 @@ burst = Table(
     Column("conversation_id", BigInteger, ForeignKey("conversation.id"), nullable=False),
     Column("message_ids", ARRAY(BigInteger), nullable=False),
     Column("reason", Text, nullable=False),
+    # The command a command burst answers (a command is always a burst of its own).
+    Column("command", Text),
     Column("status", Text, nullable=False, server_default="persisted"),
     Column("error_type", Text),
     Column("error", Text),
@@ -127,6 +129,8 @@ message = Table(
     Column("sender_id", BigInteger, nullable=False),
     Column("text", Text, nullable=False),
     Column("kind", Text, nullable=False, server_default="text"),
+    # A command's name ("help"), parsed once by the channel that received it.
+    Column("command", Text),
     Column("sent_at", DateTime(timezone=True), nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("edited_at", DateTime(timezone=True)),

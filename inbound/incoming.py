@@ -23,6 +23,9 @@ class IncomingMessage:
     sent_at: datetime
     topic_id: int | None = None
     kind: str = "text"
+    # The command's name when the text is one: parsed once, by the channel (which knows
+    # the account's commands, ``Ingestor.commands``).
+    command: str | None = None
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from inbound.signal_linger import SignalLinger
 from inbound.typing_gate import ChatKey, TypingGate
 from inbound.typing_signals import TypingSignals
 from workflows import attributes
-from workflows.commands import BUILTIN_COMMANDS, parse_command
+from workflows.commands import BUILTIN_COMMANDS
 from workflows.conversation import ConversationWorkflow
 from workflows.ids import chat_reference, conversation_workflow_id, sender_reference
 from workflows.payloads import (
@@ -260,7 +260,7 @@ class Ingestor:
         text = clean_text(msg.text, what)
         if not text:
             raise RejectedMessageError(f"{what} is empty; not buffered")
-        command = parse_command(text, self._commands)
+        command = msg.command
         async with self._sessionmaker() as session:
             # One statement, atomic on its own: no begin and commit round trips around it.
             await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
@@ -273,6 +273,7 @@ class Ingestor:
                 sender_id=msg.sender_id,
                 text=text,
                 kind="command" if command else msg.kind,
+                command=command,
                 sent_at=msg.sent_at,
                 unanswered_reason=unanswered_reason,
                 chat_ref=self._chat_ref(msg.chat_id, msg.topic_id),
@@ -343,7 +344,7 @@ class Ingestor:
                 row.message_id,
                 self._sender(row.sender_id),
                 len(row.text),
-                parse_command(row.text, self._commands),
+                row.command,
                 accepted_at=row.received_at,
                 resent=True,
             )

@@ -330,6 +330,8 @@ class ConversationWorkflow:
                 last_message_at=max(m.received_at for m in batch),
                 flushed_at=workflow.now(),
                 drop_as=drop_as,
+                # A command is always a burst of its own.
+                command=batch[0].command if len(batch) == 1 else None,
             ),
             local=local,
             summary=f"persist {len(batch)} messages" + (f" ({drop_as})" if drop_as else ""),

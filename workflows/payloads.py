@@ -178,6 +178,8 @@ class PersistBurstInput:
     flushed_at: datetime
     # Set for a burst that is recorded but not answered: "cleared" or "paused".
     drop_as: str | None = None
+    # The command a command burst answers, as the channel parsed it.
+    command: str | None = None
 
 
 @dataclass(frozen=True)

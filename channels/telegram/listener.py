@@ -24,7 +24,7 @@ import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -372,7 +372,9 @@ class TelegramListener:
         if message.out:
             await self._outgoing(incoming.chat_id, message.id, incoming.topic_id, incoming.text)
             return
-        is_command = parse_command(incoming.text, self._ingestor.commands) is not None
+        # The one place a Telegram message's command is parsed: its name travels on.
+        incoming = replace(incoming, command=parse_command(incoming.text, self._ingestor.commands))
+        is_command = incoming.command is not None
         replies_to_us = await self._replies_to_us(incoming.chat_id, message)
         facts = facts_of(
             event,

@@ -36,6 +36,7 @@ async def insert_burst(
     first_message_at: datetime,
     last_message_at: datetime,
     flushed_at: datetime,
+    command: str | None = None,
 ) -> int:
     stmt = (
         insert(burst)
@@ -48,6 +49,7 @@ async def insert_burst(
             first_message_at=first_message_at,
             last_message_at=last_message_at,
             flushed_at=flushed_at,
+            command=command,
         )
         .on_conflict_do_nothing(index_elements=[burst.c.burst_key])
         .returning(burst.c.id)

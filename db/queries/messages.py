@@ -50,7 +50,16 @@ def _record_incoming_statement() -> Select[Any]:
         last_message_at=param("sent_at"),
         chat_ref=bindparam("chat_ref", type_=conversation.c.chat_ref.type),
     ).cte("conv")
-    columns = ("account_id", "chat_id", "message_id", "sender_id", "text", "kind", "sent_at")
+    columns = (
+        "account_id",
+        "chat_id",
+        "message_id",
+        "sender_id",
+        "text",
+        "kind",
+        "command",
+        "sent_at",
+    )
     new = (
         insert(message)
         .from_select(
@@ -96,6 +105,7 @@ async def record_incoming(
     kind: str,
     sent_at: datetime,
     unanswered_reason: str | None = None,
+    command: str | None = None,
     chat_ref: str | None = None,
 ) -> tuple[int, RecordedMessage]:
     """Record an incoming message once, with its conversation (created if new, its
@@ -108,6 +118,7 @@ async def record_incoming(
         "sender_id": sender_id,
         "text": text,
         "kind": kind,
+        "command": command,
         "sent_at": sent_at,
         "unanswered_reason": unanswered_reason,
         "chat_ref": chat_ref,
@@ -159,6 +170,7 @@ async def unflushed_messages(
             message.c.message_id,
             message.c.sender_id,
             message.c.text,
+            message.c.command,
             message.c.received_at,
         )
         .join(conversation, conversation.c.id == message.c.conversation_id)

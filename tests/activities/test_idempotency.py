@@ -324,9 +324,10 @@ async def test_builtin_commands_are_answered_without_the_llm(
     replies = ReplyActivities(sessionmaker, provider, OPTIONS)
     bursts = BurstActivities(sessionmaker)
 
-    async def answer(texts: list[str], first_id: int, reason: str = "quiet") -> str:
+    async def answer(texts: list[str], first_id: int, command: str | None = None) -> str:
         conv, ids = await seed(sessionmaker, account_id, texts, first_id=first_id)
-        inp = replace(persist_input(conv, ids), reason=reason)
+        reason = "command" if command else "quiet"
+        inp = replace(persist_input(conv, ids), reason=reason, command=command)
         await env.run(bursts.persist_burst, inp)
         await env.run(replies.generate_reply, GenerateReplyInput(inp.burst_key))
         await env.run(replies.generate_reply, GenerateReplyInput(inp.burst_key))  # a retry
@@ -340,10 +341,10 @@ async def test_builtin_commands_are_answered_without_the_llm(
         return f"{model}: {text}"
 
     assert await answer(["hello"], 1) == "echo: [echo: 1 message] hello"
-    assert await answer(["/start"], 2, "command") == "command: Hi! Write to me any time."
-    help_reply = await answer(["/help@bot"], 3, "command")
+    assert await answer(["/start"], 2, "start") == "command: Hi! Write to me any time."
+    help_reply = await answer(["/help@bot"], 3, "help")
     assert help_reply.startswith("command: Just write") and "/refresh" in help_reply
-    assert await answer(["/refresh"], 4, "command") == f"command: {REFRESH_REPLY}"
+    assert await answer(["/refresh"], 4, "refresh") == f"command: {REFRESH_REPLY}"
     await answer(["new topic"], 5)
     # Only the two plain bursts reached the LLM; after /refresh the prompt has no history.
     assert [p.burst for p in provider.prompts] == [["hello"], ["new topic"]]
