@@ -20,7 +20,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
@@ -30,11 +29,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telethon import TelegramClient, events
-from telethon.tl import types as tl_types
 
 from channels.chunking import split_message
 from channels.telegram.albums import PendingAlbums
 from channels.telegram.chat_jobs import ChatJobs, HandOver, InLineJob
+from channels.telegram.checkpoints import UpdateCheckpoints
 from channels.telegram.events import (
     ChatAction,
     Placeholders,
@@ -57,10 +56,6 @@ from workflows.ids import delivery_random_id
 
 log = logging.getLogger("lull.telegram")
 
-CHECKPOINT_EVERY_SECONDS = 5.0
-CHECKPOINT_MIN_INTERVAL_SECONDS = 1.0
-# How long a checkpoint waits for the updates in flight when it took the state.
-CHECKPOINT_BARRIER_SECONDS = 30.0
 # An update still not handed over after this long makes the listener report unready.
 STUCK_AFTER_SECONDS = 5.0
 # An outgoing message of a user account matching a reply chunk from this far back is ours.
@@ -110,11 +105,11 @@ class TelegramListener:
             retry_initial=options.retry_initial_seconds,
             retry_max=options.retry_max_seconds,
         )
-        self._checkpointer: asyncio.Task[None] | None = None
-        # The update state Telethon started from, until it is saved (see mark_start).
-        self._start_state: tuple[dict[str, Any], dict[int, int]] | None = None
         # Albums whose items Telethon dispatched, until their album event started a job.
         self._albums = PendingAlbums(self._hand_over_album_items)
+        self._checkpoints = UpdateCheckpoints(
+            client, session, self._jobs, self._albums, account_key=ingestor.account.key
+        )
         # Each album in flight's place in its chat's line, kept from its first item.
         self._album_places: dict[int, Callable[[InLineJob], None]] = {}
         # (chat, message id) of chunks this process sent: a reply to one may arrive before
@@ -124,27 +119,14 @@ class TelegramListener:
 
     # -- lifecycle -------------------------------------------------------------------------
     def mark_start(self) -> None:
-        """Remember the update state Telethon starts from. Call right after ``connect()``
-        (and after a bot's ``sign_in``) returns, with no await in between: Telethon loads
-        the state (stored, or the server's for a new session) and only then creates its
-        update loop task, which has not run yet, so no update is covered by this state."""
-        box = self._client._message_box  # pinned telethon: see module
-        if not box.is_empty():  # not logged in yet: sign_in loads it
-            self._start_state = box.session_state()
+        """See UpdateCheckpoints.mark_start: call right after ``connect()`` returns."""
+        self._checkpoints.mark_start()
 
     async def save_start(self) -> None:
-        """Save the state marked at connect, before any job runs (they wait for
-        ``identify``): from then on a restart catches up from no later than here."""
-        if self._start_state is None:
-            # Telethon reads pts 0 as no state at all, so none could be resumed from.
-            log.warning(
-                "account %s has no update state yet (pts 0): until the first checkpoint, "
-                "a crash may skip the updates in between",
-                self._ingestor.account.key,
-            )
-            return
-        await self._save_states(*self._start_state)
-        self._start_state = None
+        await self._checkpoints.save_start()
+
+    async def checkpoint(self) -> None:
+        await self._checkpoints.checkpoint()
 
     def identify(self, self_id: int, *, user_account: bool, username: str | None = None) -> None:
         """Who the account is, from ``get_me()`` once connected."""
@@ -169,7 +151,7 @@ class TelegramListener:
         add(self._on_edit, events.MessageEdited())
         add(self._on_delete, events.MessageDeleted())
         add(self._on_user_update, events.UserUpdate())
-        self._checkpointer = asyncio.create_task(self._checkpoint_loop())
+        self._checkpoints.start()
 
     @property
     def healthy_backlog(self) -> bool:
@@ -196,75 +178,21 @@ class TelegramListener:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
         # Telethon's dispatch tasks offer no event to wait on, so poll briefly.
-        while (self._jobs or self._albums or self._dispatching()) and loop.time() < deadline:  # noqa: ASYNC110
+        while (  # noqa: ASYNC110
+            self._jobs or self._albums or self._checkpoints.dispatching()
+        ) and loop.time() < deadline:
             await asyncio.sleep(0.02)
         left = len(self._jobs) + len(self._albums)
-        if self._checkpointer is not None:
-            self._checkpointer.cancel()
+        self._checkpoints.stop()
         if left == 0:
             await self.checkpoint()
         return left
 
     def close(self) -> None:
         """Stop background work; jobs still running are abandoned (catch-up replays)."""
-        if self._checkpointer is not None:
-            self._checkpointer.cancel()
+        self._checkpoints.stop()
         self._jobs.cancel()
         self._albums.cancel()
-
-    async def checkpoint(self) -> None:
-        """Save the update state Telethon has reached, once every update it covers has
-        been handed to the seam. Under a steady stream the listener is never idle, so the
-        state is taken first and saved only after the dispatches and jobs in flight at
-        that instant have finished (later ones may still run: they are after the state)."""
-        states = self._client._message_box.session_state()  # pinned telethon: see module
-        # No await since the line above: nothing can have been dispatched in between.
-        dispatches = set(self._client._event_handler_tasks)
-        if dispatches:
-            await asyncio.wait(dispatches)
-        # Album items the state covers were dispatched, and noted: wait for their album.
-        albums = self._albums.waiters()
-        if albums:
-            await asyncio.wait(albums)
-        # Every update the state covers now has its job, finished or among these.
-        jobs = self._jobs.running()
-        if jobs:
-            await asyncio.wait(jobs)
-        if any(job.cancelled() or job.exception() is not None for job in jobs):
-            return  # a job was abandoned (shutdown): catch-up must replay it
-        await self._save_states(*states)
-
-    async def _save_states(self, common: dict[str, Any], channels: dict[int, int]) -> None:
-        # Telethon's own save keeps its self-entity; its newer states are held back.
-        await self._client._save_states_and_entities()  # pinned telethon: see module
-        now = datetime.now(UTC)
-        with self._session.allow_update_state():
-            self._session.set_update_state(0, tl_types.updates.State(**common, unread_count=0))
-            for channel_id, pts in channels.items():
-                self._session.set_update_state(
-                    channel_id, tl_types.updates.State(pts, 0, now, 0, unread_count=0)
-                )
-        await self._session.save()
-
-    def _dispatching(self) -> bool:
-        return bool(self._client._event_handler_tasks)
-
-    async def _checkpoint_loop(self) -> None:
-        """Checkpoint soon after the listener goes idle (at most once a second), and every
-        few seconds while it is busy."""
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._jobs.idle.wait(), CHECKPOINT_EVERY_SECONDS)
-            self._jobs.idle.clear()
-            try:
-                # A job that keeps failing (Temporal down) holds the barrier: bounded here,
-                # tried again next round.
-                await asyncio.wait_for(self.checkpoint(), CHECKPOINT_BARRIER_SECONDS)
-            except TimeoutError:
-                log.debug("update state not saved: updates still in flight")
-            except Exception:
-                log.warning("could not save the update state; will retry", exc_info=True)
-            await asyncio.sleep(CHECKPOINT_MIN_INTERVAL_SECONDS)
 
     # -- handlers: tiny, they only start jobs -----------------------------------------------
     async def _on_message(self, event: events.NewMessage.Event) -> None:
