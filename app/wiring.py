@@ -29,7 +29,7 @@ from db.engine import make_engine, make_sessionmaker
 from db.sealed import SecretBox
 from inbound.incoming import Account
 from inbound.ingestor import Ingestor
-from workflows.payloads import DebounceConfig
+from workflows.payloads import ConversationConfig
 
 log = logging.getLogger("lull")
 
@@ -43,9 +43,9 @@ class Runtime:
     sessionmaker: async_sessionmaker[AsyncSession]
     search_attributes: bool = False
 
-    def debounce_config(self) -> DebounceConfig:
+    def conversation_config(self) -> ConversationConfig:
         s = self.settings
-        return DebounceConfig(
+        return ConversationConfig(
             debounce_seconds=s.debounce_seconds,
             max_burst_messages=s.max_burst_messages,
             idle_close_seconds=s.idle_close_seconds,
@@ -68,7 +68,7 @@ class Runtime:
             self.client,
             self.sessionmaker,
             account,
-            config=self.debounce_config(),
+            config=self.conversation_config(),
             task_queue=self.settings.task_queue,
             chat_hash_key=self.settings.chat_key,
             commands=self.settings.command_names,

@@ -280,7 +280,10 @@ async def footprint(rt: Runtime, workers: WorkerProcesses, sizes: list[int]) -> 
     key = f"rss-{uuid.uuid4().hex[:8]}"
     account = await register_account(rt.sessionmaker, key=key, kind="replay", display_name=key)
     config = dataclasses.replace(
-        rt.debounce_config(), debounce_seconds=3600, max_wait_seconds=7200, idle_close_seconds=7200
+        rt.conversation_config(),
+        debounce_seconds=3600,
+        max_wait_seconds=7200,
+        idle_close_seconds=7200,
     )
     ingestor = Ingestor(
         rt.client,
@@ -363,7 +366,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     try:
         async with lull_runtime(settings) as rt, running_redis(work_dir) as redis:
             configured = settings.ingest_signal_linger_seconds
-            linger = SignalLinger(rt.debounce_config(), linger=configured).linger
+            linger = SignalLinger(rt.conversation_config(), linger=configured).linger
             results["load"]["signal_linger_s"] = linger
             extra = dict(item.split("=", 1) for item in args.worker_env)
             workers = WorkerProcesses(

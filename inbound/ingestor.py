@@ -35,9 +35,9 @@ from workflows.commands import BUILTIN_COMMANDS
 from workflows.conversation import ConversationWorkflow
 from workflows.ids import chat_reference, conversation_workflow_id, sender_reference
 from workflows.payloads import (
+    ConversationConfig,
     ConversationInput,
     ConversationRef,
-    DebounceConfig,
     MessageEdited,
     MessageReceived,
     MessagesDeleted,
@@ -62,7 +62,7 @@ class Ingestor:
         sessionmaker: async_sessionmaker[AsyncSession],
         account: Account,
         *,
-        config: DebounceConfig,
+        config: ConversationConfig,
         task_queue: str,
         chat_hash_key: bytes,
         commands: frozenset[str] = frozenset(BUILTIN_COMMANDS),

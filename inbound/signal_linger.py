@@ -31,12 +31,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from inbound.typing_gate import CHATS_KEPT, ChatKey, landing_room
-from workflows.payloads import DebounceConfig
+from workflows.payloads import ConversationConfig
 
 MAX_LINGER_SECONDS = 1.0
 
 
-def default_linger(config: DebounceConfig) -> float:
+def default_linger(config: ConversationConfig) -> float:
     """The linger when none is configured: the most the rules above allow."""
     return min(config.debounce_seconds / 4, MAX_LINGER_SECONDS)
 
@@ -52,7 +52,7 @@ class _Run:
 
 
 class SignalLinger:
-    def __init__(self, config: DebounceConfig, *, linger: float | None = None) -> None:
+    def __init__(self, config: ConversationConfig, *, linger: float | None = None) -> None:
         """``linger``: as configured (None: the default), capped by the rules above."""
         self._config = config
         most = default_linger(config)

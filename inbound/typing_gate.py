@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from workflows.payloads import DebounceConfig
+from workflows.payloads import ConversationConfig
 from workflows.policy import CANCEL
 
 # Chats remembered before the expired ones are forgotten.
@@ -24,7 +24,7 @@ CHATS_KEPT = 10_000
 ChatKey = tuple[int, int | None]
 
 
-def landing_room(config: DebounceConfig) -> float:
+def landing_room(config: ConversationConfig) -> float:
     """How long before a deadline the ingest lets a signal it held go, so it lands before
     the timer: a quarter of the quiet period. The signal linger's margin, and the cap on
     this gate's lead."""
@@ -63,7 +63,7 @@ class _Chat:
 
 
 class TypingGate:
-    def __init__(self, config: DebounceConfig, *, lead: float) -> None:
+    def __init__(self, config: ConversationConfig, *, lead: float) -> None:
         self._config = config
         # The lead scales with quiet periods under 4 s, as the signal linger's margin does:
         # a scaled-down debounce is a scaled-down conversation, and a lead fixed at 1 s

@@ -26,9 +26,9 @@ from temporalio.worker import (
 from workflows.conversation import ConversationWorkflow
 from workflows.ids import conversation_workflow_id
 from workflows.payloads import (
+    ConversationConfig,
     ConversationInput,
     ConversationRef,
-    DebounceConfig,
     FailureNoticeInput,
     GenerateReplyInput,
     GenerateReplyResult,
@@ -173,7 +173,7 @@ def conversation_input(
     # The send activity runs on the same queue here: one worker hosts every fake.
     return ConversationInput(
         ref,
-        DebounceConfig(debounce, max_messages, idle_close, **config),  # type: ignore[arg-type]
+        ConversationConfig(debounce, max_messages, idle_close, **config),  # type: ignore[arg-type]
         send_task_queue=task_queue,
     )
 

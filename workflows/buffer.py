@@ -6,12 +6,12 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
-from workflows.payloads import BufferedMessage, DebounceConfig, MessageReceived
+from workflows.payloads import BufferedMessage, ConversationConfig, MessageReceived
 from workflows.policy import burst_seq_for, head_burst, lease_after_message
 
 
 def admitted(
-    config: DebounceConfig,
+    config: ConversationConfig,
     buffer: list[BufferedMessage],
     lease_until: datetime | None,
     msg: MessageReceived,

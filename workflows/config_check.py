@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import MISSING, fields, replace
 
-from workflows.payloads import DebounceConfig
+from workflows.payloads import ConversationConfig
 
 # One generate_reply attempt may run this long at least (longer with a longer outage
 # window: steps.generate_reply). An LLM call must end well inside it, storing included,
@@ -48,14 +48,14 @@ CONFIG_BOUNDS: dict[str, float] = {
 }
 # What stands in for a value that is not a number at all (nan, or the wrong type).
 DEFAULTS: dict[str, float] = {
-    **{f.name: f.default for f in fields(DebounceConfig) if f.default is not MISSING},  # type: ignore[misc]
+    **{f.name: f.default for f in fields(ConversationConfig) if f.default is not MISSING},  # type: ignore[misc]
     "debounce_seconds": 5.0,
     "max_burst_messages": 10,
     "idle_close_seconds": 900.0,
 }
 
 
-def checked_config(config: DebounceConfig) -> tuple[DebounceConfig, list[str]]:
+def checked_config(config: ConversationConfig) -> tuple[ConversationConfig, list[str]]:
     """``config`` with every bounded value inside its bounds, and what was changed."""
     changes: dict[str, object] = {}
     problems: list[str] = []

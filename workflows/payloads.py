@@ -26,7 +26,7 @@ class ConversationRef:
 
 
 @dataclass(frozen=True)
-class DebounceConfig:
+class ConversationConfig:
     """The settings a conversation workflow needs, fixed for the life of a run."""
 
     debounce_seconds: float
@@ -98,7 +98,7 @@ class CarriedState:
 @dataclass(frozen=True)
 class ConversationInput:
     conversation: ConversationRef
-    config: DebounceConfig
+    config: ConversationConfig
     # The task queue of the process that owns this account's channel; `send_reply` runs there.
     send_task_queue: str
     carried: CarriedState | None = None

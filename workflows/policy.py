@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from workflows.payloads import BufferedMessage, DebounceConfig
+from workflows.payloads import BufferedMessage, ConversationConfig
 
 REASON_QUIET = "quiet"
 REASON_MAX_WAIT = "max_wait"
@@ -37,7 +37,9 @@ MIN_PRECISE_TIMER = timedelta(seconds=1)
 MAX_ARRIVAL_AGE = timedelta(seconds=2)
 
 
-def arrival_time(config: DebounceConfig, now: datetime, accepted_at: datetime | None) -> datetime:
+def arrival_time(
+    config: ConversationConfig, now: datetime, accepted_at: datetime | None
+) -> datetime:
     """When a message counts as arrived: when the ingest accepted it, within
     ``MAX_ARRIVAL_AGE`` and half the quiet period before ``now``, and never after it."""
     if accepted_at is None:
@@ -71,7 +73,7 @@ def tail_burst(buffer: list[BufferedMessage]) -> list[BufferedMessage]:
 
 
 def decide_flush(
-    config: DebounceConfig,
+    config: ConversationConfig,
     burst: list[BufferedMessage],
     lease_until: datetime | None = None,
     command_after: datetime | None = None,
@@ -103,7 +105,7 @@ def decide_flush(
 
 
 def burst_seq_for(
-    config: DebounceConfig,
+    config: ConversationConfig,
     buffer: list[BufferedMessage],
     lease_until: datetime | None,
     arrived_at: datetime,
@@ -154,7 +156,7 @@ def command_after(buffer: list[BufferedMessage], burst_seq: int) -> datetime | N
 
 
 def extend_lease(
-    config: DebounceConfig,
+    config: ConversationConfig,
     buffer: list[BufferedMessage],
     lease_until: datetime | None,
     *,
@@ -205,7 +207,7 @@ def must_rearm(
     return keep_only_with is not None and now is not None and armed_due - now < keep_only_with
 
 
-def keep_armed_for(config: DebounceConfig) -> timedelta:
+def keep_armed_for(config: ConversationConfig) -> timedelta:
     """How long an armed timer must still have to run for a later deadline to leave it.
 
     A timer left armed that fires before the burst is due costs a fire, a workflow task

@@ -20,7 +20,7 @@ from testkit.servers import task_queue
 from testkit.workflow_harness import Recorder, new_worker, upserted
 from tests.e2e.helpers import ROOT, lull_command
 from workflows.ids import chat_reference
-from workflows.payloads import DebounceConfig
+from workflows.payloads import ConversationConfig
 
 pytestmark = pytest.mark.e2e
 
@@ -66,7 +66,7 @@ async def test_ops_commands_drive_an_open_conversation(
     tq, rec = task_queue(), Recorder()
     key = f"ops-{uuid.uuid4().hex[:8]}"
     account = await register_account(sessionmaker, key=key, kind="replay", display_name=key)
-    config = DebounceConfig(30, 10, 600, search_attributes=True)
+    config = ConversationConfig(30, 10, 600, search_attributes=True)
     ingestor = Ingestor(
         dev_env.client,
         sessionmaker,

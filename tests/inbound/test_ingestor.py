@@ -22,7 +22,7 @@ from inbound.ingestor import Ingestor, RejectedMessageError
 from inbound.send_queue import send_task_queue
 from testkit.servers import task_queue
 from testkit.workflow_harness import Recorder, new_worker, until_sent
-from workflows.payloads import DebounceConfig
+from workflows.payloads import ConversationConfig
 
 NOW = datetime(2026, 11, 22, tzinfo=UTC)
 IDLE_CLOSE = 30
@@ -40,7 +40,7 @@ async def make_ingestor(
     env: WorkflowEnvironment,
     sm: async_sessionmaker[AsyncSession],
     tq: str,
-    config: DebounceConfig | None = None,
+    config: ConversationConfig | None = None,
     clock: Callable[[], float] = time.monotonic,
     schedule: Callable[[float, Callable[[], None]], object] | None = None,
 ) -> Ingestor:
@@ -50,7 +50,7 @@ async def make_ingestor(
         env.client,
         sm,
         account,
-        config=config or DebounceConfig(1, 10, IDLE_CLOSE),
+        config=config or ConversationConfig(1, 10, IDLE_CLOSE),
         task_queue=tq,
         chat_hash_key=b"k",
         clock=clock,
@@ -64,7 +64,7 @@ async def ingestor_on_hand_clock(
     """An ingestor with a 5 s quiet period on a clock the test moves (``now[0]``); held
     chat actions are never released by a timer, only by what the test does."""
     return await make_ingestor(
-        env, sm, tq, DebounceConfig(5, 10, IDLE_CLOSE), lambda: now[0], lambda d, f: None
+        env, sm, tq, ConversationConfig(5, 10, IDLE_CLOSE), lambda: now[0], lambda d, f: None
     )
 
 
@@ -198,7 +198,7 @@ async def test_a_held_chat_action_reaches_the_conversation_before_the_quiet_peri
 ) -> None:
     tq, rec = task_queue(), Recorder()
     now, timers = [100.0], []
-    config = DebounceConfig(5, 10, IDLE_CLOSE, typing_windows={"record_audio": 30})
+    config = ConversationConfig(5, 10, IDLE_CLOSE, typing_windows={"record_audio": 30})
     ingestor = await make_ingestor(
         time_env, sessionmaker, tq, config, lambda: now[0], lambda d, f: timers.append(d)
     )

@@ -28,7 +28,7 @@ from inbound.send_queue import send_task_queue
 from inbound.signal_batches import SignalBatches
 from testkit.servers import task_queue
 from testkit.workflow_harness import Recorder, new_worker, until_sent
-from workflows.payloads import DebounceConfig
+from workflows.payloads import ConversationConfig
 
 NOW = datetime(2026, 12, 2, tzinfo=UTC)
 
@@ -207,7 +207,7 @@ async def test_a_burst_that_meets_its_first_signal_in_flight_is_one_more_signal(
         client,
         sessionmaker,
         account,
-        config=DebounceConfig(1, 10, 30),
+        config=ConversationConfig(1, 10, 30),
         task_queue=tq,
         chat_hash_key=b"k",
         batch_signals=batch_signals,
@@ -249,7 +249,7 @@ async def lingering_ingestor(
         env.client,
         sessionmaker,
         account,
-        config=DebounceConfig(8, 10, 60),
+        config=ConversationConfig(8, 10, 60),
         task_queue=tq,
         chat_hash_key=b"k",
     )

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from inbound.signal_linger import MAX_LINGER_SECONDS, SignalLinger, default_linger
-from workflows.payloads import DebounceConfig
+from workflows.payloads import ConversationConfig
 
 CHAT, OTHER_CHAT = (77, None), (78, None)
 
@@ -16,7 +16,7 @@ CHAT, OTHER_CHAT = (77, None), (78, None)
 def linger(
     debounce: float = 2.0, *, value: float | None = None, max_messages: int = 10, **config: Any
 ) -> SignalLinger:
-    cfg = DebounceConfig(debounce, max_messages, 600, **config)
+    cfg = ConversationConfig(debounce, max_messages, 600, **config)
     return SignalLinger(cfg, linger=value)
 
 
@@ -85,4 +85,4 @@ def test_nothing_waits_with_buffering_off_or_the_linger_off() -> None:
 def test_the_linger_is_at_most_a_quarter_of_the_quiet_period_and_a_second() -> None:
     assert linger(2.0, value=5.0).linger == 0.5
     assert linger(60.0, value=5.0).linger == MAX_LINGER_SECONDS
-    assert default_linger(DebounceConfig(5.0, 10, 600)) == 1.0
+    assert default_linger(ConversationConfig(5.0, 10, 600)) == 1.0

@@ -11,14 +11,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from inbound.typing_gate import Hold, Send, TypingGate
-from workflows.payloads import DebounceConfig
+from workflows.payloads import ConversationConfig
 
 CHAT = (77, None)
 AUTHOR, OTHER = 5, 6
 
 
 def gate(debounce: float = 5, typing: float = 6, lead: float = 1.0, **windows: float) -> TypingGate:
-    config = DebounceConfig(debounce, 10, 600, typing_window_seconds=typing, typing_windows=windows)
+    config = ConversationConfig(
+        debounce, 10, 600, typing_window_seconds=typing, typing_windows=windows
+    )
     return TypingGate(config, lead=lead)
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from workflows import buffer
-from workflows.payloads import BufferedMessage, DebounceConfig, MessageReceived
+from workflows.payloads import BufferedMessage, ConversationConfig, MessageReceived
 
 T0 = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
-CONFIG = DebounceConfig(2.0, 10, 60)
+CONFIG = ConversationConfig(2.0, 10, 60)
 
 
 def at(seconds: float) -> datetime:

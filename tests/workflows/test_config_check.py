@@ -14,16 +14,16 @@ from testkit.servers import task_queue
 from testkit.workflow_harness import Recorder, conversation_input, new_worker, signal_message
 from workflows.config_check import CONFIG_BOUNDS, checked_config
 from workflows.conversation import ConversationWorkflow
-from workflows.payloads import DebounceConfig, PauseInput
+from workflows.payloads import ConversationConfig, PauseInput
 
 
 def test_a_config_within_bounds_is_kept_as_it_is() -> None:
-    config = DebounceConfig(5, 10, 900, typing_windows={"record_audio": 15})
+    config = ConversationConfig(5, 10, 900, typing_windows={"record_audio": 15})
     assert checked_config(config) == (config, [])
 
 
 def test_values_out_of_bounds_are_clamped_and_named() -> None:
-    config = DebounceConfig(
+    config = ConversationConfig(
         math.nan,
         10,
         1e30,

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from workflows.payloads import BufferedMessage, DebounceConfig
+from workflows.payloads import BufferedMessage, ConversationConfig
 from workflows.policy import (
     REASON_MAX_CHARS,
     REASON_MAX_MESSAGES,
@@ -27,7 +27,7 @@ from workflows.policy import (
 )
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
-CONFIG = DebounceConfig(
+CONFIG = ConversationConfig(
     debounce_seconds=5,
     max_burst_messages=3,
     idle_close_seconds=60,
@@ -162,7 +162,7 @@ def test_rearm_only_when_the_timer_would_fire_late() -> None:
 
 
 def test_a_timer_with_little_left_to_run_is_replaced_rather_than_fired_early() -> None:
-    armed, keep = at(5), keep_armed_for(DebounceConfig(4, 10, 600))
+    armed, keep = at(5), keep_armed_for(ConversationConfig(4, 10, 600))
     assert keep == timedelta(seconds=2)
     # 3 s left: it may absorb more messages before it fires; keep it.
     assert must_rearm(armed, at(7), now=at(2), keep_only_with=keep) is False
@@ -175,7 +175,7 @@ def test_a_timer_with_little_left_to_run_is_replaced_rather_than_fired_early() -
 
 def test_a_timer_already_due_is_left_to_fire() -> None:
     # Cancelling it would race its fire, which the server may not have written yet.
-    armed, keep = at(5), keep_armed_for(DebounceConfig(4, 10, 600))
+    armed, keep = at(5), keep_armed_for(ConversationConfig(4, 10, 600))
     for new_due in (at(9), at(5.3), at(4)):
         assert must_rearm(armed, new_due, now=at(5), keep_only_with=keep) is False
         assert must_rearm(armed, new_due, now=at(5.2), keep_only_with=keep) is False
@@ -194,7 +194,7 @@ event = st.tuples(
 )
 
 
-def simulate(config: DebounceConfig, events: list[tuple[float, str, int, int]]):  # type: ignore[no-untyped-def]
+def simulate(config: ConversationConfig, events: list[tuple[float, str, int, int]]):  # type: ignore[no-untyped-def]
     """Drive the policy as the workflow does, flushing exactly at each deadline."""
     buffer: list[BufferedMessage] = []
     lease: datetime | None = None

@@ -25,7 +25,7 @@ from testkit.keys import TEST_BOX
 from testkit.servers import task_queue
 from testkit.telethon_feed import SELF_ID, WHEN, offline_client, user
 from testkit.workflow_harness import Recorder, new_worker
-from workflows.payloads import DebounceConfig
+from workflows.payloads import ConversationConfig
 
 ALICE = 10
 
@@ -68,7 +68,7 @@ async def test_hostile_updates_are_refused_clearly_and_valid_ones_still_answered
         dev_env.client,
         sessionmaker,
         acct,
-        config=DebounceConfig(1, 10, 60),
+        config=ConversationConfig(1, 10, 60),
         task_queue=tq,
         chat_hash_key=b"k",
     )

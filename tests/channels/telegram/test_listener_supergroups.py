@@ -19,7 +19,7 @@ from testkit.servers import task_queue
 from testkit.telethon_feed import SELF_ID, WHEN, channel, offline_client, user
 from testkit.workflow_harness import Recorder, new_worker
 from workflows.conversation import ConversationWorkflow
-from workflows.payloads import DebounceConfig
+from workflows.payloads import ConversationConfig
 
 ALICE = 10
 FORUM = 501
@@ -48,7 +48,7 @@ async def test_supergroup_and_topic_updates_reach_their_conversations(
     account = await register_account(sessionmaker, key=key, kind="telegram_bot", display_name=key)
     # A long quiet period: the conversations stay open with their messages buffered. A
     # longer typing window, so typing can extend it.
-    config = DebounceConfig(600, 10, 1200, max_wait_seconds=1200, typing_window_seconds=900)
+    config = ConversationConfig(600, 10, 1200, max_wait_seconds=1200, typing_window_seconds=900)
     tq = task_queue()
     now = [0.0]
     ingestor = Ingestor(
