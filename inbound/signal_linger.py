@@ -1,29 +1,11 @@
-"""How long a message's signal may wait at the seam for the next message of its burst.
+"""How long a message's signal may wait at the seam for the next message of its burst, so
+the two share one signal (each costs a workflow task and about six history events).
 
-Each message signal costs the server a history write and the conversation a workflow task
-and a re-armed timer: about six history events. A burst's messages come a second or so
-apart, so the in-flight batching of ``SignalBatches`` seldom joins them. The seam may
-hold a message's signal a little while (the linger) for the burst's next message: its
-quiet period runs from when the seam accepted it (``MessageReceived.accepted_at``), so
-the burst flushes when it would have, and the reply is no later.
-
-A signal is not held where holding it could change the answer or its timing:
-- the first message after a lull goes at once: it starts the conversation and its timer,
-  and a message on its own gains nothing from waiting;
-- a command, or a message that takes its burst to a cap (``max_burst_messages``,
-  ``max_burst_chars``), is due on arrival: it goes at once, and takes the held ones along;
-- with buffering off every message is due on arrival;
-- a hold ends ``margin`` before the earliest deadline the seam knows of (the previous
-  message's quiet period, the burst's max wait), so the signal lands before the timer
-  that would flush the burst without it.
-The linger is at most a quarter of the quiet period and ``MAX_LINGER_SECONDS``: the
-workflow trusts an accepted time only so far back (``policy.MAX_ARRIVAL_AGE``, half the
-quiet period).
-
-The seam's count of a burst is an estimate (it does not see typing leases or edits). Each
-estimate errs early: a hold it ends too soon costs a signal, never a late message.
-
-Pure bookkeeping on a clock the caller passes in, as the typing gate is.
+Never past a deadline, never for a burst's first message, a command, a message at a cap,
+or with buffering off; at most a quarter of the quiet period and ``MAX_LINGER_SECONDS``.
+The quiet period runs from when the seam accepted each message, so no reply is later.
+Why and how it was measured: docs/decisions/0002-signal-linger.md. Pure bookkeeping on a
+clock the caller passes in, as the typing gate is.
 """
 
 from __future__ import annotations

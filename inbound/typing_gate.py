@@ -1,13 +1,7 @@
-"""Which chat actions (typing, recording, uploading) are worth a signal, and when.
-
-A typing lease only holds a burst while its author sends nothing: their next message ends
-the lease in the workflow anyway. Users type before nearly every message, and each signal
-costs a workflow task and four history events. So the gate holds an action back until
-``lead`` seconds before the deadline the ingest knows of (last message plus quiet period,
-or the last lease it sent), and forgets it if the author's message comes first. A held
-action is signalled with its age, so its lease still runs from when it was seen.
-
-Pure bookkeeping on a clock the caller passes in; the ingest does the signalling.
+"""Which chat actions (typing, recording, uploading) are worth a signal, and when: only
+one that can still move a burst's deadline, sent shortly before that deadline with its
+age (docs/decisions/0003-typing-gate.md). Pure bookkeeping on a clock the caller passes
+in; the seam does the signalling (inbound/typing_signals.py).
 """
 
 from __future__ import annotations

@@ -183,21 +183,10 @@ def must_rearm(
     now: datetime | None = None,
     keep_only_with: timedelta | None = None,
 ) -> bool:
-    """Whether a changed deadline needs the armed timer replaced now.
-
-    Earlier: yes, or we would flush late. Later by at least ``MIN_PRECISE_TIMER``: no, the
-    armed timer fires first and the loop re-arms for the remainder precisely. Later by
-    less: yes, because a sub-second remainder timer would fire up to a second late.
-
-    With ``keep_only_with`` (the 2026-12 timer rules), a timer left with less than that to
-    run (at ``now``) is replaced too: see ``keep_armed_for``. And a timer already due at
-    ``now`` is never replaced, whatever the new deadline: it is firing, and the loop
-    decides again when the fire lands, so nothing flushes later than it would have without
-    the change. Cancelling it would race its fire: real servers resolve that by dropping
-    the fire, but the time-skipping test server rejects the workflow task ("invalid
-    history builder state for action") and the run stalls. Keeping it costs the fire's
-    workflow task, and only for a change that lands in the moment its timer fires.
-    """
+    """Whether a changed deadline needs the armed timer replaced now: an earlier one, one
+    later by under ``MIN_PRECISE_TIMER``, and (with ``keep_only_with``, lull-2026-12-timers)
+    one whose timer has less than that left; never a timer already due at ``now``, whose
+    fire is on its way. Why: docs/decisions/0001-keep-armed-timers.md."""
     if new_due == armed_due:
         return False
     if keep_only_with is not None and now is not None and armed_due <= now:
@@ -208,13 +197,6 @@ def must_rearm(
 
 
 def keep_armed_for(config: ConversationConfig) -> timedelta:
-    """How long an armed timer must still have to run for a later deadline to leave it.
-
-    A timer left armed that fires before the burst is due costs a fire, a workflow task
-    and a new timer (five history events) where replacing it at once costs two (a cancel
-    and a start): it pays only if it absorbs about three later messages' replacements, or
-    the burst ends first. With under half a quiet period to run, it rarely does. Simulated
-    on the bench's bursts at quiet periods of 2-8 s, gaps scaled with it or fixed at
-    0.25-3 s: timer churn (its timers and early fires' tasks) 1.3-3.1 history events per
-    message without this limit, 1.1-1.8 with it."""
+    """How long an armed timer must still have to run for a later deadline to leave it:
+    half a quiet period (docs/decisions/0001-keep-armed-timers.md)."""
     return timedelta(seconds=config.debounce_seconds / 2)

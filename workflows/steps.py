@@ -63,11 +63,8 @@ async def persist_burst(
 async def generate_reply(
     key: str, *, outage_window: timedelta, summary: str = "generate reply"
 ) -> GenerateReplyResult:
-    # A regular activity, not a local one like persist_burst, though a local one would
-    # save a round trip and about five history events a burst: a workflow task waiting on
-    # a local activity keeps its worker's workflow-task slot (measured: six runs with a 3 s
-    # local activity on two slots took 15 s), so LLM latency times bursts in flight would
-    # stall every conversation's signals on that worker behind the LLM.
+    # A regular activity: a local one would hold the worker's workflow-task slot for the
+    # LLM's latency (docs/decisions/0004-regular-activities.md).
     return await workflow.execute_activity_method(
         ReplyActivities.generate_reply,
         GenerateReplyInput(burst_key=key),
