@@ -16,27 +16,24 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client, WithStartWorkflowOperation
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
 from db.queries import accounts as db_accounts
 from db.queries import conversations as db_conversations
 from db.queries import messages as db_messages
+from inbound.addressing import ConversationAddress
 from inbound.drain import signal_open_conversation
 from inbound.incoming import CHAT_ACTIONS, Account, IncomingMessage, IngestResult
 from inbound.input_rules import RejectedMessageError, check_ids, clean_text
-from inbound.send_queue import send_task_queue
 from inbound.signal_batches import SignalBatches
 from inbound.signal_linger import SignalLinger
 from inbound.typing_gate import ChatKey, TypingGate
 from inbound.typing_signals import TypingSignals
-from workflows import attributes
 from workflows.commands import BUILTIN_COMMANDS
 from workflows.conversation import ConversationWorkflow
-from workflows.ids import chat_reference, conversation_workflow_id, sender_reference
 from workflows.payloads import (
     ConversationConfig,
-    ConversationInput,
     ConversationRef,
     MessageEdited,
     MessageReceived,
@@ -77,7 +74,7 @@ class Ingestor:
         self._account = account
         self._config = config
         self._task_queue = task_queue
-        self._hash_key = chat_hash_key
+        self._address = ConversationAddress(account, config, task_queue, chat_hash_key)
         self._commands = commands
         self._clock = clock
         # Stamps when a message was accepted; its quiet period runs from then.
@@ -101,34 +98,16 @@ class Ingestor:
         return self._account
 
     @property
+    def address(self) -> ConversationAddress:
+        return self._address
+
+    @property
     def commands(self) -> frozenset[str]:
         return self._commands
 
-    def _search_attributes(self, ref: ConversationRef) -> TypedSearchAttributes | None:
-        if not self._config.search_attributes:
-            return None
-        return TypedSearchAttributes(
-            [
-                SearchAttributePair(attributes.ACCOUNT, ref.account_key),
-                SearchAttributePair(attributes.CHAT_REF, ref.chat_ref),
-                # What the run would upsert first; set here, it costs no history event.
-                SearchAttributePair(attributes.PHASE, attributes.ACTIVE),
-            ]
-        )
-
-    def _workflow_id(self, chat_id: int, topic_id: int | None) -> str:
-        return conversation_workflow_id(self._account.key, self._chat_ref(chat_id, topic_id))
-
     def workflow_id_for(self, chat_id: int, topic_id: int | None = None) -> str:
         """The workflow id of this account's conversation in a chat (and topic)."""
-        return self._workflow_id(chat_id, topic_id)
-
-    def _chat_ref(self, chat_id: int, topic_id: int | None) -> str:
-        return chat_reference(self._hash_key, self._account.key, chat_id, topic_id)
-
-    def _sender(self, sender_id: int) -> int:
-        # Signals carry a keyed number for the sender, never the Telegram user id.
-        return sender_reference(self._hash_key, self._account.key, sender_id)
+        return self._address.workflow_id(chat_id, topic_id)
 
     async def typing(
         self, *, chat_id: int, sender_id: int, action: str, topic_id: int | None = None
@@ -151,7 +130,7 @@ class Ingestor:
             chat_id,
             topic_id,
             "typing_observed",
-            TypingObserved(self._sender(sender_id), action, age_seconds=age),
+            TypingObserved(self._address.sender(sender_id), action, age_seconds=age),
         )
 
     async def edit(
@@ -225,7 +204,7 @@ class Ingestor:
     ) -> bool:
         """Signal an open conversation, after its held messages: an edit or a delete that
         overtook its message would find nothing to change."""
-        workflow_id = self._workflow_id(chat_id, topic_id)
+        workflow_id = self._address.workflow_id(chat_id, topic_id)
         await self._signals.flush(workflow_id)
         return await signal_open_conversation(self._client, workflow_id, signal, arg)
 
@@ -276,9 +255,9 @@ class Ingestor:
                 command=command,
                 sent_at=msg.sent_at,
                 unanswered_reason=unanswered_reason,
-                chat_ref=self._chat_ref(msg.chat_id, msg.topic_id),
+                chat_ref=self._address.chat_ref(msg.chat_id, msg.topic_id),
             )
-        workflow_id = self._workflow_id(msg.chat_id, msg.topic_id)
+        workflow_id = self._address.workflow_id(msg.chat_id, msg.topic_id)
         if on_recorded is not None:
             # The chat's next job runs at our next await, the deliver below: by then the
             # typing gate has heard of this message.
@@ -290,11 +269,15 @@ class Ingestor:
                 "message %s of %s already answered; not re-signalled", msg.message_id, workflow_id
             )
             return IngestResult(workflow_id, signalled=False)
-        ref = self._ref(msg.chat_id, msg.topic_id, conversation_id)
+        ref = self._address.ref(msg.chat_id, msg.topic_id, conversation_id)
         chat = (msg.chat_id, msg.topic_id)
         self._typing.message(chat, msg.sender_id)
         received = MessageReceived(
-            msg.message_id, self._sender(msg.sender_id), len(text), command, accepted_at=accepted_at
+            msg.message_id,
+            self._address.sender(msg.sender_id),
+            len(text),
+            command,
+            accepted_at=accepted_at,
         )
         if self._batch_signals:
             now = self._clock()
@@ -322,10 +305,10 @@ class Ingestor:
         )
         handle = await self._client.start_workflow(
             ConversationWorkflow.run,
-            self._input(ref),
+            self._address.input(ref),
             start_signal=signal,
             start_signal_args=[arg],
-            **self._start_options(ref),
+            **self._address.start_options(ref),
         )
         return handle.result_run_id
 
@@ -342,13 +325,13 @@ class Ingestor:
         for row in rows:
             received = MessageReceived(
                 row.message_id,
-                self._sender(row.sender_id),
+                self._address.sender(row.sender_id),
                 len(row.text),
                 row.command,
                 accepted_at=row.received_at,
                 resent=True,
             )
-            ref = self._ref(row.chat_id, row.topic_id, row.conversation_id)
+            ref = self._address.ref(row.chat_id, row.topic_id, row.conversation_id)
             by_chat.setdefault((row.chat_id, row.topic_id), []).append((ref, received))
         for items in by_chat.values():
             await self._signal_messages(items)
@@ -366,15 +349,15 @@ class Ingestor:
                 chat_id=chat_id,
                 topic_id=topic_id,
                 owner_user_id=owner_id,
-                chat_ref=self._chat_ref(chat_id, topic_id),
+                chat_ref=self._address.chat_ref(chat_id, topic_id),
             )
-        ref = self._ref(chat_id, topic_id, conversation_id)
-        await self._signals.flush(self._workflow_id(chat_id, topic_id))
+        ref = self._address.ref(chat_id, topic_id, conversation_id)
+        await self._signals.flush(self._address.workflow_id(chat_id, topic_id))
         start = WithStartWorkflowOperation(
             ConversationWorkflow.run,
-            self._input(ref),
+            self._address.input(ref),
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            **self._start_options(ref),
+            **self._address.start_options(ref),
         )
         await self._client.execute_update_with_start_workflow(
             ConversationWorkflow.pause, PauseInput(minutes), start_workflow_operation=start
@@ -387,7 +370,7 @@ class Ingestor:
             chats = await db_accounts.account_chats(session, self._account.id)
         closed = 0
         for chat_id, topic_id in chats:
-            handle = self._client.get_workflow_handle(self._workflow_id(chat_id, topic_id))
+            handle = self._client.get_workflow_handle(self._address.workflow_id(chat_id, topic_id))
             try:
                 await handle.terminate(reason)
                 closed += 1
@@ -395,24 +378,3 @@ class Ingestor:
                 if err.status != RPCStatusCode.NOT_FOUND:  # already closed
                     raise
         return closed
-
-    def _ref(self, chat_id: int, topic_id: int | None, conversation_id: int) -> ConversationRef:
-        return ConversationRef(
-            account_key=self._account.key,
-            account_id=self._account.id,
-            conversation_id=conversation_id,
-            chat_ref=self._chat_ref(chat_id, topic_id),
-        )
-
-    def _input(self, ref: ConversationRef) -> ConversationInput:
-        return ConversationInput(
-            ref, self._config, send_task_queue(self._task_queue, ref.account_key)
-        )
-
-    def _start_options(self, ref: ConversationRef) -> dict[str, Any]:
-        return {
-            "id": conversation_workflow_id(ref.account_key, ref.chat_ref),
-            "task_queue": self._task_queue,
-            "static_summary": f"conversation of {ref.account_key}, chat {ref.chat_ref}",
-            "search_attributes": self._search_attributes(ref),
-        }

@@ -17,11 +17,11 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from workflows import buffer, steps
+    from workflows.answering import BurstToAnswer, answer_burst
     from workflows.config_check import MAX_PAUSE_SECONDS, checked_config, pause_seconds_ok
     from workflows.failures import tells_user
     from workflows.ids import burst_key
     from workflows.payloads import (
-        BufferedMessage,
         CarriedState,
         ConversationInput,
         ConversationState,
@@ -31,7 +31,6 @@ with workflow.unsafe.imports_passed_through():
         MessagesDeleted,
         MessagesReceived,
         PauseInput,
-        PersistBurstInput,
         TypingObserved,
     )
     from workflows.phase import PhaseBoard
@@ -49,10 +48,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.timers import IdleTimer, sleep_until
     from workflows.versions import (
         PATCH_FAILURE_NOTICE,
-        PATCH_LOCAL_PERSIST,
-        PATCH_NO_EMPTY_TASKS,
         PATCH_PROMISES,
-        PATCH_SEND_HEARTBEAT,
         PATCH_TIMERS,
         since,
     )
@@ -297,7 +293,12 @@ class ConversationWorkflow:
         s.last_burst_key = key
         s.bursts_flushed += 1
         try:
-            await self._answer(key, batch, message_ids, reason, drop_as)
+            await answer_burst(
+                BurstToAnswer(self._conv.conversation_id, key, batch, message_ids, reason, drop_as),
+                send_task_queue=self._send_task_queue,
+                outage_window=self._outage_window(),
+                enter=self._enter,
+            )
         except ActivityError as err:
             # The conversation goes on: the burst is recorded as failed, ops are alerted
             # (once an hour per kind) and the user is told, then the next burst is served.
@@ -309,44 +310,6 @@ class ConversationWorkflow:
             ):
                 self._enter("sending", "sending the error message")
                 await steps.notify_user(key, task_queue=self._send_task_queue)
-
-    async def _answer(
-        self,
-        key: str,
-        batch: list[BufferedMessage],
-        message_ids: list[int],
-        reason: str,
-        drop_as: str | None,
-    ) -> None:
-        self._enter("persisting", f"persisting burst of {len(batch)} messages")
-        local = since(PATCH_LOCAL_PERSIST) and not since(PATCH_NO_EMPTY_TASKS)
-        persisted = await steps.persist_burst(
-            PersistBurstInput(
-                conversation_id=self._conv.conversation_id,
-                burst_key=key,
-                message_ids=message_ids,
-                reason=reason,
-                first_message_at=min(m.received_at for m in batch),
-                last_message_at=max(m.received_at for m in batch),
-                flushed_at=workflow.now(),
-                drop_as=drop_as,
-                # A command is always a burst of its own.
-                command=batch[0].command if len(batch) == 1 else None,
-            ),
-            local=local,
-            summary=f"persist {len(batch)} messages" + (f" ({drop_as})" if drop_as else ""),
-        )
-        if persisted.message_count == 0 or drop_as is not None:
-            return
-        self._enter("generating", "generating reply")
-        generated = await steps.generate_reply(key, outage_window=self._outage_window())
-        self._enter("sending", f"sending reply ({generated.chars} chars)")
-        await steps.send_reply(
-            key,
-            task_queue=self._send_task_queue,
-            outage_window=self._outage_window(),
-            heartbeat=steps.SEND_HEARTBEAT if since(PATCH_SEND_HEARTBEAT) else None,
-        )
 
     def _outage_window(self) -> timedelta:
         return timedelta(seconds=self._config.outage_window_seconds)

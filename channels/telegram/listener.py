@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -30,7 +29,6 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telethon import TelegramClient, events
 
-from channels.chunking import split_message
 from channels.telegram.albums import PendingAlbums
 from channels.telegram.chat_jobs import ChatJobs, HandOver, InLineJob
 from channels.telegram.checkpoints import UpdateCheckpoints
@@ -46,22 +44,17 @@ from channels.telegram.events import (
 )
 from channels.telegram.filters import AccessLists, Verdict, verdict
 from channels.telegram.flows import FlowOwnership
-from channels.telegram.sender import TELEGRAM_MAX_CHARS
+from channels.telegram.own_messages import OwnMessages
 from channels.telegram.session import PostgresSession
 from db.queries import deliveries as db_deliveries
 from inbound.ingestor import Ingestor
 from inbound.input_rules import valid_message_ids
 from workflows.commands import parse_command
-from workflows.ids import delivery_random_id
 
 log = logging.getLogger("lull.telegram")
 
 # An update still not handed over after this long makes the listener report unready.
 STUCK_AFTER_SECONDS = 5.0
-# An outgoing message of a user account matching a reply chunk from this far back is ours.
-OUR_CHUNKS_WITHIN = timedelta(days=1)
-# Message ids this process just sent, remembered until their delivery row is surely stored.
-SENT_HERE_REMEMBERED = 4096
 
 
 @dataclass(frozen=True)
@@ -112,9 +105,7 @@ class TelegramListener:
         )
         # Each album in flight's place in its chat's line, kept from its first item.
         self._album_places: dict[int, Callable[[InLineJob], None]] = {}
-        # (chat, message id) of chunks this process sent: a reply to one may arrive before
-        # the send activity stored its delivery row, and must still count as a reply to us.
-        self._sent_here: OrderedDict[tuple[int, int], None] = OrderedDict()
+        self._own = OwnMessages(sessionmaker, self._account_id)
         session.hold_update_state()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -136,11 +127,8 @@ class TelegramListener:
         self._identified.set()
 
     def note_sent(self, chat_id: int, message_id: int) -> None:
-        """The sender delivered a chunk as ``message_id`` (called before its delivery row
-        is stored, so a quick reply to it is still known to be a reply to us)."""
-        self._sent_here[(chat_id, message_id)] = None
-        while len(self._sent_here) > SENT_HERE_REMEMBERED:
-            self._sent_here.popitem(last=False)
+        """The sender delivered a chunk as ``message_id`` (see OwnMessages.note_sent)."""
+        self._own.note_sent(chat_id, message_id)
 
     def start(self) -> None:
         """Register the handlers. Call before connecting: catch-up updates are fetched
@@ -298,12 +286,20 @@ class TelegramListener:
         if incoming is None:
             return  # service messages
         if message.out:
-            await self._outgoing(incoming.chat_id, message.id, incoming.topic_id, incoming.text)
+            if self._hands_off() and not await self._own.is_ours(
+                incoming.chat_id, message.id, incoming.text
+            ):
+                # A user account's own message that is none of our replies: its human
+                # owner wrote, and the chat is handed over to them.
+                await self._hand_over(incoming.chat_id, incoming.topic_id, "wrote")
             return
         # The one place a Telegram message's command is parsed: its name travels on.
         incoming = replace(incoming, command=parse_command(incoming.text, self._ingestor.commands))
         is_command = incoming.command is not None
-        replies_to_us = await self._replies_to_us(incoming.chat_id, message)
+        reply_to = getattr(message.reply_to, "reply_to_msg_id", None)
+        replies_to_us = reply_to is not None and await self._own.is_sent_by_us(
+            incoming.chat_id, reply_to
+        )
         facts = facts_of(
             event,
             replies_to_us=replies_to_us,
@@ -329,48 +325,6 @@ class TelegramListener:
             reason = None if admitted else "flow_owned"
         await self._ingestor.message(incoming, unanswered_reason=reason, on_recorded=recorded)
 
-    async def _outgoing(
-        self, chat_id: int, message_id: int, topic_id: int | None, text: str
-    ) -> None:
-        """Our own message. A bot's are our replies; a user account's, unless one of our
-        reply chunks, were typed by its human owner: hand the chat over to them."""
-        if not self._hands_off() or (chat_id, message_id) in self._sent_here:
-            return
-        async with self._sessionmaker() as session, session.begin():
-            ours = await db_deliveries.sent_by_us(
-                session,
-                account_id=self._account_id,
-                chat_id=chat_id,
-                channel_message_id=message_id,
-            ) or await self._is_our_chunk(session, chat_id, message_id, text)
-        if ours:
-            return
-        await self._hand_over(chat_id, topic_id, "wrote")
-
-    async def _is_our_chunk(
-        self, session: AsyncSession, chat_id: int, message_id: int, text: str
-    ) -> bool:
-        """Whether ``text`` is a chunk of one of our recent replies whose message id we do
-        not know: a retried send answered RANDOM_ID_DUPLICATE (an earlier attempt reached
-        Telegram), or one still on its way. Its id is recorded on the delivery."""
-        since = datetime.now(UTC) - OUR_CHUNKS_WITHIN
-        replies = await db_deliveries.recent_replies(
-            session, account_id=self._account_id, chat_id=chat_id, since=since
-        )
-        for reply_id, key, reply_text in replies:
-            chunks = [c.strip() for c in split_message(reply_text, TELEGRAM_MAX_CHARS)]
-            if text.strip() in chunks:
-                index = chunks.index(text.strip())
-                await db_deliveries.record_seen_delivery(
-                    session,
-                    reply_id=reply_id,
-                    chunk_index=index,
-                    random_id=delivery_random_id(key, index),
-                    channel_message_id=message_id,
-                )
-                return True
-        return False
-
     def _hands_off(self) -> bool:
         return self._user_account and self._options.handoff
 
@@ -382,20 +336,6 @@ class TelegramListener:
             owner_id=self._self_id,
             minutes=self._options.handoff_minutes,
         )
-
-    async def _replies_to_us(self, chat_id: int, message: Any) -> bool:
-        reply_to = getattr(message.reply_to, "reply_to_msg_id", None)
-        if reply_to is None:
-            return False
-        if (chat_id, reply_to) in self._sent_here:
-            return True
-        async with self._sessionmaker() as session:
-            return await db_deliveries.sent_by_us(
-                session,
-                account_id=self._account_id,
-                chat_id=chat_id,
-                channel_message_id=reply_to,
-            )
 
     async def _edit(self, event: events.MessageEdited.Event) -> None:
         if event.message.out:

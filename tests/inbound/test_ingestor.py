@@ -355,7 +355,7 @@ async def test_a_recorded_message_whose_signal_was_lost_is_swept_up_and_answered
             text="anyone?",
             kind="text",
             sent_at=NOW,
-            chat_ref=ingestor._chat_ref(77, None),
+            chat_ref=ingestor.address.chat_ref(77, None),
         )
     sends = new_worker(dev_env.client, rec, send_task_queue(tq, ingestor.account.key))
     async with new_worker(dev_env.client, rec, tq), sends:
