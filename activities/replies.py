@@ -168,7 +168,7 @@ class ReplyActivities(ActivityHost):
             job = _Job(
                 key, burst.id, burst.conversation_id, burst.model or self._options.default_model
             )
-            if burst.reply_id is not None:
+            if burst.reply_id is not None and burst.reply_text is not None:  # both or neither
                 job.stored = StoredReply(burst.reply_id, burst.reply_text)
                 return job
             texts = list(burst.texts)
@@ -204,6 +204,8 @@ class ReplyActivities(ActivityHost):
             if reply_id is None:
                 # A concurrent attempt stored its reply first; that one is the reply.
                 stored = await db_replies.load_reply(session, job.burst_id)
+                if stored is None:  # a reply row is never deleted
+                    raise missing(f"reply of burst {job.burst_key}")
                 return GenerateReplyResult(stored.id, len(stored.text), reused=True)
             if refresh:
                 # Same transaction as the reply: a retry can never bump the epoch twice.

@@ -51,7 +51,7 @@ class SendActivities(ActivityHost):
             burst = await db_replies.reply_to_send(session, input.burst_key)
         if burst is None:
             raise missing(f"burst {input.burst_key}")
-        if burst.reply_id is None:
+        if burst.reply_id is None or burst.reply_text is None:  # an outer join: both or neither
             raise missing(f"reply of burst {input.burst_key}")
         chunks = split_message(burst.reply_text, self._sender.max_chars)
         async with heartbeating():

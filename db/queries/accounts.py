@@ -3,7 +3,7 @@ commits: the caller owns the transaction."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import cast
 
 from sqlalchemy import (
     select,
@@ -11,6 +11,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db.queries.rows import AccountRow
 from db.tables import account, conversation
 
 
@@ -35,8 +36,9 @@ async def account_of_conversation(session: AsyncSession, conversation_id: int) -
     return int((await session.execute(stmt)).scalar_one())
 
 
-async def load_account(session: AsyncSession, account_id: int) -> Any:
-    return (await session.execute(select(account).where(account.c.id == account_id))).one()
+async def load_account(session: AsyncSession, account_id: int) -> AccountRow:
+    stmt = select(account).where(account.c.id == account_id)
+    return cast(AccountRow, (await session.execute(stmt)).one())
 
 
 async def account_chats(session: AsyncSession, account_id: int) -> list[tuple[int, int | None]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     ARRAY,
@@ -22,6 +22,7 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.queries.messages import messages_in
+from db.queries.rows import BurstRow, BurstToAnswerRow, FinishedBurstRow
 from db.tables import account, burst, conversation, message, reply
 
 
@@ -115,9 +116,9 @@ async def assign_messages(
     return int((await session.execute(stmt)).scalar_one())
 
 
-async def load_burst(session: AsyncSession, burst_key: str) -> Any:
+async def load_burst(session: AsyncSession, burst_key: str) -> BurstRow | None:
     """The burst joined with its conversation, or ``None``."""
-    return (await session.execute(burst_by_key(burst_key))).one_or_none()
+    return cast(BurstRow | None, (await session.execute(burst_by_key(burst_key))).one_or_none())
 
 
 def burst_by_key(burst_key: str, *extra: ColumnElement[Any]) -> Select[Any]:
@@ -135,7 +136,7 @@ def burst_by_key(burst_key: str, *extra: ColumnElement[Any]) -> Select[Any]:
     )
 
 
-async def burst_to_answer(session: AsyncSession, burst_key: str) -> Any:
+async def burst_to_answer(session: AsyncSession, burst_key: str) -> BurstToAnswerRow | None:
     """What generate_reply reads before its LLM call, in one round trip: the burst (as
     ``load_burst``); its account's ``model``, ``system_prompt``, ``start_text`` and
     ``help_text``; its stored reply's ``reply_id`` and ``reply_text`` (``None`` without
@@ -165,7 +166,7 @@ async def burst_to_answer(session: AsyncSession, burst_key: str) -> Any:
         .join(account, account.c.id == conversation.c.account_id)
         .outerjoin(reply, reply.c.burst_id == burst.c.id)
     )
-    return (await session.execute(stmt)).one_or_none()
+    return cast(BurstToAnswerRow | None, (await session.execute(stmt)).one_or_none())
 
 
 async def set_burst_status(
@@ -179,7 +180,7 @@ async def set_burst_status(
     )
 
 
-async def finished_bursts(session: AsyncSession, account_id: int) -> list[Any]:
+async def finished_bursts(session: AsyncSession, account_id: int) -> list[FinishedBurstRow]:
     """The account's sent and failed bursts with their chat and reply, in send order."""
     stmt = (
         select(
@@ -202,7 +203,7 @@ async def finished_bursts(session: AsyncSession, account_id: int) -> list[Any]:
         .where(conversation.c.account_id == account_id, burst.c.status.in_(["sent", "failed"]))
         .order_by(burst.c.sent_at.nulls_last(), burst.c.id)
     )
-    return list(await session.execute(stmt))
+    return cast(list[FinishedBurstRow], list(await session.execute(stmt)))
 
 
 async def claim_generation(session: AsyncSession, burst_id: int, *, seconds: float) -> bool:

@@ -3,12 +3,13 @@ session and never commits: the caller owns the transaction."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import func, literal_column, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db.queries.rows import AlertRow, FailedBurstRow
 from db.tables import account, alert, burst, conversation, reply
 
 
@@ -32,14 +33,14 @@ async def record_alert(
     return bool((await session.execute(stmt)).scalar_one())
 
 
-async def alerts(session: AsyncSession, account_id: int) -> list[Any]:
+async def alerts(session: AsyncSession, account_id: int) -> list[AlertRow]:
     stmt = select(alert).where(alert.c.account_id == account_id).order_by(alert.c.id)
-    return list(await session.execute(stmt))
+    return cast(list[AlertRow], list(await session.execute(stmt)))
 
 
 async def failed_bursts(
     session: AsyncSession, *, account_key: str | None = None, limit: int = 100
-) -> list[Any]:
+) -> list[FailedBurstRow]:
     """Failed bursts, newest first, with where they belong and what went wrong. No text."""
     stmt = (
         select(
@@ -62,7 +63,7 @@ async def failed_bursts(
     )
     if account_key is not None:
         stmt = stmt.where(account.c.key == account_key)
-    return list(await session.execute(stmt))
+    return cast(list[FailedBurstRow], list(await session.execute(stmt)))
 
 
 async def reopen_failed_burst(session: AsyncSession, burst_key: str) -> str | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -22,6 +22,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.queries.conversations import conversation_upsert
+from db.queries.rows import UnflushedMessageRow
 from db.tables import burst, conversation, message
 
 
@@ -159,7 +160,7 @@ def messages_in(conversation_id: int, message_ids: Sequence[int]) -> ColumnEleme
 
 async def unflushed_messages(
     session: AsyncSession, *, account_id: int, older_than: timedelta, limit: int
-) -> list[Any]:
+) -> list[UnflushedMessageRow]:
     """The account's messages to be answered, recorded over ``older_than`` ago, that no
     burst holds yet, oldest first per conversation."""
     stmt = (
@@ -184,7 +185,7 @@ async def unflushed_messages(
         .order_by(message.c.conversation_id, message.c.message_id)
         .limit(limit)
     )
-    return list(await session.execute(stmt))
+    return cast(list[UnflushedMessageRow], list(await session.execute(stmt)))
 
 
 async def missing_message_ids(

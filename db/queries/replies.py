@@ -3,7 +3,7 @@ attempts. Each query takes a session and never commits: the caller owns the tran
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     ARRAY,
@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.queries.bursts import burst_by_key
+from db.queries.rows import ReplyRow, ReplyToSendRow
 from db.tables import burst, delivery, message, reply, send_attempt
 
 
@@ -84,8 +85,9 @@ async def recent_turns(
     return [(row[1], row[2]) for row in await session.execute(stmt)]
 
 
-async def load_reply(session: AsyncSession, burst_id: int) -> Any:
-    return (await session.execute(select(reply).where(reply.c.burst_id == burst_id))).one_or_none()
+async def load_reply(session: AsyncSession, burst_id: int) -> ReplyRow | None:
+    stmt = select(reply).where(reply.c.burst_id == burst_id)
+    return cast(ReplyRow | None, (await session.execute(stmt)).one_or_none())
 
 
 async def insert_reply(session: AsyncSession, **values: Any) -> int | None:
@@ -99,7 +101,7 @@ async def insert_reply(session: AsyncSession, **values: Any) -> int | None:
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-async def reply_to_send(session: AsyncSession, burst_key: str) -> Any:
+async def reply_to_send(session: AsyncSession, burst_key: str) -> ReplyToSendRow | None:
     """The burst (as ``load_burst``), its reply's ``reply_id`` and ``reply_text`` (``None``
     without one) and the chunk indexes already ``delivered``, in one round trip: the send
     path reads all of it before its first send call."""
@@ -114,7 +116,7 @@ async def reply_to_send(session: AsyncSession, burst_key: str) -> Any:
         reply.c.text.label("reply_text"),
         delivered.label("delivered"),
     ).outerjoin(reply, reply.c.burst_id == burst.c.id)
-    return (await session.execute(stmt)).one_or_none()
+    return cast(ReplyToSendRow | None, (await session.execute(stmt)).one_or_none())
 
 
 async def insert_delivery(
