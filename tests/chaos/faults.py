@@ -370,7 +370,7 @@ FAILING_BURSTS = (flood_wait_beyond_the_outage_window, revoke_the_session)
 # An hour: beyond the 30-minute outage window the chaos cluster runs with.
 FLOOD_BEYOND_WINDOW = 3600
 # Every this many faults, a second one comes at the same time.
-TWO_AT_ONCE_EVERY = 4
+TWO_AT_ONCE_EVERY = 3
 
 
 async def inject(
@@ -385,23 +385,53 @@ async def inject(
     loop = asyncio.get_running_loop()
     start = loop.time()
     until = start + seconds
-    order = list(ALL)
+    order = [f for f in ALL if f is not temporal_loses_a_run]
     rng.shuffle(order)
-    # Losing a run needs one collecting a burst; the backlogs other faults leave can take
-    # those away for a while, so it comes early.
-    order.remove(temporal_loses_a_run)
-    order.insert(1, temporal_loses_a_run)
+    # Losing a run needs one collecting a burst, which a backlog can take away for a while:
+    # it hunts all through the load, beside the others, instead of holding up their turns.
+    hunt = asyncio.create_task(_hunt_a_run_to_lose(cluster, rng, until, log, start))
+    try:
+        await _one_at_a_time(cluster, rng, order, every, until, log, start)
+    finally:
+        await hunt
+
+
+async def _hunt_a_run_to_lose(
+    cluster: Cluster, rng: random.Random, until: float, log: FaultLog, start: float
+) -> None:
+    loop = asyncio.get_running_loop()
+    while loop.time() < until:
+        what = await temporal_loses_a_run(cluster, rng)
+        log.lines.append(f"{loop.time() - start:6.1f} s  {what}")
+        if "(missed" not in what:
+            log.hit.add(temporal_loses_a_run.__name__)
+            return
+        log.missed.append(temporal_loses_a_run.__name__)
+        await asyncio.sleep(2)
+
+
+async def _one_at_a_time(
+    cluster: Cluster,
+    rng: random.Random,
+    order: list[Any],
+    every: tuple[float, float],
+    until: float,
+    log: FaultLog,
+    start: float,
+) -> None:
+    loop = asyncio.get_running_loop()
+    kinds = [f for f in ALL if f is not temporal_loses_a_run]
     while True:
         await asyncio.sleep(rng.uniform(*every))
         if loop.time() >= until:
             return
         # Kinds that have not hit yet go first, so every kind really happens.
-        pending = [f for f in ALL if f.__name__ not in log.hit]
-        fault = order.pop(0) if order else rng.choice(pending or ALL)
+        pending = [f for f in kinds if f.__name__ not in log.hit]
+        fault = order.pop(0) if order else rng.choice(pending or kinds)
         chosen = [fault]
         if len(log.lines) % TWO_AT_ONCE_EVERY == TWO_AT_ONCE_EVERY - 1:
             # The second comes from the kinds still to happen, so pairs do not crowd any out.
-            others = order or [f for f in pending if f is not fault] or list(ALL)
+            others = order or [f for f in pending if f is not fault] or list(kinds)
             second = others.pop(0) if others is order else rng.choice(others)
             if second is not fault:
                 chosen.append(second)
