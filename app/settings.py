@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.masking import mask_url
 from workflows.config_check import (
     CONFIG_BOUNDS,
     GENERATE_ATTEMPT_SECONDS,
@@ -293,33 +294,6 @@ class Settings(BaseSettings):
             return "echo (offline; set LULL_LLM_BASE_URL / LULL_LLM_API_KEY for a real model)"
         where = mask_url(self.llm_base_url) if self.llm_base_url else "api.openai.com"
         return f"openai-compatible {self.llm_model} at {where}"
-
-
-_SECRET_QUERY = re.compile(r"(?i)^(.*(key|token|secret|password|pass|pwd|auth|sig).*)$")
-
-
-def mask_url(url: str) -> str:
-    """``url`` with any credential in it masked: the password of its user info and the
-    values of query parameters named like a key, token, secret or password."""
-    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
-
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "(unparseable URL)"
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _, host = netloc.rpartition("@")
-        user = userinfo.split(":", 1)[0]
-        netloc = f"{user}:***@{host}" if ":" in userinfo else f"***@{host}"
-    query = urlencode(
-        [
-            (k, "***" if _SECRET_QUERY.match(k) else v)
-            for k, v in parse_qsl(parts.query, keep_blank_values=True)
-        ],
-        safe="*",
-    )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def load_settings(**overrides: object) -> Settings:

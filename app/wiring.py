@@ -21,8 +21,9 @@ from temporalio.worker import Worker
 import worker as worker_module
 from app.dev_stack import Stack, StackError, dev_stack_running, running_stack, wait_for_temporal
 from app.llm_factory import build_provider
+from app.masking import mask_url
 from app.send_worker import build_send_worker
-from app.settings import Settings, mask_url
+from app.settings import Settings
 from channels.base import ChannelSender
 from db import migrate
 from db.engine import make_engine, make_sessionmaker

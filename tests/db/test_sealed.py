@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telethon.crypto import AuthKey
 from telethon.tl import types
 
-from app.settings import SettingsError, load_settings, mask_url
+from app.masking import mask_url
+from app.settings import SettingsError, load_settings
 from channels.telegram.session import PostgresSession, reseal_auth_keys
 from db.sealed import SecretBox, SecretKeyError, is_sealed
 from db.tables import telegram_entity, telegram_session
