@@ -28,10 +28,11 @@ from app.settings import Settings
 from app.wiring import Runtime, secret_box
 from channels.telegram.events import DEFAULT_PLACEHOLDERS, Placeholders
 from channels.telegram.filters import AccessLists
-from channels.telegram.listener import ListenerOptions, TelegramListener
+from channels.telegram.listener import TelegramListener
 from channels.telegram.reply_typing import TypingIndicator, telethon_typing
 from channels.telegram.sender import TelegramSender
 from channels.telegram.session import PostgresSession
+from channels.telegram.update_jobs import ListenerOptions
 from db.locks import HeldLock, account_listener_lock
 from db.queries import accounts as db_accounts
 from inbound.accounts import register_account
