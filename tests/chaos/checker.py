@@ -215,8 +215,16 @@ async def check(
     # though commands share a word ("/help") and so are not all in ``by_word``.
     noticed = {r.chat_id for r in recorded["messages"] if r.burst_key in retried}
     noticed |= {chat for chat, _ in late}
+    # A command whose row vanished and was reported LOST is not owed its answer either.
+    excused: dict[int, Counter[str]] = {}
+    for (chat, text), message_id in getattr(cluster, "vanished", {}).items():
+        if text.startswith("/") and message_id in reported_lost:
+            excused.setdefault(chat, Counter())[text[1:]] += 1
+            report.vanished_reported += 1
     for chat, words in accepted.texts.items():
-        answered = _check_replies(cluster, accepted, chat, words, report, late, noticed)
+        answered = _check_replies(
+            cluster, accepted, chat, words, report, late, noticed, excused.get(chat, Counter())
+        )
         for word in words:
             row = by_word.get((chat, word))
             held = bursts_of_message[(chat, row.message_id)] if row is not None else 0
@@ -326,6 +334,7 @@ def _check_replies(
     report: Report,
     late: set[tuple[int, str]],
     noticed: set[int],
+    excused: Counter[str],
 ) -> Counter[str]:
     """What the chat's replies answered, word by word; checks their order, that they
     answer nothing never sent (nor chatter), and that each command got one answer."""
@@ -362,7 +371,7 @@ def _check_replies(
     for name in set(sent) | set(commands):
         if commands[name] > sent[name]:
             report.duplicated.append(f"chat {chat}: /{name} answered {commands[name]}×")
-        elif commands[name] < sent[name]:
+        elif commands[name] < sent[name] - excused[name]:
             report.lost.append(f"chat {chat}: /{name} answered {commands[name]} of {sent[name]}")
     return answered
 

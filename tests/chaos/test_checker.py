@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import SimpleNamespace
 
 from sqlalchemy import update
@@ -266,6 +267,30 @@ async def test_the_error_notice_of_a_retried_command_burst_is_expected(
     )
     assert report.clean, report.table()
     assert report.notices == 1
+
+
+async def test_a_command_whose_row_vanished_is_excused_once_reported_lost(
+    sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    # Postgres lost the row of one /help of two: the workflow reported it LOST (as it
+    # does, in the worker's log), so only one help text is owed.
+    scene = await new_scene(sessionmaker)
+    await scene.burst(1001, await scene.user_sends(1001, "u1m0"), "sent")
+    scene.bot_says(1001, "re: u1m0")
+    await scene.record(1001, TO_BOT, "/help")
+    scene.world.send(1001, TO_BOT, "/help")  # accepted by Telegram; its row then vanished
+    scene.accepted.commands[1001] = Counter({"help": 2})
+    scene.bot_says(1001, help_text("Hi.", frozenset({"help", "refresh", "start"})))
+    scene.cluster.vanished = {(1001, "/help"): 77}
+    log = tmp_path / "worker-1.log"
+    scene.cluster.processes = [SimpleNamespace(log_path=log)]
+    log.write_text("ERROR lull.alerts: LOST MESSAGES: burst b-1 was signalled (ids [76])\n")
+    unreported = await check(scene.cluster, scene.accepted, sessionmaker)  # type: ignore[arg-type]
+    assert unreported.lost == ["chat 1001: /help answered 1 of 2"]
+    log.write_text("ERROR lull.alerts: LOST MESSAGES: burst b-1 was signalled (ids [77])\n")
+    report = await check(scene.cluster, scene.accepted, sessionmaker)  # type: ignore[arg-type]
+    assert report.clean, report.table()
+    assert report.vanished_reported == 1
 
 
 async def test_replies_out_of_order_are_reported(
