@@ -29,7 +29,8 @@ from telethon.sessions import MemorySession
 from telethon.tl import TLRequest, types
 from telethon.tl.core import GzipPacked
 
-from testkit.telegram_server.world import RpcRefusal, World, now
+from testkit.telegram_server.model import RpcRefusal, now
+from testkit.telegram_server.world import World
 
 log = logging.getLogger("testkit.telegram_server")
 

@@ -16,102 +16,21 @@ No IO here; `server.py` speaks MTProto and calls into this.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from time import monotonic
 
 from telethon.tl import types
 
-MAX_MESSAGE_CHARS = 4096
-
-
-class RpcRefusal(Exception):
-    """An RPC error Telegram would answer with (code and TL error message)."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(f"{code} {message}")
-        self.code = code
-        self.message = message
-
-
-STARTING_PTS = 1
-
-
-@dataclass
-class Account:
-    id: int
-    first_name: str
-    bot: bool = False
-    username: str | None = None
-    auth_key: bytes = field(default_factory=lambda: os.urandom(256))
-    access_hash: int = field(default_factory=lambda: int.from_bytes(os.urandom(7), "big"))
-    # Login: a key not yet authorized gets AUTH_KEY_UNREGISTERED until it signs in.
-    authorized: bool = True
-    login_code: str = "12345"
-    bot_token: str | None = None
-    next_message_id: int = 1
-    # An account has a history before any test starts, as real ones do: Telethon reads
-    # pts 0 as "no state at all" (its NO_SEQ), so a state at 0 could never be resumed.
-    pts: int = STARTING_PTS
-    # (pts after the change, the update) for getDifference.
-    log: list[tuple[int, types.TypeUpdate]] = field(default_factory=list)
-
-    def as_user(self, *, viewer: int) -> types.User:
-        return types.User(
-            id=self.id,
-            is_self=self.id == viewer,
-            bot=self.bot,
-            bot_info_version=1 if self.bot else None,
-            access_hash=self.access_hash,
-            first_name=self.first_name,
-            username=self.username,
-        )
-
-
-@dataclass
-class Group:
-    id: int
-    title: str
-    members: list[int]
-
-    def as_chat(self) -> types.Chat:
-        return types.Chat(
-            id=self.id,
-            title=self.title,
-            photo=types.ChatPhotoEmpty(),
-            participants_count=len(self.members),
-            date=now(),
-            version=1,
-        )
-
-
-@dataclass(frozen=True)
-class Visible:
-    """A message as one participant sees it."""
-
-    box_owner: int
-    id: int
-    sender_id: int
-    peer: types.TypePeer
-    text: str
-    reply_to: int | None
-    # A photo (no other media is modelled) and the album it belongs to.
-    photo: bool = False
-    grouped_id: int | None = None
-
-
-def now() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
-
-
-def peer_key(peer: types.TypePeer) -> tuple[str, int]:
-    if isinstance(peer, types.PeerUser):
-        return ("user", peer.user_id)
-    if isinstance(peer, types.PeerChat):
-        return ("chat", peer.chat_id)
-    raise RpcRefusal(400, "PEER_ID_INVALID")
+from testkit.telegram_server.model import (
+    MAX_MESSAGE_CHARS,
+    Account,
+    Group,
+    RpcRefusal,
+    Visible,
+    _photo,
+    now,
+    peer_key,
+)
 
 
 class World:
@@ -395,16 +314,3 @@ class World:
             date=now(),
             seq=0,
         )
-
-
-def _photo(seed: int) -> types.MessageMediaPhoto:
-    return types.MessageMediaPhoto(
-        photo=types.Photo(
-            id=seed,
-            access_hash=seed,
-            file_reference=b"",
-            date=now(),
-            sizes=[types.PhotoSize(type="x", w=800, h=600, size=1000)],
-            dc_id=2,
-        )
-    )

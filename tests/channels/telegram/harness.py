@@ -25,8 +25,8 @@ from channels.telegram.session import PostgresSession
 from db.tables import account, burst, conversation, message, telegram_update_state
 from testkit.keys import TEST_BOX, TEST_SECRET_KEY
 from testkit.servers import task_queue
+from testkit.telegram_server.model import Visible
 from testkit.telegram_server.server import FakeTelegramServer
-from testkit.telegram_server.world import Visible
 
 BOT_ID = 100
 ALICE = 200

@@ -19,8 +19,8 @@ from db.locks import AccountLockedError
 from db.tables import account, burst, conversation, delivery, reply, telegram_update_state
 from testkit.fake_llm import Answer, running_fake_openai
 from testkit.servers import free_port
+from testkit.telegram_server.model import STARTING_PTS
 from testkit.telegram_server.server import FakeTelegramServer
-from testkit.telegram_server.world import STARTING_PTS
 from tests.channels.telegram.harness import ALICE, BOB, BOT_ID, GROUP, TelegramHarness, private
 from tests.conftest import binary
 

@@ -11,7 +11,7 @@ import pytest
 
 import ingest as telegram_service
 from channels.telegram.listener import TelegramListener
-from testkit.telegram_server.world import STARTING_PTS
+from testkit.telegram_server.model import STARTING_PTS
 from tests.channels.telegram.harness import ALICE, BOT_ID, TelegramHarness, private
 
 
