@@ -380,8 +380,11 @@ async def inject(
     seconds: float,
     every: tuple[float, float],
     log: FaultLog,
+    overtime: float = 90.0,
 ) -> None:
-    """Faults at random moments for ``seconds``: every kind once, shuffled, then at random."""
+    """Faults at random moments for ``seconds``: every kind once, shuffled, then at random.
+    A kind still not hit by then (a loaded host makes each fault slower) has up to
+    ``overtime`` more; the users keep writing until the faults are done."""
     loop = asyncio.get_running_loop()
     start = loop.time()
     until = start + seconds
@@ -389,9 +392,9 @@ async def inject(
     rng.shuffle(order)
     # Losing a run needs one collecting a burst, which a backlog can take away for a while:
     # it hunts all through the load, beside the others, instead of holding up their turns.
-    hunt = asyncio.create_task(_hunt_a_run_to_lose(cluster, rng, until, log, start))
+    hunt = asyncio.create_task(_hunt_a_run_to_lose(cluster, rng, until + overtime, log, start))
     try:
-        await _one_at_a_time(cluster, rng, order, every, until, log, start)
+        await _one_at_a_time(cluster, rng, order, every, (until, until + overtime), log, start)
     finally:
         await hunt
 
@@ -415,15 +418,18 @@ async def _one_at_a_time(
     rng: random.Random,
     order: list[Any],
     every: tuple[float, float],
-    until: float,
+    until: tuple[float, float],
     log: FaultLog,
     start: float,
 ) -> None:
+    """``until``: when the load ends, and the latest the faults may go on to hit every kind."""
     loop = asyncio.get_running_loop()
     kinds = [f for f in ALL if f is not temporal_loses_a_run]
     while True:
         await asyncio.sleep(rng.uniform(*every))
-        if loop.time() >= until:
+        now = loop.time()
+        unhit = [f for f in kinds if f.__name__ not in log.hit]
+        if now >= until[1] or (now >= until[0] and not unhit):
             return
         # Kinds that have not hit yet go first, so every kind really happens.
         pending = [f for f in kinds if f.__name__ not in log.hit]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from telethon.tl import types
@@ -57,17 +58,23 @@ async def run_users(
     seconds: float,
     rng: random.Random,
     lull: tuple[float, float] = (0.5, 4.0),
+    until_also: asyncio.Event | None = None,
 ) -> None:
-    """``lull``: the pause after a burst, beyond the quiet period. Short pauses make the
+    """For ``seconds``, and after that until ``until_also`` is set (the faults are done).
+    ``lull``: the pause after a burst, beyond the quiet period. Short pauses make the
     dense load of the CI run; the long run uses longer ones, a rate this 2-core machine
     sustains (with every part and the 50 simulated apps on it) so that a backlog means a
     fault did harm, not that the machine was simply overloaded for 20 minutes."""
     loop = asyncio.get_running_loop()
     until = loop.time() + seconds
+
+    def writing() -> bool:
+        return loop.time() < until or (until_also is not None and not until_also.is_set())
+
     seeds = [rng.random() for _ in cluster.users]
     await asyncio.gather(
         *(
-            _user(cluster, accepted, index, user, until, random.Random(seed), lull)
+            _user(cluster, accepted, index, user, writing, random.Random(seed), lull)
             for index, (user, seed) in enumerate(zip(cluster.users, seeds, strict=True))
         )
     )
@@ -78,16 +85,15 @@ async def _user(
     accepted: Accepted,
     index: int,
     user: int,
-    until: float,
+    writing: Callable[[], bool],
     rng: random.Random,
     lull: tuple[float, float],
 ) -> None:
-    loop = asyncio.get_running_loop()
     in_group = index % 5 == 0
     chats_too = index % 5 == 1
     me = User(cluster, accepted, user, rng, in_group=in_group)
     await asyncio.sleep(rng.uniform(0, 3))  # users do not start in step
-    while loop.time() < until:
+    while writing():
         for _ in range(rng.randint(1, 12)):
             if rng.random() < 0.3:
                 cluster.telegram.world.typing(user, me.peer, TYPING)

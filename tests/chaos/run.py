@@ -69,6 +69,20 @@ async def run_chaos(
     try:
         await cluster.start()
         await _until_listening(cluster)
+        faults_done = asyncio.Event()
+
+        async def inject_faults() -> None:
+            try:
+                await faults.inject(
+                    cluster,
+                    random.Random(rng.random()),
+                    seconds=load_seconds,
+                    every=every,
+                    log=fault_log,
+                )
+            finally:
+                faults_done.set()
+
         await asyncio.gather(
             run_users(
                 cluster,
@@ -76,14 +90,9 @@ async def run_chaos(
                 seconds=load_seconds,
                 rng=random.Random(rng.random()),
                 lull=lull,
+                until_also=faults_done,
             ),
-            faults.inject(
-                cluster,
-                random.Random(rng.random()),
-                seconds=load_seconds,
-                every=every,
-                log=fault_log,
-            ),
+            inject_faults(),
         )
         engine = make_engine(cluster.database_url, pool_size=2)
         try:
