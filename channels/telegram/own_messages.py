@@ -54,15 +54,10 @@ class OwnMessages:
 
     async def is_ours(self, chat_id: int, message_id: int, text: str) -> bool:
         """Whether an outgoing message of the account is one of our reply chunks."""
-        if (chat_id, message_id) in self._sent_here:
+        if await self.is_sent_by_us(chat_id, message_id):
             return True
         async with self._sessionmaker() as session, session.begin():
-            return await db_deliveries.sent_by_us(
-                session,
-                account_id=self._account_id,
-                chat_id=chat_id,
-                channel_message_id=message_id,
-            ) or await self._is_our_chunk(session, chat_id, message_id, text)
+            return await self._is_our_chunk(session, chat_id, message_id, text)
 
     async def _is_our_chunk(
         self, session: AsyncSession, chat_id: int, message_id: int, text: str
