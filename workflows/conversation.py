@@ -36,6 +36,7 @@ class ConversationWorkflow(ConversationInbox):
         # Initialised here, not in run(): the signal of signal-with-start runs before run().
         # ``_s`` is everything that survives continue-as-new, carried whole.
         self._s = input.carried or CarriedState()
+        self._seen = set(self._s.seen_ids)
         self._conv = input.conversation
         # A value that would fail every task (inf, 1e30) is clamped, and the run says so.
         self._config, problems = checked_config(input.config)

@@ -52,6 +52,8 @@ SEEN_IDS_KEPT = 1000
 class ConversationInbox:
     # Set by ConversationWorkflow.__init__ (a signal of signal-with-start runs before run).
     _s: CarriedState
+    # ``_s.seen_ids`` as a set, for the membership test each message signal makes.
+    _seen: set[int]
     _config: ConversationConfig
     _board: PhaseBoard
 
@@ -113,7 +115,7 @@ class ConversationInbox:
 
     def _receive(self, msg: MessageReceived) -> None:
         s = self._s
-        if msg.message_id in s.seen_ids:
+        if msg.message_id in self._seen:
             return
         if msg.resent:
             # Only a log line (no command): replays and older runs are unaffected.
@@ -126,7 +128,9 @@ class ConversationInbox:
             workflow.logger.warning("ignored empty message %s", msg.message_id)
             return
         s.seen_ids.append(msg.message_id)
-        del s.seen_ids[:-SEEN_IDS_KEPT]
+        self._seen.add(msg.message_id)
+        if len(s.seen_ids) > SEEN_IDS_KEPT:
+            self._seen.discard(s.seen_ids.pop(0))
         now = workflow.now()
         if since():
             now = arrival_time(self._config, now, msg.accepted_at)
