@@ -138,15 +138,28 @@ def album_to_incoming(
 ) -> IncomingMessage | None:
     """An album (messages sharing a ``grouped_id``) is one message: its caption, else a
     placeholder; it takes the first item's id, so a re-delivered album is still one."""
-    items = sorted(event.messages, key=lambda m: m.id)
+    return album_items_to_incoming(event.messages, event.chat_id, event.sender_id, placeholders)
+
+
+def album_items_to_incoming(
+    messages: list[Any], chat_id: int, sender_id: int, placeholders: Placeholders
+) -> IncomingMessage | None:
+    """The one message an album's items make, whether Telethon delivered them as an album
+    event or the listener folded them itself (an album event that never came)."""
+    items = sorted(messages, key=lambda m: m.id)
     if not items:
         return None
     first = items[0]
     caption = next((m.message.strip() for m in items if (m.message or "").strip()), "")
-    text = caption or placeholders.render("album", count=_album_count(items))
+    if caption:
+        text = caption
+    elif len(items) == 1:  # a late item of an album already answered
+        text = message_text(first, placeholders)
+    else:
+        text = placeholders.render("album", count=_album_count(items))
     return IncomingMessage(
-        chat_id=event.chat_id,
-        sender_id=event.sender_id,
+        chat_id=chat_id,
+        sender_id=sender_id,
         message_id=first.id,
         text=text,
         sent_at=first.date,

@@ -191,24 +191,24 @@ class TelegramListener(UpdateJobs):
 
     def _hand_over_album_items(self, grouped_id: int, items: list[Any]) -> None:
         """Items Telethon will never deliver as an album (see channels/telegram/albums.py)
-        each go to the seam as a message of their own."""
+        go to the seam folded into the one message their album event would have made."""
         log.warning(
-            "album %s: no album event for %d item(s); handing them over one by one",
+            "album %s: no album event for %d item(s); handing them over as one message",
             grouped_id,
             len(items),
         )
+        first = min(items, key=lambda item: item.message.id)
+        messages = [item.message for item in items]
 
-        async def one_by_one(recorded: HandOver) -> None:
-            # Idempotent if retried: the seam de-duplicates by message id.
-            for item in items:
-                await self._message(item, item.message, lambda: None)
-            recorded()
+        async def folded(recorded: HandOver) -> None:
+            # Idempotent if retried: the seam de-duplicates by the first item's id.
+            await self._message(first, first.message, recorded, album=messages)
 
         place = self._album_places.pop(grouped_id, None)
         if place is not None:
-            place(one_by_one)
+            place(folded)
         else:
-            self._jobs.submit_in_line(items[0].chat_id, f"album {grouped_id} items", one_by_one)
+            self._jobs.submit_in_line(first.chat_id, f"album {grouped_id} items", folded)
 
     async def _on_edit(self, event: events.MessageEdited.Event) -> None:
         label = f"edit of {event.id} in {event.chat_id}"

@@ -17,6 +17,7 @@ from channels.telegram.chat_jobs import HandOver
 from channels.telegram.events import (
     ChatAction,
     Placeholders,
+    album_items_to_incoming,
     album_to_incoming,
     facts_of,
     to_deletion,
@@ -81,10 +82,17 @@ class UpdateJobs:
             topic_id=action.topic_id,
         )
 
-    async def _message(self, event: Any, message: Any, recorded: HandOver) -> None:
+    async def _message(
+        self, event: Any, message: Any, recorded: HandOver, album: list[Any] | None = None
+    ) -> None:
         """A new message, or an album; ``message`` is the message or the album's first.
-        ``recorded`` is called once it is in Postgres (the chat's next job may start)."""
-        if isinstance(event, events.Album.Event):
+        ``album`` holds the items of an album the listener folds itself (its event never
+        came). ``recorded`` is called once it is in Postgres (the chat's next job may start)."""
+        if album is not None:
+            incoming = album_items_to_incoming(
+                album, event.chat_id, event.sender_id, self._options.placeholders
+            )
+        elif isinstance(event, events.Album.Event):
             incoming = album_to_incoming(event, self._options.placeholders)
         else:
             incoming = to_incoming(event, self._options.placeholders)

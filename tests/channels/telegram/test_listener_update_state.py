@@ -100,3 +100,28 @@ async def test_an_album_item_after_its_album_went_is_handed_over_on_its_own(
     ]
     assert saved is not None and saved >= late_pts
     assert healthy
+
+
+async def test_an_album_telethon_never_delivers_is_still_one_message(
+    tg: TelegramHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a listener is killed mid-album, Telethon may dispatch the album's items but
+    never its album event. The items are handed over once overdue, folded into the one
+    message the album event would have made (its caption, the first item's id): a bare
+    photo of the album answered on its own is a message the user never sent."""
+
+    async def never_delivered(self: TelegramListener, event: Any) -> None:
+        return None
+
+    monkeypatch.setattr(TelegramListener, "_on_album", never_delivered)
+    async with tg.worker():
+        listener = await tg.start_listener()
+        tg.world.send(ALICE, private(), "our new salon", photo=True, grouped_id=42)
+        tg.world.send(ALICE, private(), "", photo=True, grouped_id=42)
+        replies = await tg.wait_for_replies(ALICE, 1)
+        await tg.replies_match_bursts(ALICE)
+        rows = await tg.messages()
+        await tg.stop_listener(listener)
+    assert [r.text for r in replies] == ["[echo: 1 message] our new salon"]
+    assert [(r.message_id, r.text) for r in rows] == [(1, "our new salon")]
+    assert len(tg.replies_to(ALICE)) == 1
