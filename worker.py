@@ -16,6 +16,7 @@ from temporalio.worker import PollerBehaviorSimpleMaximum, Worker, WorkflowRunne
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.bursts import BurstActivities
+from activities.heartbeat import HEARTBEAT_THROTTLE
 from activities.replies import ReplyActivities, ReplyOptions
 from activities.safe_errors import SafeErrors
 from app.settings import Settings, WorkflowModules
@@ -75,6 +76,8 @@ def build_worker(
         # is paid again by its retry, so it defaults above the LLM timeout.
         graceful_shutdown_timeout=timedelta(seconds=shutdown_grace_seconds),
         max_cached_workflows=max_cached_workflows,
+        # A superseded burst's LLM call hears of its cancel within this (see the constant).
+        max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
         max_concurrent_workflow_tasks=max_concurrent_workflow_tasks,
         workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(
             min(workflow_task_pollers, max_concurrent_workflow_tasks)

@@ -17,7 +17,12 @@ from db.queries import conversations as db_conversations
 from db.queries import failures as db_failures
 from db.queries import messages as db_messages
 from workflows.error_types import ErrorType
-from workflows.payloads import MarkBurstFailedInput, PersistBurstInput, PersistBurstResult
+from workflows.payloads import (
+    MarkBurstFailedInput,
+    MidReplyInput,
+    PersistBurstInput,
+    PersistBurstResult,
+)
 
 log = logging.getLogger("lull.alerts")
 
@@ -45,6 +50,8 @@ class BurstActivities(ActivityHost):
                 flushed_at=input.flushed_at,
                 command=input.command,
             )
+            if input.takes_over is not None:
+                await db_bursts.record_successor(session, input.takes_over, burst_id)
             count = await db_bursts.assign_messages(
                 session,
                 burst_id=burst_id,
@@ -76,6 +83,21 @@ class BurstActivities(ActivityHost):
                     session, burst_id, "dropped", only_from=("persisted",), error_type=drop_as
                 )
         return PersistBurstResult(burst_id=burst_id, message_count=count)
+
+    @activity.defn(name="record_mid_reply")
+    async def record_mid_reply(self, input: MidReplyInput) -> bool:
+        """A message from the burst's author came before its reply went out: supersede the
+        burst (its messages go to the next burst; a reply generated is never sent), or
+        note the rule that kept it. Returns whether the burst is superseded (False: it had
+        already moved on). Safe to repeat."""
+        async with self._sessionmaker() as session, session.begin():
+            if not input.superseded:
+                await db_bursts.note_mid_reply(session, input.burst_key, rule=input.rule)
+                return False
+            burst_id = await db_bursts.supersede(session, input.burst_key, rule=input.rule)
+        if burst_id is None:
+            log.warning("burst %s had moved on and was not superseded", input.burst_key)
+        return burst_id is not None
 
     async def _report_missing(
         self, session: AsyncSession, input: PersistBurstInput, missing: list[int]

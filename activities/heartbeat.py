@@ -9,10 +9,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 
 from temporalio import activity
 
 HEARTBEAT_EVERY_SECONDS = 5.0
+# The worker's heartbeat throttle. A cancel reaches an activity only in the answer to a
+# heartbeat the worker sends, and the SDK holds heartbeats back up to 80 % of the
+# heartbeat timeout (24 s for an LLM call): a superseded burst's call would run on that
+# long, paid for. With this, it hears of the cancel within a few seconds.
+HEARTBEAT_THROTTLE = timedelta(seconds=2)
 
 
 @contextlib.asynccontextmanager

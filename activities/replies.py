@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.errors import from_llm_error, missing
 from activities.heartbeat import heartbeating, repeating
@@ -34,6 +35,7 @@ from db.queries import conversations as db_conversations
 from db.queries import replies as db_replies
 from llm.base import Completion, LLMError, LLMProvider, Prompt
 from workflows.commands import BUILTIN_COMMANDS, REFRESH_REPLY, help_text
+from workflows.error_types import ErrorType
 from workflows.payloads import GenerateReplyInput, GenerateReplyResult
 
 log = logging.getLogger("lull.replies")
@@ -51,6 +53,9 @@ STORE_DEADLINE_MARGIN = timedelta(seconds=5)
 CLAIM_SECONDS = 15.0
 CLAIM_RENEW_SECONDS = 5.0
 WAIT_POLL_SECONDS = 0.5
+# A cancelled call's prompt tokens are estimated at this many characters a token.
+CHARS_PER_TOKEN = 4
+BURST_SUPERSEDED = ErrorType.BURST_SUPERSEDED
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,13 @@ class ReplyActivities(ActivityHost):
     @activity.defn(name="generate_reply")
     async def generate_reply(self, input: GenerateReplyInput) -> GenerateReplyResult:
         job = await self._prepare(input.burst_key)
+        if job.superseded:
+            # A retried attempt of a call cancelled by a supersede: nothing to pay for.
+            raise ApplicationError(
+                f"burst {input.burst_key} was superseded; no reply is generated",
+                type=BURST_SUPERSEDED,
+                non_retryable=True,
+            )
         if job.stored is not None:
             return GenerateReplyResult(job.stored.id, len(job.stored.text), reused=True)
         if job.builtin is not None:
@@ -105,7 +117,35 @@ class ReplyActivities(ActivityHost):
             except LLMError as exc:
                 await self._release(job)
                 raise from_llm_error(exc) from exc
+            except asyncio.CancelledError:
+                # Cancelled through Temporal (the burst was superseded): the HTTP request is
+                # aborted with this task. Its spend is recorded like any other.
+                await self._record_cancelled(job)
+                raise
             return await self._store_paid(job, completion)
+
+    async def _record_cancelled(self, job: _Job) -> None:
+        """Store a cancelled call's reply row: no text, its prompt tokens estimated (a
+        provider reports no usage for an aborted request), so discarded spend is counted.
+        Best effort: the activity is going away."""
+        prompt_chars = len(job.prompt.system) + sum(len(t) for t in job.prompt.burst)
+        prompt_chars += sum(len(u) + len(a) for u, a in job.prompt.history)
+        estimate = Completion("", job.model, -(-prompt_chars // CHARS_PER_TOKEN), 0)
+        try:
+            async with self._sessionmaker() as session, session.begin():
+                await db_replies.insert_reply(
+                    session,
+                    burst_id=job.burst_id,
+                    text="",
+                    model=job.model,
+                    prompt_tokens=estimate.prompt_tokens,
+                    completion_tokens=0,
+                    cost=self._options.cost(estimate),
+                    cancelled=True,
+                )
+                await db_bursts.release_generation(session, job.burst_id)
+        except Exception as exc:
+            log.warning("the cancelled call of burst %s was not recorded: %s", job.burst_id, exc)
 
     async def _claim(self, job: _Job) -> bool:
         async with self._sessionmaker() as session, session.begin():
@@ -168,6 +208,9 @@ class ReplyActivities(ActivityHost):
             job = _Job(
                 key, burst.id, burst.conversation_id, burst.model or self._options.default_model
             )
+            if burst.status == "superseded":
+                job.superseded = True
+                return job
             if burst.reply_id is not None and burst.reply_text is not None:  # both or neither
                 job.stored = StoredReply(burst.reply_id, burst.reply_text)
                 return job
@@ -231,6 +274,7 @@ class _Job:
     conversation_id: int
     model: str
     stored: StoredReply | None = None
+    superseded: bool = False
     command: str | None = None
     builtin: str | None = None
     prompt: Prompt = field(default_factory=lambda: Prompt(system=""))

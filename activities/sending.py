@@ -53,6 +53,13 @@ class SendActivities(ActivityHost):
             raise missing(f"burst {input.burst_key}")
         if burst.reply_id is None or burst.reply_text is None:  # an outer join: both or neither
             raise missing(f"reply of burst {input.burst_key}")
+        if burst.status == "superseded":
+            # Its author wrote before it went out: a stale reply is never sent.
+            raise ApplicationError(
+                f"burst {input.burst_key} was superseded; its reply is not sent",
+                type=ErrorType.BURST_SUPERSEDED,
+                non_retryable=True,
+            )
         chunks = split_message(burst.reply_text, self._sender.max_chars)
         async with heartbeating():
             newly_sent = await self._send_missing(

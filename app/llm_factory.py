@@ -12,7 +12,7 @@ from llm.openai_compat import OpenAIProvider
 
 def build_provider(settings: Settings) -> LLMProvider:
     if settings.llm_provider == "echo":
-        return EchoProvider()
+        return EchoProvider(settings.echo_delay_seconds)
     key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else "unused"
     client = openai.AsyncOpenAI(
         api_key=key,

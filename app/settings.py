@@ -72,6 +72,15 @@ class Settings(BaseSettings):
     recording_window_seconds: float = Field(default=15.0, ge=0, le=MAX_TYPING_WINDOW_SECONDS)
     upload_window_seconds: float = Field(default=15.0, ge=0, le=MAX_TYPING_WINDOW_SECONDS)
     max_history_events: int = Field(default=1500, ge=100, le=50_000)
+    # A message from a burst's author after its flush and before its reply's first chunk:
+    # "supersede" discards the reply (cancelling the LLM call) and answers both as one
+    # burst; "queue" makes the message the next burst, answered after the stale reply.
+    mid_reply: Literal["supersede", "queue"] = "supersede"
+    # Supersedes in a row after which the reply goes out anyway (a user who never pauses).
+    max_supersedes: int = Field(default=2, ge=0, le=20)
+    # A reply ready while the burst's author is typing waits for the typing lease (never
+    # past the max wait), so the bot does not talk over them.
+    hold_reply_while_typing: bool = True
     # Conversations a worker keeps in memory (sticky cache); beyond it, a conversation's
     # next event replays its history onto the worker first.
     max_cached_workflows: int = Field(default=2000, ge=2, le=1_000_000)
@@ -104,6 +113,9 @@ class Settings(BaseSettings):
         "over several short messages; answer them together, briefly."
     )
     llm_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
+    # The echo provider takes this long per call (cancellably): lets `lull replay` scripts
+    # put a message in the middle of a generation.
+    echo_delay_seconds: float = Field(default=0.0, ge=0, le=600)
     # On SIGTERM a worker lets in-flight activities finish for this long. An LLM call cut
     # short is paid again when retried, so keep it above LULL_LLM_TIMEOUT_SECONDS.
     worker_shutdown_seconds: float = Field(default=90.0, gt=0, le=3600)

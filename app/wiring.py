@@ -62,6 +62,9 @@ class Runtime:
             max_history_events=s.max_history_events,
             search_attributes=self.search_attributes,
             outage_window_seconds=s.outage_window_minutes * 60,
+            mid_reply=s.mid_reply,
+            max_supersedes=s.max_supersedes,
+            hold_reply_while_typing=s.hold_reply_while_typing,
         )
 
     def build_ingestor(self, account: Account) -> Ingestor:

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     func,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -34,7 +35,7 @@ metadata = MetaData(
 )
 
 ACCOUNT_KINDS = ("telegram_bot", "telegram_user", "console", "replay")
-BURST_STATUSES = ("persisted", "replied", "sent", "failed", "dropped")
+BURST_STATUSES = ("persisted", "replied", "sent", "failed", "dropped", "superseded")
 
 
 def _created_at() -> Column:
@@ -113,6 +114,11 @@ burst = Table(
     # An attempt calling the LLM for this burst holds it until then, renewing it: a second
     # attempt (Temporal delivers an activity at least once) waits instead of paying again.
     Column("generating_until", DateTime(timezone=True)),
+    # A superseded burst's successor: the burst that answers its messages.
+    Column("superseded_by", BigInteger, ForeignKey("burst.id")),
+    # The rule that decided a message from the author before the reply went out:
+    # "superseded (1 of 2)", "kept: max wait reached", ...
+    Column("mid_reply", Text),
     _created_at(),
     CheckConstraint(f"status in {BURST_STATUSES}", name="status"),
 )
@@ -152,6 +158,8 @@ reply = Table(
     Column("prompt_tokens", Integer, nullable=False, server_default="0"),
     Column("completion_tokens", Integer, nullable=False, server_default="0"),
     Column("cost", Numeric(14, 8), nullable=False, server_default="0"),
+    # The call was cancelled mid-flight (its burst superseded): no text, spend estimated.
+    Column("cancelled", Boolean, nullable=False, server_default=false()),
     _created_at(),
 )
 

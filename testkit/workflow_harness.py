@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -23,6 +24,7 @@ from temporalio.worker import (
     WorkflowInterceptorClassInput,
 )
 
+from activities.heartbeat import HEARTBEAT_THROTTLE
 from workflows.conversation import ConversationWorkflow
 from workflows.ids import conversation_workflow_id
 from workflows.payloads import (
@@ -34,6 +36,7 @@ from workflows.payloads import (
     GenerateReplyResult,
     MarkBurstFailedInput,
     MessageReceived,
+    MidReplyInput,
     PersistBurstInput,
     PersistBurstResult,
     SendReplyInput,
@@ -57,6 +60,14 @@ class Recorder:
     sent: list[str] = field(default_factory=list)
     failed: list[MarkBurstFailedInput] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
+    mid_replies: list[MidReplyInput] = field(default_factory=list)
+    # When each send was scheduled (the server's clock, skipped time included).
+    sent_at: list[datetime] = field(default_factory=list)
+    # Set: each LLM call runs (heartbeating) until the test sets it, as a slow LLM would;
+    # a call cancelled meanwhile is recorded in ``cancelled``.
+    slow_llm: asyncio.Event | None = None
+    generating: list[str] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)
     # Called at the start of each generate_reply/send_reply attempt (with the burst key):
     # raise from it to make the step fail as a real provider or channel would.
     on_generate: Callable[[str], None] | None = None
@@ -75,6 +86,15 @@ class Recorder:
         async def generate_reply(input: GenerateReplyInput) -> GenerateReplyResult:
             if self.on_generate is not None:
                 self.on_generate(input.burst_key)
+            if self.slow_llm is not None:
+                self.generating.append(input.burst_key)
+                try:
+                    while not self.slow_llm.is_set():
+                        activity.heartbeat()
+                        await asyncio.sleep(0.05)
+                except asyncio.CancelledError:
+                    self.cancelled.append(input.burst_key)
+                    raise
             self.generated.append(input.burst_key)
             return GenerateReplyResult(reply_id=len(self.generated), chars=10, reused=False)
 
@@ -83,6 +103,7 @@ class Recorder:
             if self.on_send is not None:
                 self.on_send(input.burst_key)
             self.sent.append(input.burst_key)
+            self.sent_at.append(activity.info().scheduled_time)
             return SendReplyResult(chunks=1, newly_sent=1)
 
         @activity.defn(name="mark_burst_failed")
@@ -93,6 +114,11 @@ class Recorder:
         async def send_failure_notice(input: FailureNoticeInput) -> bool:
             self.notices.append(input.burst_key)
             return True
+
+        @activity.defn(name="record_mid_reply")
+        async def record_mid_reply(input: MidReplyInput) -> bool:
+            self.mid_replies.append(input)
+            return input.superseded
 
         @activity.defn(name="reopen_failed_burst")
         async def reopen_failed_burst(burst_key: str) -> str:
@@ -107,6 +133,7 @@ class Recorder:
             mark_burst_failed,
             send_failure_notice,
             reopen_failed_burst,
+            record_mid_reply,
         ]
 
     def bursts(self) -> list[list[int]]:
@@ -131,6 +158,7 @@ def new_worker(
         workflows=[ConversationWorkflow, RetryBurstWorkflow],
         activities=recorder.activities() if activities is None else activities,
         interceptors=interceptors,
+        max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
     )
 
 

@@ -1,17 +1,22 @@
 """Answering a flushed burst: persist it, ask the LLM once, send the reply, in that order.
-Workflow code: the steps' timeouts and retries are in ``workflows/steps.py``."""
+With a ``Flight`` (the supersede release), a message from the burst's author before the
+send supersedes the burst (workflows/mid_reply.py), and a ready reply waits while its
+author types. Workflow code: the steps' timeouts and retries are in ``workflows/steps.py``."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
 from temporalio import workflow
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from workflows import steps
-    from workflows.payloads import BufferedMessage, PersistBurstInput
+    from workflows.mid_reply import Flight
+    from workflows.payloads import BufferedMessage, GenerateReplyResult, PersistBurstInput
     from workflows.versions import (
         PATCH_LOCAL_PERSIST,
         PATCH_NO_EMPTY_TASKS,
@@ -29,6 +34,14 @@ class BurstToAnswer:
     reason: str
     # "cleared" or "paused": recorded, not answered.
     drop_as: str | None
+    # The superseded burst whose messages this one answers.
+    takes_over: str | None = None
+
+
+# How answer_burst ended.
+ANSWERED = "answered"
+DROPPED = "dropped"
+SUPERSEDED = "superseded"
 
 
 async def answer_burst(
@@ -37,8 +50,10 @@ async def answer_burst(
     send_task_queue: str,
     outage_window: timedelta,
     enter: Callable[[str, str], None],
-) -> None:
-    """``enter(phase, details)`` shows each step as the run's phase."""
+    flight: Flight | None = None,
+) -> str:
+    """``enter(phase, details)`` shows each step as the run's phase. Returns ANSWERED,
+    DROPPED (recorded, not answered) or SUPERSEDED (only with a ``flight``)."""
     batch, drop_as = burst.batch, burst.drop_as
     enter("persisting", f"persisting burst of {len(batch)} messages")
     local = since(PATCH_LOCAL_PERSIST) and not since(PATCH_NO_EMPTY_TASKS)
@@ -54,14 +69,23 @@ async def answer_burst(
             drop_as=drop_as,
             # A command is always a burst of its own.
             command=batch[0].command if len(batch) == 1 else None,
+            takes_over=burst.takes_over,
         ),
         local=local,
         summary=f"persist {len(batch)} messages" + (f" ({drop_as})" if drop_as else ""),
     )
     if persisted.message_count == 0 or drop_as is not None:
-        return
+        return DROPPED
     enter("generating", "generating reply")
-    generated = await steps.generate_reply(burst.key, outage_window=outage_window)
+    if flight is None:
+        generated = await steps.generate_reply(burst.key, outage_window=outage_window)
+    else:
+        watched = await _generate_watched(burst.key, flight, outage_window)
+        if watched is None or not await _ready_to_send(burst.key, flight, enter):
+            return SUPERSEDED
+        generated = watched
+    # From here on the reply is never superseded: its chunks go out, and a message from
+    # its author makes the next burst.
     enter("sending", f"sending reply ({generated.chars} chars)")
     await steps.send_reply(
         burst.key,
@@ -69,3 +93,51 @@ async def answer_burst(
         outage_window=outage_window,
         heartbeat=steps.SEND_HEARTBEAT if since(PATCH_SEND_HEARTBEAT) else None,
     )
+    return ANSWERED
+
+
+async def _generate_watched(
+    key: str, flight: Flight, outage_window: timedelta
+) -> GenerateReplyResult | None:
+    """The LLM call, cancelled if an author writes meanwhile and no bound keeps the burst;
+    None once superseded. A failed call raises ActivityError, as unwatched."""
+    handle = steps.start_generate(key, outage_window=outage_window)
+    while True:
+        await workflow.wait_condition(lambda: handle.done() or flight.interrupted())
+        if handle.done():
+            return await handle
+        decided = flight.decide(workflow.now())
+        if decided.supersede:
+            handle.cancel()
+            # TRY_CANCEL: resolved at once; the activity is told on its next heartbeat.
+            with contextlib.suppress(ActivityError):
+                await handle
+        await steps.record_mid_reply(key, superseded=decided.supersede, rule=decided.rule)
+        if decided.supersede:
+            return None
+
+
+async def _ready_to_send(key: str, flight: Flight, enter: Callable[[str, str], None]) -> bool:
+    """Between the reply and its first chunk: an author's message supersedes it (within the
+    bounds), and while an author types it waits for the typing lease. False: superseded."""
+    while True:
+        if flight.interrupted():
+            decided = flight.decide(workflow.now())
+            await steps.record_mid_reply(key, superseded=decided.supersede, rule=decided.rule)
+            if decided.supersede:
+                return False
+        until = flight.hold_until(workflow.now())
+        if until is None:
+            return True
+        enter("holding", f"holding the reply while the user types, until {until:%H:%M:%S} UTC")
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(
+                _woken(flight, flight.typing_changes),
+                timeout=until - workflow.now(),
+                timeout_summary="typing hold",
+            )
+
+
+def _woken(flight: Flight, changes: int) -> Callable[[], bool]:
+    """A held reply wakes when an author writes or their typing changes."""
+    return lambda: flight.interrupted() or flight.typing_changes != changes

@@ -10,23 +10,30 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from workflows import buffer, steps
-    from workflows.answering import BurstToAnswer, answer_burst
+    from workflows.answering import SUPERSEDED, BurstToAnswer, answer_burst
     from workflows.config_check import checked_config
     from workflows.failures import tells_user
     from workflows.ids import burst_key
     from workflows.inbox import ConversationInbox
-    from workflows.payloads import CarriedState, ConversationInput
+    from workflows.mid_reply import SUPERSEDE, Flight, rejoined
+    from workflows.payloads import BufferedMessage, CarriedState, ConversationInput, SupersededBurst
     from workflows.phase import PhaseBoard
     from workflows.policy import REASON_CLEARED, keep_armed_for
     from workflows.timers import IdleTimer, sleep_until
-    from workflows.versions import PATCH_FAILURE_NOTICE, PATCH_PROMISES, PATCH_TIMERS, since
+    from workflows.versions import (
+        PATCH_FAILURE_NOTICE,
+        PATCH_PROMISES,
+        PATCH_SUPERSEDE,
+        PATCH_TIMERS,
+        since,
+    )
 
 
 @workflow.defn
@@ -49,6 +56,8 @@ class ConversationWorkflow(ConversationInbox):
             steady=since,
         )
         self._idle = IdleTimer()
+        # The burst between its flush and its reply's first chunk (supersede release).
+        self._flight: Flight | None = None
 
     @workflow.run
     async def run(self, input: ConversationInput) -> None:
@@ -121,6 +130,8 @@ class ConversationWorkflow(ConversationInbox):
         # A clear drops everything that was buffered when ops asked, as one burst.
         clear_through = forced.through_seq if reason == REASON_CLEARED and forced else None
         batch, s.buffer = buffer.taken(s.buffer, through_seq=clear_through)
+        # The typing lease of the burst taken, if it was the open one (nothing is left).
+        taken_lease = None if s.buffer else s.lease_until
         if not s.buffer:
             s.lease_until = None
         if forced is not None and not any(m.burst_seq <= forced.through_seq for m in s.buffer):
@@ -132,14 +143,38 @@ class ConversationWorkflow(ConversationInbox):
         key = burst_key(workflow.info().workflow_id, message_ids)
         s.last_burst_key = key
         s.bursts_flushed += 1
+        takes_over = s.superseded
+        if takes_over is not None and not set(takes_over.message_ids) & set(message_ids):
+            takes_over = None  # its messages were all deleted meanwhile
+        s.superseded = None
+        self._flight = self._watch(batch, drop_as, taken_lease)
         try:
-            await answer_burst(
-                BurstToAnswer(self._conv.conversation_id, key, batch, message_ids, reason, drop_as),
+            outcome = await answer_burst(
+                BurstToAnswer(
+                    self._conv.conversation_id,
+                    key,
+                    batch,
+                    message_ids,
+                    reason,
+                    drop_as,
+                    takes_over=takes_over.burst_key if takes_over else None,
+                ),
                 send_task_queue=self._send_task_queue,
                 outage_window=self._outage_window(),
                 enter=self._enter,
+                flight=self._flight,
             )
+            if outcome == SUPERSEDED:
+                # Its messages rejoin the buffer ahead of what superseded it: the next
+                # reply answers all of them, in order.
+                s.buffer = rejoined(batch, s.buffer)
+                s.superseded = SupersededBurst(key, message_ids)
+                s.supersedes_in_row += 1
+                s.bursts_superseded += 1
+                return
+            s.supersedes_in_row = 0
         except ActivityError as err:
+            s.supersedes_in_row = 0
             # The conversation goes on: the burst is recorded as failed, ops are alerted
             # (once an hour per kind) and the user is told, then the next burst is served.
             workflow.logger.error("burst %s failed: %s", key, err.cause or err)
@@ -150,6 +185,31 @@ class ConversationWorkflow(ConversationInbox):
             ):
                 self._enter("sending", "sending the error message")
                 await steps.notify_user(key, task_queue=self._send_task_queue)
+        finally:
+            self._flight = None
+
+    def _watch(
+        self, batch: list[BufferedMessage], drop_as: str | None, lease: datetime | None
+    ) -> Flight | None:
+        """The flight of a burst about to be answered, from the supersede release: watched
+        for its authors' messages (mode "supersede") and typing (the typing hold)."""
+        config = self._config
+        supersede = config.mid_reply == SUPERSEDE
+        if drop_as is not None or not (supersede or config.hold_reply_while_typing):
+            return None
+        if not since(PATCH_SUPERSEDE):
+            return None
+        authors = frozenset(m.sender_id for m in batch)
+        return Flight(
+            config,
+            lambda: self._s.buffer,
+            authors,
+            first_at=min(m.received_at for m in batch),
+            in_row=self._s.supersedes_in_row,
+            # Commands never supersede and are never superseded.
+            watching=supersede and batch[0].command is None,
+            typing_until=lease,
+        )
 
     def _outage_window(self) -> timedelta:
         return timedelta(seconds=self._config.outage_window_seconds)

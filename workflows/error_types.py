@@ -25,3 +25,5 @@ class ErrorType(StrEnum):
     # `lull retry` of a burst that is not failed, and a retry that failed again.
     NOT_FAILED = "NotFailed"
     RETRY_FAILED = "RetryFailed"
+    # A step asked of a burst its author superseded: its reply is never made or sent.
+    BURST_SUPERSEDED = "BurstSuperseded"

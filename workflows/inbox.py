@@ -11,6 +11,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from workflows import buffer
     from workflows.config_check import MAX_PAUSE_SECONDS, pause_seconds_ok
+    from workflows.mid_reply import Flight
     from workflows.payloads import (
         CarriedState,
         ConversationConfig,
@@ -56,6 +57,8 @@ class ConversationInbox:
     _seen: set[int]
     _config: ConversationConfig
     _board: PhaseBoard
+    # The burst between its flush and its reply's first chunk (supersede release).
+    _flight: Flight | None
 
     @workflow.update
     async def flush_now(self) -> ConversationState:
@@ -137,6 +140,8 @@ class ConversationInbox:
         s.buffer, s.lease_until = buffer.admitted(
             self._config, s.buffer, s.lease_until, msg, now, join_until_due=since(PATCH_PROMISES)
         )
+        if self._flight is not None:
+            self._flight.wrote(msg.sender_id)
 
     @workflow.signal
     def message_edited(self, edit: MessageEdited) -> None:
@@ -161,14 +166,18 @@ class ConversationInbox:
     def typing_observed(self, event: TypingObserved) -> None:
         # Older signals carry no age (0): their lease runs from now, as it always did.
         age = min(max(event.age_seconds, 0.0), MAX_TYPING_AGE_SECONDS)
+        at = workflow.now() - timedelta(seconds=age)
         self._s.lease_until = extend_lease(
             self._config,
             self._s.buffer,
             self._s.lease_until,
             sender_id=event.sender_id,
             action=event.action,
-            at=workflow.now() - timedelta(seconds=age),
+            at=at,
         )
+        if self._flight is not None:
+            # A reply on its way waits while its author types (the typing hold).
+            self._flight.typed(sender_id=event.sender_id, action=event.action, at=at)
 
     @workflow.query
     def state(self) -> ConversationState:
@@ -185,6 +194,7 @@ class ConversationInbox:
             last_burst_key=s.last_burst_key,
             paused=s.paused,
             resume_at=s.resume_at,
+            bursts_superseded=s.bursts_superseded,
         )
 
     def _decision(self) -> FlushDecision | None:

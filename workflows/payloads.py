@@ -45,6 +45,14 @@ class ConversationConfig:
     search_attributes: bool = False
     # How long a burst waits out an LLM or channel outage (retrying) before it fails.
     outage_window_seconds: float = 1800.0
+    # What a message from a burst's author does while its reply is on the way (from the
+    # supersede release): "supersede" discards the reply and answers both bursts as one,
+    # "queue" makes it the next burst. Old inputs decode as "queue", as they ran.
+    mid_reply: str = "queue"
+    # Supersedes in a row after which a reply goes out anyway (the user never pauses).
+    max_supersedes: int = 2
+    # A reply ready while the burst's author is typing waits for the typing lease.
+    hold_reply_while_typing: bool = False
 
 
 @dataclass(frozen=True)
@@ -93,6 +101,19 @@ class CarriedState:
     paused: bool = False
     resume_at: datetime | None = None
     forced: ForcedFlush | None = None
+    # The supersede release: how many replies in a row were superseded (the bound), the
+    # last one's key and messages, and how many this conversation has had.
+    supersedes_in_row: int = 0
+    superseded: SupersededBurst | None = None
+    bursts_superseded: int = 0
+
+
+@dataclass(frozen=True)
+class SupersededBurst:
+    """A burst whose reply was discarded; the burst that answers its messages takes it over."""
+
+    burst_key: str
+    message_ids: list[int]
 
 
 @dataclass(frozen=True)
@@ -165,6 +186,8 @@ class ConversationState:
     last_burst_key: str | None
     paused: bool = False
     resume_at: datetime | None = None
+    # Replies discarded because their author wrote before they went out.
+    bursts_superseded: int = 0
 
 
 @dataclass(frozen=True)
@@ -180,6 +203,9 @@ class PersistBurstInput:
     drop_as: str | None = None
     # The command a command burst answers, as the channel parsed it.
     command: str | None = None
+    # The superseded burst whose messages this one answers: it records this one as its
+    # successor.
+    takes_over: str | None = None
 
 
 @dataclass(frozen=True)
@@ -214,6 +240,17 @@ class SendReplyInput:
 class SendReplyResult:
     chunks: int
     newly_sent: int
+
+
+@dataclass(frozen=True)
+class MidReplyInput:
+    """What a message from a burst's author did while its reply was on the way: the
+    burst is superseded (its reply discarded, its messages released to the next burst)
+    or kept, and ``rule`` says which rule decided."""
+
+    burst_key: str
+    superseded: bool
+    rule: str
 
 
 @dataclass(frozen=True)

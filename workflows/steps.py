@@ -11,6 +11,7 @@ from datetime import timedelta
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
+from temporalio.workflow import ActivityCancellationType
 
 from activities.bursts import BurstActivities
 from activities.replies import ReplyActivities
@@ -22,6 +23,7 @@ from workflows.payloads import (
     GenerateReplyInput,
     GenerateReplyResult,
     MarkBurstFailedInput,
+    MidReplyInput,
     PersistBurstInput,
     PersistBurstResult,
     SendReplyInput,
@@ -77,6 +79,36 @@ async def generate_reply(
         heartbeat_timeout=timedelta(seconds=30),
         retry_policy=OUTSIDE_RETRY,
         summary=summary,
+    )
+
+
+def start_generate(
+    key: str, *, outage_window: timedelta
+) -> workflow.ActivityHandle[GenerateReplyResult]:
+    """generate_reply, started for a burst that may be superseded mid-call: cancelling the
+    handle cancels the call through Temporal (the activity heartbeats), without waiting
+    for the activity to acknowledge it (TRY_CANCEL), so the conversation moves on at once."""
+    return workflow.start_activity_method(
+        ReplyActivities.generate_reply,
+        GenerateReplyInput(burst_key=key),
+        start_to_close_timeout=max(GENERATE_ATTEMPT, outage_window),
+        schedule_to_close_timeout=outage_window,
+        heartbeat_timeout=timedelta(seconds=30),
+        retry_policy=OUTSIDE_RETRY,
+        cancellation_type=ActivityCancellationType.TRY_CANCEL,
+        summary="generate reply (supersedable)",
+    )
+
+
+async def record_mid_reply(key: str, *, superseded: bool, rule: str) -> None:
+    """Supersede the burst in Postgres (its messages go to the next burst), or note the
+    rule that kept it."""
+    await workflow.execute_activity_method(
+        BurstActivities.record_mid_reply,
+        MidReplyInput(burst_key=key, superseded=superseded, rule=rule),
+        start_to_close_timeout=timedelta(seconds=30),
+        retry_policy=DB_RETRY,
+        summary=("supersede burst: " if superseded else "keep reply: ") + rule,
     )
 
 

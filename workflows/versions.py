@@ -33,8 +33,12 @@ PATCH_PROMISES = "lull-2026-12-promises"
 # Persist with a regular activity again, implying lull-2026-12-promises
 # (docs/decisions/0004-regular-activities.md).
 PATCH_NO_EMPTY_TASKS = "lull-2026-12-no-empty-tasks"
+# The supersede release, implying lull-2026-12-no-empty-tasks: with ``mid_reply``
+# "supersede", a message from a burst's author before its reply goes out supersedes the
+# reply (workflows/mid_reply.py), and a ready reply waits while its author types.
+PATCH_SUPERSEDE = "lull-2026-12-supersede"
 # Newest first: a run asks each until one answers.
-RELEASES = (PATCH_NO_EMPTY_TASKS, PATCH_PROMISES, PATCH_TIMERS, PATCH_2026_12)
+RELEASES = (PATCH_SUPERSEDE, PATCH_NO_EMPTY_TASKS, PATCH_PROMISES, PATCH_TIMERS, PATCH_2026_12)
 
 
 def since(patch: str = PATCH_2026_12) -> bool:

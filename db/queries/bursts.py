@@ -180,6 +180,45 @@ async def set_burst_status(
     )
 
 
+async def supersede(session: AsyncSession, burst_key: str, *, rule: str) -> int | None:
+    """Mark the burst superseded and release its messages to the burst that takes it over
+    (the next persist assigns them); returns its id, or None when it had already moved on
+    (sent, failed, dropped) and so was not superseded. Safe to repeat."""
+    stmt = (
+        update(burst)
+        .where(burst.c.burst_key == burst_key, burst.c.status.in_(["persisted", "replied"]))
+        .values(status="superseded", mid_reply=rule, generating_until=None)
+        .returning(burst.c.id)
+    )
+    burst_id = (await session.execute(stmt)).scalar_one_or_none()
+    if burst_id is None:
+        done = await session.execute(
+            select(burst.c.id).where(burst.c.burst_key == burst_key, burst.c.status == "superseded")
+        )
+        burst_id = done.scalar_one_or_none()
+    if burst_id is not None:
+        await session.execute(
+            update(message).where(message.c.burst_id == burst_id).values(burst_id=None)
+        )
+    return burst_id
+
+
+async def note_mid_reply(session: AsyncSession, burst_key: str, *, rule: str) -> None:
+    """Record the rule that kept a burst from being superseded."""
+    await session.execute(
+        update(burst).where(burst.c.burst_key == burst_key).values(mid_reply=rule)
+    )
+
+
+async def record_successor(session: AsyncSession, superseded_key: str, successor_id: int) -> None:
+    """The superseded burst points at the burst that answers its messages."""
+    await session.execute(
+        update(burst)
+        .where(burst.c.burst_key == superseded_key, burst.c.status == "superseded")
+        .values(superseded_by=successor_id)
+    )
+
+
 async def finished_bursts(session: AsyncSession, account_id: int) -> list[FinishedBurstRow]:
     """The account's sent and failed bursts with their chat and reply, in send order."""
     stmt = (

@@ -15,6 +15,11 @@ def test_each_class_lists_its_activities_under_their_registered_names() -> None:
     bursts = BurstActivities.__new__(BurstActivities)
     replies = ReplyActivities.__new__(ReplyActivities)
     sends = SendActivities.__new__(SendActivities)
-    assert names(bursts) == {"persist_burst", "mark_burst_failed", "reopen_failed_burst"}
+    assert names(bursts) == {
+        "persist_burst",
+        "mark_burst_failed",
+        "reopen_failed_burst",
+        "record_mid_reply",
+    }
     assert names(replies) == {"generate_reply"}
     assert names(sends) == {"send_reply", "send_failure_notice"}
