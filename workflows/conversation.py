@@ -140,13 +140,17 @@ class ConversationWorkflow(ConversationInbox):
         if drop_as is None and s.paused:
             drop_as = "paused"
         message_ids = sorted(m.message_id for m in batch)
-        key = burst_key(workflow.info().workflow_id, message_ids)
-        s.last_burst_key = key
-        s.bursts_flushed += 1
         takes_over = s.superseded
         if takes_over is not None and not set(takes_over.message_ids) & set(message_ids):
             takes_over = None  # its messages were all deleted meanwhile
         s.superseded = None
+        key = burst_key(
+            workflow.info().workflow_id,
+            message_ids,
+            after=takes_over.burst_key if takes_over else None,
+        )
+        s.last_burst_key = key
+        s.bursts_flushed += 1
         self._flight = self._watch(batch, drop_as, taken_lease)
         try:
             outcome = await answer_burst(

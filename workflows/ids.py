@@ -55,9 +55,13 @@ def legacy_conversation_workflow_id(
     return "/".join((WORKFLOW_ID_PREFIX, *parts))
 
 
-def burst_key(workflow_id: str, message_ids: Sequence[int]) -> str:
-    """Key of the burst holding exactly these messages of this conversation."""
+def burst_key(workflow_id: str, message_ids: Sequence[int], *, after: str | None = None) -> str:
+    """Key of the burst holding exactly these messages of this conversation. ``after``: the
+    superseded burst it takes over. Its messages may be the very same (the message that
+    superseded it was deleted), and it must still get a key, and random_ids, of its own."""
     material = f"{workflow_id}|{','.join(str(i) for i in sorted(message_ids))}"
+    if after is not None:
+        material += f"|after {after}"
     return "b-" + hashlib.sha256(material.encode()).hexdigest()[:32]
 
 

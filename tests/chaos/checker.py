@@ -28,12 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telethon.tl import types
 from temporalio.client import Client
 
-from db.tables import account, burst, conversation, message
+from db.tables import account, burst, conversation, delivery, message, reply
 from tests.chaos.cluster import BOT, Cluster
 from tests.chaos.load import GROUP_CHAT, IN_GROUP, Accepted
 from workflows.commands import REFRESH_REPLY
@@ -75,6 +75,11 @@ class Report:
     # and of their messages those users never saw: failed loudly, left to the operator.
     sends_in_doubt: int = 0
     unsent_in_doubt: int = 0
+    # Bursts superseded by their author's message before their reply went out; replies of
+    # theirs that were generated and discarded (paid, allowed); any of those sent (stale).
+    superseded: int = 0
+    discarded_answers: int = 0
+    stale_sent: list[str] = field(default_factory=list)
     # For a run that is not clean: what Temporal says of each conversation with an
     # unfinished burst or an unanswered message (the post-mortem's first page).
     diagnosis: list[str] = field(default_factory=list)
@@ -97,6 +102,7 @@ class Report:
             or self.out_of_order
             or self.failed_tasks
             or self.stuck
+            or self.stale_sent
         )
 
     @property
@@ -127,6 +133,9 @@ class Report:
                 "retried bursts left to ops as SendInDoubt (users' view checked)",
                 self.sends_in_doubt,
             ),
+            ("bursts superseded (author wrote mid-reply)", self.superseded),
+            ("replies generated then discarded by a supersede", self.discarded_answers),
+            ("stale replies sent (of superseded bursts)", len(self.stale_sent)),
             ("LLM requests per burst (all attempts)", f"{per_burst:.2f}"),
             ("LLM answers per burst (200s)", f"{done:.2f}"),
         ]
@@ -141,6 +150,7 @@ class Report:
             "paid_twice",
             "failed_tasks",
             "stuck",
+            "stale_sent",
         ):
             found = getattr(self, name)
             if found:
@@ -180,7 +190,16 @@ async def check(
     unfinished = _unfinished_conversations(recorded)
     bursts_of_message: Counter[tuple[int, int]] = Counter()
     owners = {r.burst_key for r in recorded["messages"]}
+    report.discarded_answers = recorded["discarded"]
+    # A superseded burst's reply was generated (paid) and discarded: the burst that took
+    # it over pays its own call, maybe for the same text (a message deleted meanwhile).
+    report.paid_twice_allowed += report.discarded_answers
+    report.stale_sent = [f"burst {key}: stale reply sent" for key in recorded["stale"]]
     for row in recorded["bursts"]:
+        if row.status == "superseded":
+            # Its messages moved to the burst that took it over.
+            report.superseded += 1
+            continue
         if row.status == "dropped" and row.error_type == "superseded":
             # Flushed by a workflow task that then timed out; its messages moved to the
             # burst the retried task flushed, so it holds none of them any more.
@@ -477,7 +496,7 @@ async def _check_temporal(client: Client, report: Report) -> None:
         report.stuck.append(f"{wf.id}: retry still running")
 
 
-async def _recorded(sessionmaker: async_sessionmaker[AsyncSession], key: str) -> dict[str, list]:  # type: ignore[type-arg]
+async def _recorded(sessionmaker: async_sessionmaker[AsyncSession], key: str) -> dict[str, Any]:
     async with sessionmaker() as session:
         messages = await session.execute(
             select(
@@ -509,4 +528,25 @@ async def _recorded(sessionmaker: async_sessionmaker[AsyncSession], key: str) ->
             .join(account, account.c.id == conversation.c.account_id)
             .where(account.c.key == key)
         )
-        return {"messages": list(messages), "bursts": list(bursts)}
+        mine = (
+            select(burst.c.id)
+            .join(conversation, conversation.c.id == burst.c.conversation_id)
+            .join(account, account.c.id == conversation.c.account_id)
+            .where(account.c.key == key, burst.c.status == "superseded")
+        )
+        stale = await session.execute(
+            select(burst.c.burst_key)
+            .join(reply, reply.c.burst_id == burst.c.id)
+            .join(delivery, delivery.c.reply_id == reply.c.id)
+            .where(burst.c.id.in_(mine))
+            .distinct()
+        )
+        discarded = await session.execute(
+            select(func.count()).where(reply.c.burst_id.in_(mine), ~reply.c.cancelled)
+        )
+        return {
+            "messages": list(messages),
+            "bursts": list(bursts),
+            "stale": list(stale.scalars()),
+            "discarded": int(discarded.scalar_one()),
+        }

@@ -18,4 +18,6 @@ async def test_under_faults_every_message_is_answered_exactly_once() -> None:
     # Every kind of fault really hit (a kill "mid-call" with no call in flight did not).
     assert result.faults.kinds_not_hit == [], result.render()
     assert result.report.accepted > 300
+    # Users write while their replies are made: supersedes happen, and none leaks a reply.
+    assert result.report.superseded > 0, result.render()
     assert result.report.clean, result.render()

@@ -16,6 +16,7 @@ from db.queries import accounts as db_accounts
 from db.queries import bursts as db_bursts
 from db.queries import conversations as db_conversations
 from db.queries import messages as db_messages
+from db.queries import replies as db_replies
 from db.tables import burst
 from testkit.fake_llm import FakeOpenAI
 from testkit.telegram_server.world import World
@@ -165,6 +166,35 @@ async def test_a_superseded_orphan_holds_nothing_but_a_stuck_one_is_in_doubt(
     report = await check(scene.cluster, scene.accepted, sessionmaker)  # type: ignore[arg-type]
     assert len(report.in_doubt) == 1 and "owns nothing" in report.in_doubt[0]
     assert report.duplicated == ["u1m1: 1 replies, 2 bursts"]
+
+
+async def test_a_superseded_burst_holds_nothing_and_a_stale_reply_of_it_is_reported(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """Superseded through the real queries: its messages move to the burst that took it
+    over, so they are held once; a delivery of its discarded reply is a stale reply."""
+    scene = await new_scene(sessionmaker)
+    ids = await scene.user_sends(1001, "u1m0", "u1m1")
+    first = await scene.burst(1001, ids[:1], "persisted")
+    async with sessionmaker() as session, session.begin():
+        burst_id = await db_bursts.supersede(session, first, rule="superseded (1 of 2)")
+        assert burst_id is not None
+        reply_id = await db_replies.insert_reply(
+            session, burst_id=burst_id, text="re: u1m0", model="m", cost=0
+        )
+    await scene.burst(1001, ids, "sent")
+    scene.bot_says(1001, "re: u1m0 u1m1")
+    report = await check(scene.cluster, scene.accepted, sessionmaker)  # type: ignore[arg-type]
+    assert report.clean, report.table()
+    assert (report.superseded, report.discarded_answers) == (1, 1)
+    async with sessionmaker() as session, session.begin():
+        assert reply_id is not None
+        await db_replies.insert_delivery(
+            session, reply_id=reply_id, chunk_index=0, random_id=424242, channel_message_id=9
+        )
+    report = await check(scene.cluster, scene.accepted, sessionmaker)  # type: ignore[arg-type]
+    assert report.stale_sent == [f"burst {first}: stale reply sent"]
+    assert not report.clean
 
 
 async def test_edits_deletes_and_commands_are_judged_as_a_user_would(

@@ -301,6 +301,40 @@ async def retry_outcomes(env: WorkflowEnvironment, tq: str, rec: Recorder):  # t
 retry_outcomes.fails = True  # type: ignore[attr-defined]
 
 
+async def supersede(env: WorkflowEnvironment, tq: str, rec: Recorder):  # type: ignore[no-untyped-def]
+    """lull-2026-12-supersede: a message during the call cancels it (1 of 2), one during
+    a typing hold supersedes the ready reply (2 of 2), and the bound keeps the third."""
+    from workflows.payloads import MessageReceived
+
+    async def until(check) -> None:  # type: ignore[no-untyped-def]
+        for _ in range(200):
+            if check():
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError("the slow LLM was never called")
+
+    rec.slow_llm = gate = asyncio.Event()
+    inp = conversation_input(
+        tq, debounce=5, idle_close=30, mid_reply="supersede", hold_reply_while_typing=True
+    )
+    handle = await signal_message(env.client, inp, tq, 1)
+    await env.sleep(6)
+    await until(lambda: len(rec.generating) == 1)
+    await handle.signal("message_received", MessageReceived(2, 7, 5))
+    await until(lambda: len(rec.cancelled) == 1)
+    await env.sleep(6)
+    await until(lambda: len(rec.generating) == 2)
+    await signal_typing(handle)
+    gate.set()
+    await until(lambda: len(rec.generated) == 1)
+    await asyncio.sleep(0.5)
+    await handle.signal("message_received", MessageReceived(3, 7, 5))
+    await env.sleep(6)
+    await until(lambda: len(rec.generated) == 2)
+    await handle.signal("message_received", MessageReceived(4, 7, 5))
+    return handle
+
+
 SCENARIOS = (
     burst_then_lull,
     capped_and_duplicates,
@@ -318,6 +352,7 @@ SCENARIOS = (
     promises,
     no_empty_tasks,
     retry_outcomes,
+    supersede,
 )
 
 

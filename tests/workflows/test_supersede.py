@@ -20,7 +20,12 @@ from testkit.workflow_harness import (
     signal_typing,
 )
 from workflows.conversation import ConversationWorkflow
-from workflows.payloads import ConversationInput, MessageEdited, MessageReceived
+from workflows.payloads import (
+    ConversationInput,
+    MessageEdited,
+    MessageReceived,
+    MessagesDeleted,
+)
 
 AUTHOR = 7  # signal_message's sender
 OTHER = 8
@@ -277,3 +282,28 @@ async def test_a_worker_killed_while_a_cancel_is_in_flight_still_answers_once(
     # The dead worker's call may be retried on the new one before the message is seen
     # (a worker killed mid-call may pay twice); its reply is discarded all the same.
     assert second.generated[-1] == second.sent[0]
+
+
+async def test_a_burst_taking_over_the_same_messages_still_gets_a_key_of_its_own(
+    time_env: WorkflowEnvironment,
+) -> None:
+    """The message that superseded a burst is deleted: the burst that takes it over holds
+    the same messages, and under the same key it would be the superseded row again (the
+    chaos run lost two messages that way)."""
+    tq, rec = task_queue(), Recorder(slow_llm=asyncio.Event())
+    inp = supersede_input(tq)
+    async with new_worker(time_env.client, rec, tq):
+        handle = await signal_message(time_env.client, inp, tq, 1)
+        await time_env.sleep(6)
+        await until(lambda: len(rec.generating) == 1, "the first call")
+        await message(handle, 2)
+        await until(lambda: len(rec.cancelled) == 1, "the cancel", 15)
+        await handle.signal("messages_deleted", MessagesDeleted([2]))
+        assert rec.slow_llm is not None
+        rec.slow_llm.set()
+        await handle.result()
+    first, again = rec.persisted
+    assert first.message_ids == again.message_ids == [1]
+    assert again.burst_key != first.burst_key
+    assert again.takes_over == first.burst_key
+    assert rec.sent == [again.burst_key]
