@@ -180,3 +180,25 @@ def test_typing_edits_and_deletes_in_a_script(data_dir: Path) -> None:
     assert lines[(8, (1,))]["reason"] == lines[(8, (2,))]["reason"] == "command"
     # Flushed by the command 0.1 s later, not after the 1 s quiet period.
     assert lines[(8, (1,))]["flushed_at"] < 7.0 + 1.0
+
+
+def test_a_message_during_a_generation_supersedes_it_unless_queued(data_dir: Path) -> None:
+    """LULL_ECHO_DELAY_SECONDS puts the second message in the middle of the first burst's
+    generation: superseded, one reply answers both and the stale one prints nothing; with
+    LULL_MID_REPLY=queue, the stale reply goes out first."""
+    script = data_dir / "mid_reply.jsonl"
+    events = [
+        {"at": 0.0, "chat": 7, "user": 70, "type": "message", "id": 1, "text": "hi"},
+        {"at": 1.5, "chat": 7, "user": 70, "type": "message", "id": 2, "text": "book a cut"},
+    ]
+    script.write_text("\n".join(json.dumps(e) for e in events) + "\n")
+    slow = lull_env(data_dir, LULL_ECHO_DELAY_SECONDS="2")
+    superseded = run_replay(script, slow)
+    queued = run_replay(script, {**slow, "LULL_MID_REPLY": "queue"})
+    assert superseded.returncode == queued.returncode == 0, superseded.stderr + queued.stderr
+    replies = [json.loads(line) for line in superseded.stdout.splitlines()]
+    assert [(r["message_ids"], r["text"]) for r in replies] == [
+        ([1, 2], "[echo: 2 messages] hi book a cut")
+    ]
+    stale_first = [json.loads(line) for line in queued.stdout.splitlines()]
+    assert [r["message_ids"] for r in stale_first] == [[1], [2]]
