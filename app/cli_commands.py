@@ -20,6 +20,7 @@ from app.settings import Settings
 from app.wiring import banner, database_only, lull_runtime, secret_box, stop_on_signals
 from channels import console, replay
 from db import migrate
+from db.errors import describe_database_error
 from db.queries import bursts as db_bursts
 from inbound.accounts import register_account
 from inbound.drain import wait_until_answered
@@ -190,7 +191,19 @@ async def cmd_conversations(settings: Settings, args: argparse.Namespace) -> int
 
 async def cmd_inspect(settings: Settings, args: argparse.Namespace) -> int:
     client = await _ops_client(settings)
-    print(ops.to_json(await _on_conversation(settings, args, partial(ops.inspect, client))))
+    shown = await _on_conversation(settings, args, partial(ops.inspect, client))
+    # From the transcript: what supersedes discarded (the run's state counts them too).
+    if settings.database_url is None and not dev_stack_running(settings):
+        shown["supersedes"] = "unavailable: no database (set LULL_DATABASE_URL)"
+        print(ops.to_json(shown))
+        return 0
+    try:
+        async with database_only(settings) as sessionmaker:
+            spend = await ops.supersede_spend(sessionmaker, args.account, args.chat, args.topic)
+        shown["supersedes"] = spend
+    except Exception as exc:  # the state from Temporal is still worth showing
+        shown["supersedes"] = f"unavailable: {describe_database_error(exc)}"
+    print(ops.to_json(shown))
     return 0
 
 

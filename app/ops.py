@@ -111,6 +111,16 @@ async def control(
     raise ValueError(f"unknown action {action!r}")
 
 
+async def supersede_spend(
+    sessionmaker: async_sessionmaker[AsyncSession], account: str, chat: int, topic: int | None
+) -> dict[str, Any]:
+    """What supersedes discarded in one chat (`lull inspect`)."""
+    async with sessionmaker() as session:
+        return await db_bursts.supersede_spend(
+            session, account_key=account, chat_id=chat, topic_id=topic
+        )
+
+
 async def failed_bursts(
     sessionmaker: async_sessionmaker[AsyncSession], account: str | None, *, limit: int = 100
 ) -> list[dict[str, Any]]:

@@ -219,6 +219,36 @@ async def record_successor(session: AsyncSession, superseded_key: str, successor
     )
 
 
+async def supersede_spend(
+    session: AsyncSession, *, account_key: str, chat_id: int, topic_id: int | None
+) -> dict[str, Any]:
+    """A chat's superseded bursts and what their discarded generations cost: replies made
+    and discarded, calls cancelled mid-flight (their tokens estimated), tokens and cost."""
+    superseded = burst.c.status == "superseded"
+    stmt = (
+        select(
+            func.count(func.distinct(burst.c.id)).filter(superseded).label("superseded"),
+            func.count(reply.c.id).filter(superseded, ~reply.c.cancelled).label("discarded"),
+            func.count(reply.c.id).filter(superseded, reply.c.cancelled).label("cancelled"),
+            func.coalesce(
+                func.sum(reply.c.prompt_tokens + reply.c.completion_tokens).filter(superseded), 0
+            ).label("discarded_tokens"),
+            func.coalesce(func.sum(reply.c.cost).filter(superseded), 0).label("discarded_cost"),
+        )
+        .select_from(burst)
+        .join(conversation, conversation.c.id == burst.c.conversation_id)
+        .join(account, account.c.id == conversation.c.account_id)
+        .outerjoin(reply, reply.c.burst_id == burst.c.id)
+        .where(
+            account.c.key == account_key,
+            conversation.c.chat_id == chat_id,
+            conversation.c.topic_id.is_not_distinct_from(topic_id),
+        )
+    )
+    row = (await session.execute(stmt)).one()
+    return {**row._mapping, "discarded_cost": str(row.discarded_cost)}
+
+
 async def finished_bursts(session: AsyncSession, account_id: int) -> list[FinishedBurstRow]:
     """The account's sent and failed bursts with their chat and reply, in send order."""
     stmt = (

@@ -16,7 +16,8 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.bursts import BurstActivities
 from activities.replies import BURST_SUPERSEDED, ReplyActivities
-from db.tables import burst, message, reply
+from db.queries import bursts as db_bursts
+from db.tables import account, burst, message, reply
 from tests.activities.test_idempotency import OPTIONS, CountingProvider, persist_input, seed
 from tests.activities.test_one_llm_call import SlowCountingLLM
 from tests.activities.test_paid_once import attempt_env
@@ -142,3 +143,19 @@ async def test_a_cancelled_call_is_aborted_and_its_spend_recorded(
     assert (row.text, row.cancelled, row.prompt_tokens) == ("", True, 102)
     assert row.cost == Decimal("0.051")
     assert claim is None
+    # `lull inspect` shows the spend the supersede discarded.
+    await ActivityEnvironment().run(
+        bursts.record_mid_reply, MidReplyInput(inp.burst_key, superseded=True, rule="r")
+    )
+    async with sessionmaker() as session:
+        key = (
+            await session.execute(select(account.c.key).where(account.c.id == account_id))
+        ).scalar_one()
+        spend = await db_bursts.supersede_spend(session, account_key=key, chat_id=43, topic_id=None)
+    assert spend == {
+        "superseded": 1,
+        "discarded": 0,
+        "cancelled": 1,
+        "discarded_tokens": 102,
+        "discarded_cost": "0.05100000",
+    }

@@ -27,9 +27,12 @@ pytestmark = pytest.mark.e2e
 CHAT_HASH_KEY = b"ops-test-chat-hash-key"
 
 
-async def lull(address: str, *args: str) -> subprocess.CompletedProcess[str]:
+async def lull(
+    address: str, *args: str, database_url: str | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {
         "LULL_TEMPORAL_ADDRESS": address,
+        **({"LULL_DATABASE_URL": database_url} if database_url else {}),
         "LULL_CHAT_HASH_KEY": CHAT_HASH_KEY.decode(),
         "PATH": "/usr/bin:/bin",
         "PYTHONWARNINGS": "ignore",
@@ -60,7 +63,9 @@ async def listed_until_phase(
 
 
 async def test_ops_commands_drive_an_open_conversation(
-    dev_env: WorkflowEnvironment, sessionmaker: async_sessionmaker[AsyncSession]
+    dev_env: WorkflowEnvironment,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    database_url: str,
 ) -> None:
     address = dev_env.client.service_client.config.target_host
     tq, rec = task_queue(), Recorder()
@@ -90,10 +95,20 @@ async def test_ops_commands_drive_an_open_conversation(
         assert row["chat_ref"] == ref
         assert row["chat_ref"] != "41"
 
-        inspected = await lull(address, "inspect", "41", "--account", key)
+        inspected = await lull(
+            address, "inspect", "41", "--account", key, database_url=database_url
+        )
         assert json.loads(inspected.stdout)["phase"] == "active"  # as the listing says
         state = json.loads(inspected.stdout)["state"]
         assert (state["buffered"], state["deadline_rule"]) == (1, "quiet period")
+        assert state["bursts_superseded"] == 0
+        assert json.loads(inspected.stdout)["supersedes"] == {
+            "superseded": 0,
+            "discarded": 0,
+            "cancelled": 0,
+            "discarded_tokens": 0,
+            "discarded_cost": "0",
+        }
 
         paused = await lull(address, "pause", "41", "--account", key, "--minutes", "5")
         assert json.loads(paused.stdout)["paused"] is True
