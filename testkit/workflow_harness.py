@@ -68,6 +68,8 @@ class Recorder:
     slow_llm: asyncio.Event | None = None
     generating: list[str] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
+    # Real seconds each LLM call takes (cancellably), by call: a property test's LLM.
+    llm_seconds: Callable[[int], float] | None = None
     # Called at the start of each generate_reply/send_reply attempt (with the burst key):
     # raise from it to make the step fail as a real provider or channel would.
     on_generate: Callable[[str], None] | None = None
@@ -86,10 +88,15 @@ class Recorder:
         async def generate_reply(input: GenerateReplyInput) -> GenerateReplyResult:
             if self.on_generate is not None:
                 self.on_generate(input.burst_key)
-            if self.slow_llm is not None:
+            if self.slow_llm is not None or self.llm_seconds is not None:
                 self.generating.append(input.burst_key)
+                until = time.monotonic() + (
+                    self.llm_seconds(len(self.generating)) if self.llm_seconds else 0
+                )
                 try:
-                    while not self.slow_llm.is_set():
+                    while (self.slow_llm is not None and not self.slow_llm.is_set()) or (
+                        time.monotonic() < until
+                    ):
                         activity.heartbeat()
                         await asyncio.sleep(0.05)
                 except asyncio.CancelledError:
