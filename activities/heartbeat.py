@@ -17,16 +17,19 @@ HEARTBEAT_EVERY_SECONDS = 5.0
 # The worker's heartbeat throttle. A cancel reaches an activity only in the answer to a
 # heartbeat the worker sends, and the SDK holds heartbeats back up to 80 % of the
 # heartbeat timeout (24 s for an LLM call): a superseded burst's call would run on that
-# long, paid for. With this, it hears of the cancel within a few seconds.
-HEARTBEAT_THROTTLE = timedelta(seconds=2)
+# long, paid for. With this, it hears of the cancel within about that.
+HEARTBEAT_THROTTLE = timedelta(seconds=1)
+# While an LLM call runs: a cancel (its burst superseded) is heard at the next heartbeat
+# the worker sends, so a call is abandoned within about a second, not paid to the end.
+CALL_HEARTBEAT_EVERY_SECONDS = 1.0
 
 
 @contextlib.asynccontextmanager
-async def heartbeating() -> AsyncIterator[None]:
+async def heartbeating(every: float = HEARTBEAT_EVERY_SECONDS) -> AsyncIterator[None]:
     async def beat() -> None:
         activity.heartbeat()
 
-    async with repeating(beat, every=HEARTBEAT_EVERY_SECONDS, first_now=True):
+    async with repeating(beat, every=every, first_now=True):
         yield
 
 
