@@ -25,10 +25,13 @@ CALL_HEARTBEAT_EVERY_SECONDS = 1.0
 
 
 @contextlib.asynccontextmanager
-async def heartbeating(every: float = HEARTBEAT_EVERY_SECONDS) -> AsyncIterator[None]:
+async def heartbeating(*, llm_call: bool = False) -> AsyncIterator[None]:
+    """Heartbeat while the block runs; faster around an LLM call (a cancel is heard sooner)."""
+
     async def beat() -> None:
         activity.heartbeat()
 
+    every = CALL_HEARTBEAT_EVERY_SECONDS if llm_call else HEARTBEAT_EVERY_SECONDS
     async with repeating(beat, every=every, first_now=True):
         yield
 

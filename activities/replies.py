@@ -27,7 +27,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.errors import from_llm_error, missing
-from activities.heartbeat import CALL_HEARTBEAT_EVERY_SECONDS, heartbeating, repeating
+from activities.heartbeat import heartbeating, repeating
 from activities.host import ActivityHost
 from db.errors import database_unavailable, describe_database_error
 from db.queries import bursts as db_bursts
@@ -111,7 +111,7 @@ class ReplyActivities(ActivityHost):
             return await self._wait_for_other_attempt(job)
         # The claim is held until the reply is stored: a store waiting out an outage still
         # keeps a duplicate attempt from paying.
-        async with heartbeating(CALL_HEARTBEAT_EVERY_SECONDS), self._holding_claim(job):
+        async with heartbeating(llm_call=True), self._holding_claim(job):
             try:
                 completion = await self._provider.complete(job.prompt, model=job.model)
             except LLMError as exc:

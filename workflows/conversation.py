@@ -151,7 +151,7 @@ class ConversationWorkflow(ConversationInbox):
         )
         s.last_burst_key = key
         s.bursts_flushed += 1
-        self._flight = self._watch(batch, drop_as, taken_lease)
+        self._flight = self._watch(batch, reason, drop_as, taken_lease)
         try:
             outcome = await answer_burst(
                 BurstToAnswer(
@@ -193,7 +193,11 @@ class ConversationWorkflow(ConversationInbox):
             self._flight = None
 
     def _watch(
-        self, batch: list[BufferedMessage], drop_as: str | None, lease: datetime | None
+        self,
+        batch: list[BufferedMessage],
+        reason: str,
+        drop_as: str | None,
+        lease: datetime | None,
     ) -> Flight | None:
         """The flight of a burst about to be answered, from the supersede release: watched
         for its authors' messages (mode "supersede") and typing (the typing hold)."""
@@ -210,6 +214,7 @@ class ConversationWorkflow(ConversationInbox):
             authors,
             first_at=min(m.received_at for m in batch),
             in_row=self._s.supersedes_in_row,
+            reason=reason,
             # Commands never supersede and are never superseded.
             watching=supersede and batch[0].command is None,
             typing_until=lease,

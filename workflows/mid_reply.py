@@ -20,7 +20,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from workflows.payloads import BufferedMessage, ConversationConfig
-from workflows.policy import CANCEL, head_burst
+from workflows.policy import (
+    CANCEL,
+    REASON_MAX_CHARS,
+    REASON_MAX_MESSAGES,
+    REASON_QUIET,
+    head_burst,
+)
 
 SUPERSEDE = "supersede"
 QUEUE = "queue"
@@ -44,9 +50,17 @@ def author_wrote(buffer: list[BufferedMessage], authors: frozenset[int]) -> bool
 
 
 def verdict(
-    config: ConversationConfig, *, first_at: datetime, now: datetime, in_row: int
+    config: ConversationConfig,
+    *,
+    first_at: datetime,
+    now: datetime,
+    in_row: int,
+    reason: str = REASON_QUIET,
 ) -> MidReplyVerdict:
-    """Supersede, or keep the reply because a bound says so."""
+    """Supersede, or keep the reply because a bound says so. A burst its cap closed stays
+    closed: merged with what came next it would be over the cap."""
+    if reason in (REASON_MAX_MESSAGES, REASON_MAX_CHARS):
+        return MidReplyVerdict(False, "kept: burst at its cap")
     if now >= first_at + timedelta(seconds=config.max_wait_seconds):
         return MidReplyVerdict(False, "kept: max wait reached")
     if in_row >= config.max_supersedes:
@@ -87,6 +101,8 @@ class Flight:
     first_at: datetime
     # Supersedes in a row before this burst (the bound).
     in_row: int
+    # Why it flushed: a burst its cap closed is never superseded.
+    reason: str
     # Whether a message of an author may supersede it (mode "supersede", not a command);
     # off once a bound kept it.
     watching: bool
@@ -101,7 +117,9 @@ class Flight:
 
     def decide(self, now: datetime) -> MidReplyVerdict:
         """Supersede or keep, once interrupted; a kept burst is watched no more."""
-        decided = verdict(self.config, first_at=self.first_at, now=now, in_row=self.in_row)
+        decided = verdict(
+            self.config, first_at=self.first_at, now=now, in_row=self.in_row, reason=self.reason
+        )
         if not decided.supersede:
             self.watching = False
         return decided

@@ -389,13 +389,13 @@ async def test_generate_reply_heartbeats_while_the_llm_thinks(
     beats: list[object] = []
     env.on_heartbeat = lambda *details: beats.append(details)
     await env.run(BurstActivities(sessionmaker).persist_burst, persist_input(conv, ids))
-    original = heartbeat_module.HEARTBEAT_EVERY_SECONDS
-    heartbeat_module.HEARTBEAT_EVERY_SECONDS = 0.1
+    original = heartbeat_module.CALL_HEARTBEAT_EVERY_SECONDS
+    heartbeat_module.CALL_HEARTBEAT_EVERY_SECONDS = 0.1
     try:
         acts = ReplyActivities(sessionmaker, SlowProvider(), OPTIONS)
         await env.run(acts.generate_reply, GenerateReplyInput(burst_key(f"w{conv}", ids)))
     finally:
-        heartbeat_module.HEARTBEAT_EVERY_SECONDS = original
+        heartbeat_module.CALL_HEARTBEAT_EVERY_SECONDS = original
     assert len(beats) >= 3
 
 

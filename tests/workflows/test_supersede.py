@@ -307,3 +307,21 @@ async def test_a_burst_taking_over_the_same_messages_still_gets_a_key_of_its_own
     assert again.burst_key != first.burst_key
     assert again.takes_over == first.burst_key
     assert rec.sent == [again.burst_key]
+
+
+async def test_a_burst_its_cap_closed_is_never_superseded(time_env: WorkflowEnvironment) -> None:
+    """Merged with what came next it would be over the cap (the replay of 12 rapid
+    messages answered them as one burst of 12 against a cap of 10)."""
+    tq, rec = task_queue(), Recorder(slow_llm=asyncio.Event())
+    inp = supersede_input(tq, max_messages=2)
+    async with new_worker(time_env.client, rec, tq):
+        handle = await signal_message(time_env.client, inp, tq, 1)
+        await message(handle, 2)  # the cap: flushed at once
+        await until(lambda: len(rec.generating) == 1, "the capped burst's call")
+        await message(handle, 3)
+        await asyncio.sleep(0.5)
+        assert rec.slow_llm is not None
+        rec.slow_llm.set()
+        await handle.result()
+    assert rec.bursts() == [[1, 2], [3]]
+    assert [(m.superseded, m.rule) for m in rec.mid_replies] == [(False, "kept: burst at its cap")]
