@@ -101,7 +101,9 @@ async def _generate_watched(
 ) -> GenerateReplyResult | None:
     """The LLM call, cancelled if an author writes meanwhile and no bound keeps the burst;
     None once superseded. A failed call raises ActivityError, as unwatched."""
-    handle = steps.start_generate(key, outage_window=outage_window)
+    handle = steps.start_generate(
+        key, outage_window=outage_window, summary="generate reply (supersedable)"
+    )
     while True:
         await workflow.wait_condition(lambda: handle.done() or flight.interrupted())
         if handle.done():

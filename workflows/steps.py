@@ -65,9 +65,18 @@ async def persist_burst(
 async def generate_reply(
     key: str, *, outage_window: timedelta, summary: str = "generate reply"
 ) -> GenerateReplyResult:
+    return await start_generate(key, outage_window=outage_window, summary=summary)
+
+
+def start_generate(
+    key: str, *, outage_window: timedelta, summary: str = "generate reply"
+) -> workflow.ActivityHandle[GenerateReplyResult]:
+    """generate_reply as a handle. Cancelling it (a superseded burst) cancels the call
+    through Temporal, the activity hearing of it at its next heartbeat, without waiting
+    for the acknowledgement (TRY_CANCEL, the SDK's default): the conversation moves on."""
     # A regular activity: a local one would hold the worker's workflow-task slot for the
     # LLM's latency (docs/decisions/0004-regular-activities.md).
-    return await workflow.execute_activity_method(
+    return workflow.start_activity_method(
         ReplyActivities.generate_reply,
         GenerateReplyInput(burst_key=key),
         # An attempt may wait out a Postgres outage to store the reply it paid for (a
@@ -78,25 +87,8 @@ async def generate_reply(
         schedule_to_close_timeout=outage_window,
         heartbeat_timeout=timedelta(seconds=30),
         retry_policy=OUTSIDE_RETRY,
-        summary=summary,
-    )
-
-
-def start_generate(
-    key: str, *, outage_window: timedelta
-) -> workflow.ActivityHandle[GenerateReplyResult]:
-    """generate_reply, started for a burst that may be superseded mid-call: cancelling the
-    handle cancels the call through Temporal (the activity heartbeats), without waiting
-    for the activity to acknowledge it (TRY_CANCEL), so the conversation moves on at once."""
-    return workflow.start_activity_method(
-        ReplyActivities.generate_reply,
-        GenerateReplyInput(burst_key=key),
-        start_to_close_timeout=max(GENERATE_ATTEMPT, outage_window),
-        schedule_to_close_timeout=outage_window,
-        heartbeat_timeout=timedelta(seconds=30),
-        retry_policy=OUTSIDE_RETRY,
         cancellation_type=ActivityCancellationType.TRY_CANCEL,
-        summary="generate reply (supersedable)",
+        summary=summary,
     )
 
 

@@ -62,20 +62,33 @@ async def message(
     await handle.signal("message_received", MessageReceived(message_id, sender, 5, **kw))
 
 
+async def first_call_in_flight(
+    env: WorkflowEnvironment, rec: Recorder, inp: ConversationInput, tq: str
+) -> WorkflowHandle:  # type: ignore[type-arg]
+    """Message 1, its quiet period, and its LLM call running (until ``answer``)."""
+    handle = await signal_message(env.client, inp, tq, 1)
+    await env.sleep(6)
+    await until(lambda: len(rec.generating) == 1, "the first call")
+    return handle
+
+
+def answer(rec: Recorder) -> None:
+    """The slow LLM answers: the call in flight and every later one end."""
+    assert rec.slow_llm is not None
+    rec.slow_llm.set()
+
+
 async def test_a_message_during_the_call_cancels_it_and_one_reply_answers_both(
     time_env: WorkflowEnvironment,
 ) -> None:
     tq, rec = task_queue(), Recorder(slow_llm=asyncio.Event())
     inp = supersede_input(tq)
     async with new_worker(time_env.client, rec, tq):
-        handle = await signal_message(time_env.client, inp, tq, 1)
-        await time_env.sleep(6)
-        await until(lambda: len(rec.generating) == 1, "the first call")
+        handle = await first_call_in_flight(time_env, rec, inp, tq)
         await message(handle, 2)
         # The call is cancelled through Temporal: the activity hears of it and stops.
         await until(lambda: rec.cancelled == rec.generating[:1], "the cancel", 15)
-        assert rec.slow_llm is not None
-        rec.slow_llm.set()
+        answer(rec)
         await handle.result()
     first, merged = rec.persisted
     assert rec.bursts() == [[1], [1, 2]]
@@ -96,13 +109,10 @@ async def test_queue_mode_answers_the_stale_burst_then_the_new_one(
     tq, rec = task_queue(), Recorder(slow_llm=asyncio.Event())
     inp = supersede_input(tq, mid_reply="queue", hold_reply_while_typing=False)
     async with new_worker(time_env.client, rec, tq):
-        handle = await signal_message(time_env.client, inp, tq, 1)
-        await time_env.sleep(6)
-        await until(lambda: len(rec.generating) == 1, "the first call")
+        handle = await first_call_in_flight(time_env, rec, inp, tq)
         await message(handle, 2)
         await asyncio.sleep(1)  # real time: the workflow handles the signal meanwhile
-        assert rec.slow_llm is not None
-        rec.slow_llm.set()
+        answer(rec)
         await handle.result()
     assert rec.bursts() == [[1], [2]]
     assert rec.sent == [p.burst_key for p in rec.persisted]
@@ -117,12 +127,9 @@ async def test_a_held_reply_waits_for_the_typing_lease_and_a_message_then_supers
     tq, rec = task_queue(), Recorder(slow_llm=asyncio.Event())
     inp = supersede_input(tq)
     async with new_worker(time_env.client, rec, tq):
-        handle = await signal_message(time_env.client, inp, tq, 1)
-        await time_env.sleep(6)
-        await until(lambda: len(rec.generating) == 1, "the first call")
+        handle = await first_call_in_flight(time_env, rec, inp, tq)
         await signal_typing(handle)
-        assert rec.slow_llm is not None
-        rec.slow_llm.set()
+        answer(rec)
         await until(lambda: len(rec.generated) == 1, "the first reply")
         await asyncio.sleep(0.5)  # real time: the reply reaches the workflow, held
         assert rec.sent == []
@@ -141,13 +148,10 @@ async def test_a_held_reply_goes_out_when_the_lease_ends_or_on_a_cancel(
     tq, rec = task_queue(), Recorder(slow_llm=asyncio.Event())
     inp = supersede_input(tq, typing_window_seconds=20)
     async with new_worker(time_env.client, rec, tq):
-        handle = await signal_message(time_env.client, inp, tq, 1)
-        await time_env.sleep(6)
-        await until(lambda: len(rec.generating) == 1, "the first call")
+        handle = await first_call_in_flight(time_env, rec, inp, tq)
         await signal_typing(handle)
         typed_at = rec.persisted[0].flushed_at
-        assert rec.slow_llm is not None
-        rec.slow_llm.set()
+        answer(rec)
         await handle.result()
         # Held for the lease (20 s from the typing), not sent at once.
         held = (rec.sent_at[0] - typed_at).total_seconds()
@@ -173,17 +177,14 @@ async def test_bounds_keep_a_reply_after_max_supersedes_and_past_the_max_wait(
     tq, rec = task_queue(), Recorder(slow_llm=asyncio.Event())
     inp = supersede_input(tq, max_supersedes=1)
     async with new_worker(time_env.client, rec, tq):
-        handle = await signal_message(time_env.client, inp, tq, 1)
-        await time_env.sleep(6)
-        await until(lambda: len(rec.generating) == 1, "the first call")
+        handle = await first_call_in_flight(time_env, rec, inp, tq)
         await message(handle, 2)  # supersedes: 1 of 1
         await until(lambda: len(rec.cancelled) == 1, "the cancel", 15)
         await time_env.sleep(6)
         await until(lambda: len(rec.generating) == 2, "the merged call")
         await message(handle, 3)  # the bound keeps the merged burst's reply
         await asyncio.sleep(0.5)
-        assert rec.slow_llm is not None
-        rec.slow_llm.set()
+        answer(rec)
         await handle.result()
     assert rec.bursts() == [[1], [1, 2], [3]]
     assert rec.sent == [p.burst_key for p in rec.persisted[1:]]
@@ -195,14 +196,11 @@ async def test_bounds_keep_a_reply_after_max_supersedes_and_past_the_max_wait(
     tq, rec = task_queue(), Recorder(slow_llm=asyncio.Event())
     inp = supersede_input(tq, max_wait_seconds=8)
     async with new_worker(time_env.client, rec, tq):
-        handle = await signal_message(time_env.client, inp, tq, 1)
-        await time_env.sleep(6)
-        await until(lambda: len(rec.generating) == 1, "the first call")
+        handle = await first_call_in_flight(time_env, rec, inp, tq)
         await time_env.sleep(3)  # the first message has now waited past the max wait
         await message(handle, 2)
         await asyncio.sleep(0.5)
-        assert rec.slow_llm is not None
-        rec.slow_llm.set()
+        answer(rec)
         await handle.result()
     assert rec.bursts() == [[1], [2]]
     assert [(m.superseded, m.rule) for m in rec.mid_replies] == [(False, "kept: max wait reached")]
@@ -211,23 +209,21 @@ async def test_bounds_keep_a_reply_after_max_supersedes_and_past_the_max_wait(
 async def test_commands_never_supersede_and_are_never_superseded(
     time_env: WorkflowEnvironment,
 ) -> None:
-    tq, rec = task_queue(), Recorder(slow_llm=asyncio.Event())
+    gate = asyncio.Event()
+    tq, rec = task_queue(), Recorder(slow_llm=gate)
     inp = supersede_input(tq)
     async with new_worker(time_env.client, rec, tq):
-        handle = await signal_message(time_env.client, inp, tq, 1)
-        await time_env.sleep(6)
-        await until(lambda: len(rec.generating) == 1, "the first call")
+        handle = await first_call_in_flight(time_env, rec, inp, tq)
         await message(handle, 2, command="help")  # a command mid-generation
         await asyncio.sleep(0.5)
-        assert rec.slow_llm is not None
-        rec.slow_llm.set()
+        answer(rec)
         await until(lambda: len(rec.sent) == 2, "both replies")
-        rec.slow_llm.clear()
+        gate.clear()
         await message(handle, 3, command="start")  # a command burst being answered
         await until(lambda: len(rec.generating) == 3, "the command's call")
         await message(handle, 4)
         await asyncio.sleep(0.5)
-        rec.slow_llm.set()
+        answer(rec)
         await handle.result()
     assert rec.bursts() == [[1], [2], [3], [4]]
     assert len(rec.sent) == 4 and rec.mid_replies == [] and rec.cancelled == []
@@ -239,16 +235,13 @@ async def test_an_edit_of_a_superseded_message_restarts_the_burst_that_took_it_o
     tq, rec = task_queue(), Recorder(slow_llm=asyncio.Event())
     inp = supersede_input(tq)
     async with new_worker(time_env.client, rec, tq):
-        handle = await signal_message(time_env.client, inp, tq, 1)
-        await time_env.sleep(6)
-        await until(lambda: len(rec.generating) == 1, "the first call")
+        handle = await first_call_in_flight(time_env, rec, inp, tq)
         await message(handle, 2)
         await until(lambda: len(rec.cancelled) == 1, "the cancel", 15)
         await time_env.sleep(3)
         await handle.signal("message_edited", MessageEdited(1, 40))
         edited = await handle.query(ConversationWorkflow.state)
-        assert rec.slow_llm is not None
-        rec.slow_llm.set()
+        answer(rec)
         await handle.result()
     merged = rec.persisted[1]
     assert merged.message_ids == [1, 2]
@@ -293,14 +286,11 @@ async def test_a_burst_taking_over_the_same_messages_still_gets_a_key_of_its_own
     tq, rec = task_queue(), Recorder(slow_llm=asyncio.Event())
     inp = supersede_input(tq)
     async with new_worker(time_env.client, rec, tq):
-        handle = await signal_message(time_env.client, inp, tq, 1)
-        await time_env.sleep(6)
-        await until(lambda: len(rec.generating) == 1, "the first call")
+        handle = await first_call_in_flight(time_env, rec, inp, tq)
         await message(handle, 2)
         await until(lambda: len(rec.cancelled) == 1, "the cancel", 15)
         await handle.signal("messages_deleted", MessagesDeleted([2]))
-        assert rec.slow_llm is not None
-        rec.slow_llm.set()
+        answer(rec)
         await handle.result()
     first, again = rec.persisted
     assert first.message_ids == again.message_ids == [1]
@@ -320,8 +310,7 @@ async def test_a_burst_its_cap_closed_is_never_superseded(time_env: WorkflowEnvi
         await until(lambda: len(rec.generating) == 1, "the capped burst's call")
         await message(handle, 3)
         await asyncio.sleep(0.5)
-        assert rec.slow_llm is not None
-        rec.slow_llm.set()
+        answer(rec)
         await handle.result()
     assert rec.bursts() == [[1, 2], [3]]
     assert [(m.superseded, m.rule) for m in rec.mid_replies] == [(False, "kept: burst at its cap")]
