@@ -70,7 +70,10 @@ def verdict(
 
 def rejoined(batch: list[BufferedMessage], buffer: list[BufferedMessage]) -> list[BufferedMessage]:
     """The buffer once a superseded burst's messages rejoin it: at its front, in its head
-    burst. They keep their arrival times, so the max wait still counts from the first."""
+    burst. They keep their arrival times, so the max wait still counts from the first.
+    If the message that superseded them was deleted meanwhile, they stand alone again."""
+    if not buffer:
+        return list(batch)
     seq = buffer[0].burst_seq
     return [replace(m, burst_seq=seq) for m in batch] + buffer
 
