@@ -256,10 +256,19 @@ async def _sweep_unflushed(rt: Runtime, listener: TelegramListener) -> None:
     forgot."""
     every = rt.settings.unflushed_sweep_seconds
     older_than = timedelta(seconds=rt.settings.max_wait_seconds + every)
+    # A live run finishes or fails a burst within its generation's and its send's outage
+    # windows (and the max wait of a typing hold): a burst unfinished past that was
+    # stranded by a run lost mid-burst.
+    stranded_after = timedelta(
+        minutes=2 * rt.settings.outage_window_minutes,
+        seconds=rt.settings.max_wait_seconds + every,
+    )
     while True:
         await asyncio.sleep(every)
         try:
-            sent = await listener.ingestor.resend_unflushed(older_than=older_than)
+            sent = await listener.ingestor.resend_unflushed(
+                older_than=older_than, stranded_after=stranded_after
+            )
         except Exception as exc:  # Postgres or Temporal down: readiness says so; next round
             log.debug("sweep for unflushed messages skipped: %s", type(exc).__name__)
             continue

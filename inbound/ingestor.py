@@ -232,14 +232,27 @@ class Ingestor(ChatChanges):
         )
         return handle.result_run_id
 
-    async def resend_unflushed(self, *, older_than: timedelta, limit: int = 500) -> int:
+    async def resend_unflushed(
+        self,
+        *,
+        older_than: timedelta,
+        stranded_after: timedelta | None = None,
+        limit: int = 500,
+    ) -> int:
         """Signal again the messages recorded over ``older_than`` ago that no burst took:
         their signal was lost (a Temporal that lost its last commits, a run closed from
-        outside). The workflow ignores an id it has seen and warns about one it had not;
-        signal-with-start serves a chat whose run is gone. Returns how many were sent."""
+        outside); with ``stranded_after``, also those of a burst left unfinished that long
+        (its run was lost mid-burst). The workflow ignores an id it has seen and warns
+        about one it had not; signal-with-start serves a chat whose run is gone, and a new
+        run flushing the same messages gets the same burst key, so the stranded row (and a
+        reply already paid for) is taken up, not made again. Returns how many were sent."""
         async with self._sessionmaker() as session:
             rows = await db_messages.unflushed_messages(
-                session, account_id=self._account.id, older_than=older_than, limit=limit
+                session,
+                account_id=self._account.id,
+                older_than=older_than,
+                limit=limit,
+                stranded_after=stranded_after,
             )
         by_chat: dict[tuple[int, int | None], list[tuple[ConversationRef, MessageReceived]]] = {}
         for row in rows:

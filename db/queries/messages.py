@@ -159,10 +159,25 @@ def messages_in(conversation_id: int, message_ids: Sequence[int]) -> ColumnEleme
 
 
 async def unflushed_messages(
-    session: AsyncSession, *, account_id: int, older_than: timedelta, limit: int
+    session: AsyncSession,
+    *,
+    account_id: int,
+    older_than: timedelta,
+    limit: int,
+    stranded_after: timedelta | None = None,
 ) -> list[UnflushedMessageRow]:
     """The account's messages to be answered, recorded over ``older_than`` ago, that no
-    burst holds yet, oldest first per conversation."""
+    burst holds yet, oldest first per conversation. With ``stranded_after``, also those of
+    a burst still unfinished (persisted or replied) that long after its flush: no live run
+    takes that long (it fails the burst first), so its run was lost mid-burst."""
+    unheld: ColumnElement[bool] = message.c.burst_id.is_(None)
+    if stranded_after is not None:
+        stranded = select(burst.c.id).where(
+            burst.c.conversation_id == message.c.conversation_id,
+            burst.c.status.in_(["persisted", "replied"]),
+            burst.c.flushed_at < func.now() - stranded_after,
+        )
+        unheld = unheld | message.c.burst_id.in_(stranded.scalar_subquery())
     stmt = (
         select(
             message.c.conversation_id,
@@ -177,7 +192,7 @@ async def unflushed_messages(
         .join(conversation, conversation.c.id == message.c.conversation_id)
         .where(
             message.c.account_id == account_id,
-            message.c.burst_id.is_(None),
+            unheld,
             message.c.unanswered_reason.is_(None),
             message.c.deleted_at.is_(None),
             message.c.received_at < func.now() - older_than,

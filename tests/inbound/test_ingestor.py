@@ -367,3 +367,63 @@ async def test_a_recorded_message_whose_signal_was_lost_is_swept_up_and_answered
         await asyncio.sleep(2)
     assert rec.bursts() == [[9]] and len(rec.sent) == 1
     assert any("its signal never arrived" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_burst_stranded_by_a_run_lost_mid_burst_is_taken_up_under_its_key(
+    dev_env: WorkflowEnvironment, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """Persisted, never answered, and no run left that knows it (Temporal lost the run
+    mid-burst): past the time any live run takes, the sweep signals its messages again,
+    and the new run flushes them under the same key, so the stranded row is answered once."""
+    from datetime import timedelta
+
+    from db.queries import bursts as db_bursts
+    from workflows.ids import burst_key
+
+    tq, rec = task_queue(), Recorder()
+    ingestor = await make_ingestor(dev_env, sessionmaker, tq)
+    async with sessionmaker() as session, session.begin():
+        conversation_id, _ = await db_messages.record_incoming(
+            session,
+            account_id=ingestor.account.id,
+            chat_id=78,
+            topic_id=None,
+            message_id=11,
+            sender_id=5,
+            text="still there?",
+            kind="text",
+            sent_at=NOW,
+            chat_ref=ingestor.address.chat_ref(78, None),
+        )
+        stranded = burst_key(ingestor.address.workflow_id(78, None), [11])
+        burst_id = await db_bursts.insert_burst(
+            session,
+            burst_key=stranded,
+            conversation_id=conversation_id,
+            message_ids=[11],
+            reason="quiet",
+            context_epoch=0,
+            first_message_at=NOW,
+            last_message_at=NOW,
+            flushed_at=NOW,
+        )
+        await db_bursts.assign_messages(
+            session, burst_id=burst_id, conversation_id=conversation_id, message_ids=[11]
+        )
+    sends = new_worker(dev_env.client, rec, send_task_queue(tq, ingestor.account.key))
+    async with new_worker(dev_env.client, rec, tq), sends:
+        # Held by a burst: not a lost signal, and not stranded until long after its flush.
+        assert await ingestor.resend_unflushed(older_than=timedelta(0)) == 0
+        far = timedelta(days=3650)
+        assert await ingestor.resend_unflushed(older_than=timedelta(0), stranded_after=far) == 0
+        stranded_after = timedelta(minutes=1)
+        assert (
+            await ingestor.resend_unflushed(older_than=timedelta(0), stranded_after=stranded_after)
+            == 1
+        )
+        await until_sent(dev_env, rec)
+        # Again while the new run answers it, or after: its run has seen the id.
+        await ingestor.resend_unflushed(older_than=timedelta(0), stranded_after=stranded_after)
+        await asyncio.sleep(2)
+    assert [p.burst_key for p in rec.persisted] == [stranded]
+    assert len(rec.sent) == 1
