@@ -11,6 +11,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.errors import missing
 from activities.host import ActivityHost
+from activities.spend import count_discarded
 from db.queries import accounts as db_accounts
 from db.queries import bursts as db_bursts
 from db.queries import conversations as db_conversations
@@ -95,8 +96,11 @@ class BurstActivities(ActivityHost):
                 await db_bursts.note_mid_reply(session, input.burst_key, rule=input.rule)
                 return False
             burst_id = await db_bursts.supersede(session, input.burst_key, rule=input.rule)
+            discarded = await db_bursts.discarded_reply(session, burst_id) if burst_id else None
         if burst_id is None:
             log.warning("burst %s had moved on and was not superseded", input.burst_key)
+        if discarded is not None and activity.info().attempt == 1:
+            count_discarded(*discarded, how="discarded")
         return burst_id is not None
 
     async def _report_missing(

@@ -29,6 +29,7 @@ from temporalio.exceptions import ApplicationError
 from activities.errors import from_llm_error, missing
 from activities.heartbeat import heartbeating, repeating
 from activities.host import ActivityHost
+from activities.spend import count_discarded
 from db.errors import database_unavailable, describe_database_error
 from db.queries import bursts as db_bursts
 from db.queries import conversations as db_conversations
@@ -146,6 +147,7 @@ class ReplyActivities(ActivityHost):
                 await db_bursts.release_generation(session, job.burst_id)
         except Exception as exc:
             log.warning("the cancelled call of burst %s was not recorded: %s", job.burst_id, exc)
+        count_discarded(estimate.prompt_tokens, self._options.cost(estimate), how="cancelled")
 
     async def _claim(self, job: _Job) -> bool:
         async with self._sessionmaker() as session, session.begin():

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from temporalio.client import Client
+from temporalio.runtime import Runtime
 
 from app.settings import Settings
 from workflows import attributes
@@ -148,7 +149,12 @@ def _spawn(args: list[str], log_path: Path) -> subprocess.Popen[bytes]:
 
 
 async def wait_for_temporal(
-    address: str, namespace: str, *, within: float, proc: subprocess.Popen[bytes] | None = None
+    address: str,
+    namespace: str,
+    *,
+    within: float,
+    proc: subprocess.Popen[bytes] | None = None,
+    runtime: Runtime | None = None,
 ) -> Client:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
@@ -158,7 +164,7 @@ async def wait_for_temporal(
                 f"the Temporal dev server exited with {proc.returncode}; see .lull/temporal.log"
             )
         try:
-            return await Client.connect(address, namespace=namespace)
+            return await Client.connect(address, namespace=namespace, runtime=runtime)
         except Exception as exc:
             if loop.time() > deadline:
                 raise StackError(f"Temporal at {address} is unreachable: {exc}") from None

@@ -157,6 +157,8 @@ class Settings(BaseSettings):
     # kubelet's probes reach it.
     health_host: str = Field(default="127.0.0.1", min_length=1)
     health_port: int = Field(default=8080, ge=0, le=65535)
+    # Prometheus metrics (the Temporal SDK's and Lull's) on this port; unset: none.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
     # On SIGTERM the listener finishes in-flight updates for at most this long.
     drain_seconds: float = Field(default=30.0, gt=0, le=3600)
 

@@ -24,6 +24,7 @@ from app.llm_factory import build_provider
 from app.masking import mask_url
 from app.send_worker import build_send_worker
 from app.settings import Settings
+from app.telemetry import runtime_for
 from channels.base import ChannelSender
 from db import migrate
 from db.engine import make_engine, make_sessionmaker
@@ -133,7 +134,10 @@ async def lull_runtime(
             if run_migrations:
                 await migrate.upgrade(stack.database_url)
             client = await wait_for_temporal(
-                stack.temporal_address, settings.temporal_namespace, within=10
+                stack.temporal_address,
+                settings.temporal_namespace,
+                within=10,
+                runtime=runtime_for(settings),
             )
             searchable = await ensure_search_attributes(client, settings.temporal_namespace)
             yield Runtime(settings, stack, client, engine, make_sessionmaker(engine), searchable)

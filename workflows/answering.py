@@ -15,7 +15,7 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from workflows import steps
-    from workflows.mid_reply import Flight
+    from workflows.mid_reply import Flight, MidReplyVerdict
     from workflows.payloads import BufferedMessage, GenerateReplyResult, PersistBurstInput
     from workflows.versions import (
         PATCH_LOCAL_PERSIST,
@@ -109,6 +109,7 @@ async def _generate_watched(
         if handle.done():
             return await handle
         decided = flight.decide(workflow.now())
+        _count(decided, "call")
         if decided.supersede:
             handle.cancel()
             # TRY_CANCEL: resolved at once; the activity is told on its next heartbeat.
@@ -125,6 +126,7 @@ async def _ready_to_send(key: str, flight: Flight, enter: Callable[[str, str], N
     while True:
         if flight.interrupted():
             decided = flight.decide(workflow.now())
+            _count(decided, "ready")
             await steps.record_mid_reply(key, superseded=decided.supersede, rule=decided.rule)
             if decided.supersede:
                 return False
@@ -138,6 +140,14 @@ async def _ready_to_send(key: str, flight: Flight, enter: Callable[[str, str], N
                 timeout=until - workflow.now(),
                 timeout_summary="typing hold",
             )
+
+
+def _count(decided: MidReplyVerdict, stage: str) -> None:
+    """``lull_mid_reply``: by outcome (the rule) and stage ("call": during the LLM call,
+    "ready": a reply made, not yet sent). The SDK skips it on replay."""
+    workflow.metric_meter().create_counter(
+        "lull_mid_reply", "messages from a burst's author before its reply went out"
+    ).add(1, {"outcome": decided.kind, "stage": stage})
 
 
 def _woken(flight: Flight, changes: int) -> Callable[[], bool]:

@@ -37,6 +37,8 @@ class MidReplyVerdict:
     supersede: bool
     # Which rule decided, as the burst row and the UI say it.
     rule: str
+    # The rule as a metric label: "superseded", "cap", "max_wait" or "max_supersedes".
+    kind: str = "superseded"
 
 
 def author_wrote(buffer: list[BufferedMessage], authors: frozenset[int]) -> bool:
@@ -60,11 +62,11 @@ def verdict(
     """Supersede, or keep the reply because a bound says so. A burst its cap closed stays
     closed: merged with what came next it would be over the cap."""
     if reason in (REASON_MAX_MESSAGES, REASON_MAX_CHARS):
-        return MidReplyVerdict(False, "kept: burst at its cap")
+        return MidReplyVerdict(False, "kept: burst at its cap", "cap")
     if now >= first_at + timedelta(seconds=config.max_wait_seconds):
-        return MidReplyVerdict(False, "kept: max wait reached")
+        return MidReplyVerdict(False, "kept: max wait reached", "max_wait")
     if in_row >= config.max_supersedes:
-        return MidReplyVerdict(False, f"kept: {in_row} supersedes in a row")
+        return MidReplyVerdict(False, f"kept: {in_row} supersedes in a row", "max_supersedes")
     return MidReplyVerdict(True, f"superseded ({in_row + 1} of {config.max_supersedes})")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -201,6 +202,19 @@ async def supersede(session: AsyncSession, burst_key: str, *, rule: str) -> int 
             update(message).where(message.c.burst_id == burst_id).values(burst_id=None)
         )
     return burst_id
+
+
+async def discarded_reply(session: AsyncSession, burst_id: int) -> tuple[int, Decimal] | None:
+    """The tokens and cost of a reply made for this burst and never sent (not a cancelled
+    call's, which its activity counts), or None."""
+    row = (
+        await session.execute(
+            select(reply.c.prompt_tokens + reply.c.completion_tokens, reply.c.cost).where(
+                reply.c.burst_id == burst_id, ~reply.c.cancelled
+            )
+        )
+    ).one_or_none()
+    return (int(row[0]), row[1]) if row is not None else None
 
 
 async def note_mid_reply(session: AsyncSession, burst_key: str, *, rule: str) -> None:
