@@ -132,6 +132,7 @@ class ReplyActivities(ActivityHost):
         prompt_chars = len(job.prompt.system) + sum(len(t) for t in job.prompt.burst)
         prompt_chars += sum(len(u) + len(a) for u, a in job.prompt.history)
         estimate = Completion("", job.model, -(-prompt_chars // CHARS_PER_TOKEN), 0)
+        cost = self._options.cost(estimate)
         try:
             async with self._sessionmaker() as session, session.begin():
                 await db_replies.insert_reply(
@@ -141,13 +142,13 @@ class ReplyActivities(ActivityHost):
                     model=job.model,
                     prompt_tokens=estimate.prompt_tokens,
                     completion_tokens=0,
-                    cost=self._options.cost(estimate),
+                    cost=cost,
                     cancelled=True,
                 )
                 await db_bursts.release_generation(session, job.burst_id)
         except Exception as exc:
             log.warning("the cancelled call of burst %s was not recorded: %s", job.burst_id, exc)
-        count_discarded(estimate.prompt_tokens, self._options.cost(estimate), how="cancelled")
+        count_discarded(estimate.prompt_tokens, cost, how="cancelled")
 
     async def _claim(self, job: _Job) -> bool:
         async with self._sessionmaker() as session, session.begin():

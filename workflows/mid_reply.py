@@ -21,11 +21,11 @@ from datetime import datetime, timedelta
 
 from workflows.payloads import BufferedMessage, ConversationConfig
 from workflows.policy import (
-    CANCEL,
     REASON_MAX_CHARS,
     REASON_MAX_MESSAGES,
     REASON_QUIET,
     head_burst,
+    lease_after_action,
 )
 
 SUPERSEDE = "supersede"
@@ -136,14 +136,7 @@ class Flight:
         """A chat action; only the burst's authors' count."""
         if sender_id not in self.authors:
             return
-        if action == CANCEL:
-            self.typing_until = None
-        else:
-            config = self.config
-            window = config.typing_windows.get(action, config.typing_window_seconds)
-            until = at + timedelta(seconds=window)
-            if self.typing_until is None or until > self.typing_until:
-                self.typing_until = until
+        self.typing_until = lease_after_action(self.config, self.typing_until, action=action, at=at)
         self.typing_changes += 1
 
     def wrote(self, sender_id: int) -> None:

@@ -169,6 +169,14 @@ def extend_lease(
     tail = tail_burst(buffer)
     if not tail or tail[0].sender_id != sender_id:
         return lease_until
+    return lease_after_action(config, lease_until, action=action, at=at)
+
+
+def lease_after_action(
+    config: ConversationConfig, lease_until: datetime | None, *, action: str, at: datetime
+) -> datetime | None:
+    """A typing lease once its holder acted at ``at``: a cancel ends it, any other action
+    holds it for that action's window (never shortening it)."""
     if action == CANCEL:
         return None
     window = config.typing_windows.get(action, config.typing_window_seconds)
