@@ -26,6 +26,7 @@ from inbound.incoming import CHAT_ACTIONS, Account, IncomingMessage, IngestResul
 from inbound.input_rules import RejectedMessageError, check_ids, clean_text
 from inbound.signal_batches import SignalBatches
 from inbound.signal_linger import SignalLinger
+from inbound.sweep_check import unseen_by_run
 from inbound.typing_gate import ChatKey, TypingGate
 from inbound.typing_signals import TypingSignals
 from workflows.commands import BUILTIN_COMMANDS
@@ -41,6 +42,9 @@ from workflows.payloads import (
 # A held chat action is signalled this long before the deadline it could extend: room for
 # the signal to reach the workflow (see inbound/typing_gate.py).
 TYPING_SIGNAL_LEAD_SECONDS = 1.0
+
+# The most messages one signal carries (a sweep or a backlog is sent in several).
+MAX_MESSAGES_PER_SIGNAL = 50
 
 log = logging.getLogger("lull.ingest")
 
@@ -218,19 +222,26 @@ class Ingestor(ChatChanges):
         as ``message_received``, as it always did."""
         ref = items[-1][0]
         received = [m for _, m in items]
-        signal, arg = (
-            ("message_received", received[0])
-            if len(received) == 1
-            else ("messages_received", MessagesReceived(received))
-        )
-        handle = await self._client.start_workflow(
-            ConversationWorkflow.run,
-            self._address.input(ref),
-            start_signal=signal,
-            start_signal_args=[arg],
-            **self._address.start_options(ref),
-        )
-        return handle.result_run_id
+        run_id = None
+        # In signals of at most MAX_MESSAGES_PER_SIGNAL: a workflow task decodes every
+        # signal it takes, and one that outlasts the SDK's deadlock timeout fails, and
+        # fails again on every retry.
+        for start in range(0, len(received), MAX_MESSAGES_PER_SIGNAL):
+            part = received[start : start + MAX_MESSAGES_PER_SIGNAL]
+            signal, arg = (
+                ("message_received", part[0])
+                if len(part) == 1
+                else ("messages_received", MessagesReceived(part))
+            )
+            handle = await self._client.start_workflow(
+                ConversationWorkflow.run,
+                self._address.input(ref),
+                start_signal=signal,
+                start_signal_args=[arg],
+                **self._address.start_options(ref),
+            )
+            run_id = handle.result_run_id
+        return run_id
 
     async def resend_unflushed(
         self,
@@ -242,10 +253,11 @@ class Ingestor(ChatChanges):
         """Signal again the messages recorded over ``older_than`` ago that no burst took:
         their signal was lost (a Temporal that lost its last commits, a run closed from
         outside); with ``stranded_after``, also those of a burst left unfinished that long
-        (its run was lost mid-burst). The workflow ignores an id it has seen and warns
-        about one it had not; signal-with-start serves a chat whose run is gone, and a new
-        run flushing the same messages gets the same burst key, so the stranded row (and a
-        reply already paid for) is taken up, not made again. Returns how many were sent."""
+        (its run was lost mid-burst). Only the ids the chat's open run has not taken are
+        sent (inbound/sweep_check.py): a backlog held behind a slow burst is never sent
+        again. Signal-with-start serves a chat whose run is gone, and a new run flushing
+        the same messages gets the same burst key, so the stranded row (and a reply already
+        paid for) is taken up, not made again. Returns how many were sent."""
         async with self._sessionmaker() as session:
             rows = await db_messages.unflushed_messages(
                 session,
@@ -266,9 +278,19 @@ class Ingestor(ChatChanges):
             )
             ref = self._address.ref(row.chat_id, row.topic_id, row.conversation_id)
             by_chat.setdefault((row.chat_id, row.topic_id), []).append((ref, received))
-        for items in by_chat.values():
-            await self._signal_messages(items)
-        return len(rows)
+        sent = 0
+        for (chat_id, topic_id), items in by_chat.items():
+            workflow_id = self._address.workflow_id(chat_id, topic_id)
+            unseen = await unseen_by_run(
+                self._client, workflow_id, [m.message_id for _, m in items]
+            )
+            if unseen is None:
+                continue  # the run cannot say now; the next round asks again
+            missing = [(ref, m) for ref, m in items if m.message_id in unseen]
+            if missing:
+                await self._signal_messages(missing)
+                sent += len(missing)
+        return sent
 
     async def close_conversations(self, reason: str) -> int:
         """Terminate the account's open conversations (a throwaway replay account's, once

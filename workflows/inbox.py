@@ -197,6 +197,15 @@ class ConversationInbox:
             bursts_superseded=s.bursts_superseded,
         )
 
+    @workflow.query
+    def unseen(self, message_ids: list[int]) -> list[int]:
+        """Of these message ids, the ones this run never took (neither seen nor buffered).
+        The ingest's sweep signals only those again: a run holding a backlog behind a slow
+        burst is not sent it over and over (each resend is history the run must decode,
+        and enough of them in one task outlasts the SDK's deadlock timeout)."""
+        held = self._seen.union(m.message_id for m in self._s.buffer)
+        return [i for i in message_ids if i not in held]
+
     def _decision(self) -> FlushDecision | None:
         """The next flush: the head burst's, with the typing lease if it is the open one."""
         s = self._s

@@ -362,8 +362,9 @@ async def test_a_recorded_message_whose_signal_was_lost_is_swept_up_and_answered
         assert await ingestor.resend_unflushed(older_than=timedelta(minutes=5)) == 0  # fresh
         assert await ingestor.resend_unflushed(older_than=timedelta(0)) == 1
         await until_sent(dev_env, rec)
-        # Sent again while its burst is being answered, or after: nothing more happens.
-        await ingestor.resend_unflushed(older_than=timedelta(0))
+        # Its run has it now (the recorder writes no burst row, so Postgres still calls it
+        # unflushed): the sweep asks the run and sends nothing.
+        assert await ingestor.resend_unflushed(older_than=timedelta(0)) == 0
         await asyncio.sleep(2)
     assert rec.bursts() == [[9]] and len(rec.sent) == 1
     assert any("its signal never arrived" in r.getMessage() for r in caplog.records)
@@ -423,7 +424,89 @@ async def test_a_burst_stranded_by_a_run_lost_mid_burst_is_taken_up_under_its_ke
         )
         await until_sent(dev_env, rec)
         # Again while the new run answers it, or after: its run has seen the id.
-        await ingestor.resend_unflushed(older_than=timedelta(0), stranded_after=stranded_after)
+        assert (
+            await ingestor.resend_unflushed(older_than=timedelta(0), stranded_after=stranded_after)
+            == 0
+        )
         await asyncio.sleep(2)
     assert [p.burst_key for p in rec.persisted] == [stranded]
     assert len(rec.sent) == 1
+
+
+async def test_the_sweep_sends_a_held_backlog_nothing_and_a_lost_one_in_signals_of_50(
+    dev_env: WorkflowEnvironment, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """A chat's backlog waits behind a slow burst (an LLM outage holds it up to the
+    outage window). The sweep used to resend all of it every round, one signal of up to
+    500 messages each time, until a workflow task decoding them outlasted the SDK's
+    deadlock timeout and the chat wedged for good. Now it asks the run and sends only
+    what the run lacks, in signals of at most 50 messages."""
+    from datetime import timedelta
+
+    from temporalio.api.enums.v1 import EventType
+
+    from inbound.ingestor import MAX_MESSAGES_PER_SIGNAL
+    from workflows.payloads import MessageReceived, MessagesReceived
+
+    async def record(message_id: int) -> None:
+        async with sessionmaker() as session, session.begin():
+            await db_messages.record_incoming(
+                session,
+                account_id=ingestor.account.id,
+                chat_id=79,
+                topic_id=None,
+                message_id=message_id,
+                sender_id=5,
+                text=f"m{message_id}",
+                kind="text",
+                sent_at=NOW,
+                chat_ref=ingestor.address.chat_ref(79, None),
+            )
+
+    async def signal_sizes(total: int) -> list[int]:
+        """The messages each signal carried, once ``total`` were written to the history
+        (the server writes a signal that came during a workflow task after the task)."""
+        for _ in range(100):
+            sizes = await signalled()
+            if sum(sizes) >= total:
+                return sizes
+            await asyncio.sleep(0.1)
+        return sizes
+
+    async def signalled() -> list[int]:
+        history = await handle.fetch_history()
+        converter = dev_env.client.data_converter.payload_converter
+        sizes = []
+        for e in history.events:
+            if e.event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+                continue
+            attrs = e.workflow_execution_signaled_event_attributes
+            kind = MessagesReceived if attrs.signal_name == "messages_received" else MessageReceived
+            [arg] = converter.from_payloads(attrs.input.payloads, [kind])
+            sizes.append(len(arg.messages) if isinstance(arg, MessagesReceived) else 1)
+        return sizes
+
+    tq, rec = task_queue(), Recorder(slow_llm=asyncio.Event())
+    ingestor = await make_ingestor(dev_env, sessionmaker, tq)
+    handle = dev_env.client.get_workflow_handle(ingestor.workflow_id_for(79))
+    for message_id in range(1, 121):  # recorded, their signals lost: no run knows them
+        await record(message_id)
+    sends = new_worker(dev_env.client, rec, send_task_queue(tq, ingestor.account.key))
+    async with new_worker(dev_env.client, rec, tq), sends:
+        assert await ingestor.resend_unflushed(older_than=timedelta(0)) == 120
+        assert MAX_MESSAGES_PER_SIGNAL == 50
+        assert await signal_sizes(120) == [50, 50, 20]
+        while not rec.generating:  # noqa: ASYNC110 - the first burst's LLM call hangs
+            await asyncio.sleep(0.05)
+        # The run holds the backlog: round after round, nothing is sent again.
+        for _ in range(3):
+            assert await ingestor.resend_unflushed(older_than=timedelta(0)) == 0
+        # One message the run never got (its signal lost) is sent, alone.
+        await record(121)
+        assert await ingestor.resend_unflushed(older_than=timedelta(0)) == 1
+        assert await signal_sizes(121) == [50, 50, 20, 1]
+        assert rec.slow_llm is not None
+        rec.slow_llm.set()
+        await until_sent(dev_env, rec, bursts=13)
+    assert [i for b in rec.bursts() for i in b] == list(range(1, 122))
+    assert len(rec.sent) == len(rec.persisted) == 13
