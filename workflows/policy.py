@@ -56,20 +56,30 @@ class FlushDecision:
     rule: str
 
 
+# A burst's messages sit together in the buffer, bursts in order (a message joins the
+# newest burst or opens the next; superseded messages rejoin the head burst at the front),
+# so the head and tail bursts are read from the ends: a message's admission costs its
+# burst's length, not the buffer's (a chat's backlog behind a slow burst can be long).
+
+
 def head_burst(buffer: list[BufferedMessage]) -> list[BufferedMessage]:
     """The oldest burst in the buffer (the one to flush next)."""
     if not buffer:
         return []
-    first = buffer[0].burst_seq
-    return [m for m in buffer if m.burst_seq == first]
+    first, end = buffer[0].burst_seq, 1
+    while end < len(buffer) and buffer[end].burst_seq == first:
+        end += 1
+    return buffer[:end]
 
 
 def tail_burst(buffer: list[BufferedMessage]) -> list[BufferedMessage]:
     """The newest burst in the buffer (the one new messages and typing may extend)."""
     if not buffer:
         return []
-    last = buffer[-1].burst_seq
-    return [m for m in buffer if m.burst_seq == last]
+    last, start = buffer[-1].burst_seq, len(buffer) - 1
+    while start > 0 and buffer[start - 1].burst_seq == last:
+        start -= 1
+    return buffer[start:]
 
 
 def decide_flush(

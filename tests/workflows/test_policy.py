@@ -24,6 +24,7 @@ from workflows.policy import (
     keep_armed_for,
     lease_after_message,
     must_rearm,
+    tail_burst,
 )
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -151,6 +152,15 @@ def test_a_burst_at_a_cap_takes_no_more_messages() -> None:
 def test_head_burst_is_the_oldest_burst() -> None:
     buffer = [*msgs(0, 1), *msgs(9, seq=1)]
     assert [m.burst_seq for m in head_burst(buffer)] == [0, 0]
+
+
+@given(st.lists(st.integers(min_value=0, max_value=3), min_size=1, max_size=12))
+def test_head_and_tail_bursts_read_from_the_ends_are_the_bursts_by_seq(steps: list[int]) -> None:
+    # Bursts sit together in the buffer, in order: the ends hold the head and tail bursts.
+    seqs = [sum(steps[: i + 1]) for i in range(len(steps))]
+    buffer = [BufferedMessage(i, AUTHOR, 5, at(i), burst_seq=seq) for i, seq in enumerate(seqs)]
+    assert head_burst(buffer) == [m for m in buffer if m.burst_seq == seqs[0]]
+    assert tail_burst(buffer) == [m for m in buffer if m.burst_seq == seqs[-1]]
 
 
 def test_rearm_only_when_the_timer_would_fire_late() -> None:
