@@ -1,9 +1,11 @@
-"""The fake Telegram's records: accounts, basic groups and the messages each user's box
-holds, from which the world builds TL objects."""
+"""The fake Telegram's records: accounts, basic groups, forums (supergroups with topics)
+and the messages each user's box (or a forum's one box) holds, from which the world builds
+TL objects."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -70,6 +72,39 @@ class Group:
         )
 
 
+@dataclass
+class Forum:
+    """A supergroup with topics. Telegram calls it a channel: unlike a basic group, it has
+    one message box for all members, numbered per channel, with its own ``pts``; its
+    updates are not in a member's getDifference, only an ``updateChannelTooLong`` there,
+    after which the client asks ``updates.getChannelDifference``."""
+
+    id: int
+    title: str
+    members: list[int]
+    # The topics' ids: a topic is named by the id of the service message that created it.
+    topics: list[int] = field(default_factory=list)
+    access_hash: int = field(default_factory=lambda: int.from_bytes(os.urandom(7), "big"))
+    next_message_id: int = 1
+    pts: int = STARTING_PTS
+    # (pts after the change, the update as a given member sees it) for
+    # getChannelDifference.
+    log: list[tuple[int, Callable[[int], types.TypeUpdate]]] = field(default_factory=list)
+    messages: list[Visible] = field(default_factory=list)
+
+    def as_channel(self) -> types.Channel:
+        return types.Channel(
+            id=self.id,
+            title=self.title,
+            photo=types.ChatPhotoEmpty(),
+            date=now(),
+            megagroup=True,
+            forum=True,
+            access_hash=self.access_hash,
+            participants_count=len(self.members),
+        )
+
+
 @dataclass(frozen=True)
 class Visible:
     """A message as one participant sees it."""
@@ -83,6 +118,8 @@ class Visible:
     # A photo (no other media is modelled) and the album it belongs to.
     photo: bool = False
     grouped_id: int | None = None
+    # The forum topic it was posted in (forums only).
+    topic: int | None = None
 
 
 def now() -> datetime:
@@ -94,6 +131,8 @@ def peer_key(peer: types.TypePeer) -> tuple[str, int]:
         return ("user", peer.user_id)
     if isinstance(peer, types.PeerChat):
         return ("chat", peer.chat_id)
+    if isinstance(peer, types.PeerChannel):
+        return ("channel", peer.channel_id)
     raise RpcRefusal(400, "PEER_ID_INVALID")
 
 

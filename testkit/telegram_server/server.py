@@ -217,6 +217,10 @@ class FakeTelegramServer:
                 return world.state(user_id)
             case functions.updates.GetDifferenceRequest(pts=pts):
                 return world.difference(user_id, pts)
+            case functions.updates.GetChannelDifferenceRequest(channel=channel, pts=pts):
+                return world.channel_difference(user_id, channel.channel_id, pts)
+            case functions.messages.SendMessageRequest(peer=types.InputPeerChannel()):
+                return self._send_in_forum(user_id, request)
             case functions.messages.SendMessageRequest():
                 reply_to = getattr(request.reply_to, "reply_to_msg_id", None)
                 peer = _peer_of(request.peer)
@@ -233,10 +237,40 @@ class FakeTelegramServer:
                     out=True,
                 )
             case functions.messages.SetTypingRequest(peer=peer, action=action):
-                world.typing(user_id, _peer_of(peer), action)
+                world.typing(user_id, _peer_of(peer), action, topic=request.top_msg_id)
                 return True
             case _:
                 raise RpcRefusal(400, f"METHOD_NOT_IMPLEMENTED_{type(request).__name__.upper()}")
+
+    def _send_in_forum(self, user_id: int, request: Any) -> types.Updates:
+        """A send to a forum is answered with the message id it got (by random_id) and
+        the new message itself, as Telegram answers any channel send."""
+        world = self.world
+        channel_id = request.peer.channel_id
+        reply = request.reply_to
+        message_id = world.send(
+            user_id,
+            types.PeerChannel(channel_id),
+            request.message,
+            random_id=request.random_id,
+            reply_to=getattr(reply, "reply_to_msg_id", None),
+            topic=getattr(reply, "top_msg_id", None),
+        )
+        # The message as the sender sees it, at the pts it was made (a repeated random_id
+        # gets the earlier message, as Telegram answers it).
+        new = next(
+            update
+            for _, seen_by in reversed(world.forums[channel_id].log)
+            if isinstance(update := seen_by(user_id), types.UpdateNewChannelMessage)
+            and update.message.id == message_id
+        )
+        return types.Updates(
+            updates=[types.UpdateMessageID(id=message_id, random_id=request.random_id), new],
+            users=[a.as_user(viewer=user_id) for a in world.accounts.values()],
+            chats=world.member_channels(user_id),
+            date=now(),
+            seq=0,
+        )
 
     def _answer_login(self, account: Any, request: TLRequest) -> Any:
         """Before sign-in only the login RPCs work (2FA passwords are not modelled)."""
@@ -315,6 +349,8 @@ def _peer_of(input_peer: Any) -> types.TypePeer:
         return types.PeerUser(input_peer.user_id)
     if isinstance(input_peer, types.InputPeerChat):
         return types.PeerChat(input_peer.chat_id)
+    if isinstance(input_peer, types.InputPeerChannel):
+        return types.PeerChannel(input_peer.channel_id)
     raise RpcRefusal(400, "PEER_ID_INVALID")
 
 

@@ -9,7 +9,9 @@ Models the documented behaviour Lull depends on:
   way a send Telegram took but never answered looks), refuses more than 4096 characters
   (``MESSAGE_TOO_LONG``) and empty text (``MESSAGE_EMPTY``), and can be told to answer
   ``FLOOD_WAIT_X``;
-- ``updates.getDifference`` replays a user's box changes after a given ``pts``.
+- ``updates.getDifference`` replays a user's box changes after a given ``pts``;
+- forums (supergroups with topics) are channels, with a box and ``pts`` of their own
+  (testkit/telegram_server/forums.py).
 
 No IO here; `server.py` speaks MTProto and calls into this.
 """
@@ -21,9 +23,11 @@ from time import monotonic
 
 from telethon.tl import types
 
+from testkit.telegram_server.forums import ForumWorld
 from testkit.telegram_server.model import (
     MAX_MESSAGE_CHARS,
     Account,
+    Forum,
     Group,
     RpcRefusal,
     Visible,
@@ -33,12 +37,13 @@ from testkit.telegram_server.model import (
 )
 
 
-class World:
+class World(ForumWorld):
     """All state of the fake Telegram. ``push`` delivers an update to a connected user."""
 
     def __init__(self) -> None:
         self.accounts: dict[int, Account] = {}
         self.groups: dict[int, Group] = {}
+        self.forums: dict[int, Forum] = {}
         self.boxes: dict[int, list[Visible]] = {}
         # (sender, peer, random_id) → the sender-box message id of the first send.
         self.random_ids: dict[tuple[int, tuple[str, int], int], int] = {}
@@ -99,8 +104,10 @@ class World:
         reply_to: int | None = None,
         photo: bool = False,
         grouped_id: int | None = None,
+        topic: int | None = None,
     ) -> int:
-        """A message from ``sender_id`` to ``peer``; returns its id in the sender's box.
+        """A message from ``sender_id`` to ``peer``; returns its id in the sender's box
+        (a forum's own id in a forum, where ``topic`` or ``reply_to`` names its topic).
         With ``photo`` it carries a photo and ``text`` is its caption (may be empty)."""
         kind, target = peer_key(peer)
         if random_id is not None:
@@ -124,6 +131,21 @@ class World:
             raise RpcRefusal(400, "MESSAGE_EMPTY")
         if len(text) > MAX_MESSAGE_CHARS:
             raise RpcRefusal(400, "MESSAGE_TOO_LONG")
+        if kind == "channel":
+            message_id = self._forum_send(
+                sender_id,
+                target,
+                text,
+                reply_to=reply_to,
+                topic=topic,
+                photo=photo,
+                grouped_id=grouped_id,
+                answered_by_rpc=random_id is not None,
+            )
+            if random_id is not None:
+                self.random_ids[(sender_id, (kind, target), random_id)] = message_id
+                self._random_id_at[(sender_id, (kind, target), random_id)] = monotonic()
+            return message_id
         members = self._participants(sender_id, kind, target)
         global_id = self._next_global
         self._next_global += 1
@@ -153,6 +175,9 @@ class World:
 
     def edit(self, sender_id: int, peer: types.TypePeer, message_id: int, text: str) -> None:
         kind, target = peer_key(peer)
+        if kind == "channel":
+            self._forum_edit(sender_id, target, message_id, text)
+            return
         global_id = self._global_of(sender_id, message_id)
         for owner, box_id in self._copies[global_id].items():
             old = next(m for m in self.boxes[owner] if m.id == box_id)
@@ -170,8 +195,14 @@ class World:
             message = self._tl_message(new, edited=True)
             self._record(owner, types.UpdateEditMessage(message, pts=0, pts_count=1))
 
-    def delete(self, sender_id: int, message_ids: list[int]) -> None:
-        """Delete for everyone (private chats and basic groups)."""
+    def delete(
+        self, sender_id: int, message_ids: list[int], peer: types.TypePeer | None = None
+    ) -> None:
+        """Delete for everyone: in private chats and basic groups by the sender's box ids,
+        in a forum (``peer``) by the forum's."""
+        if peer is not None and peer_key(peer)[0] == "channel":
+            self._forum_delete(sender_id, peer_key(peer)[1], message_ids)
+            return
         per_owner: dict[int, list[int]] = {}
         for message_id in message_ids:
             global_id = self._global_of(sender_id, message_id)
@@ -182,9 +213,16 @@ class World:
             self._record(owner, types.UpdateDeleteMessages(ids, pts=0, pts_count=len(ids)))
 
     def typing(
-        self, sender_id: int, peer: types.TypePeer, action: types.TypeSendMessageAction
+        self,
+        sender_id: int,
+        peer: types.TypePeer,
+        action: types.TypeSendMessageAction,
+        topic: int | None = None,
     ) -> None:
         kind, target = peer_key(peer)
+        if kind == "channel":
+            self._forum_typing(sender_id, target, action, topic)
+            return
         for owner in self._participants(sender_id, kind, target):
             if owner == sender_id:
                 continue
@@ -215,20 +253,26 @@ class World:
     def difference(self, user_id: int, pts: int) -> types.updates.TypeDifference:
         account = self.accounts[user_id]
         changes = [update for after, update in account.log if after > pts]
-        if not changes:
+        # A member's forums are never in its difference: each is named, and the client
+        # asks for its channel difference from the forum pts it saved.
+        forums = self.forums_too_long(user_id)
+        if not changes and not forums:
             return types.updates.DifferenceEmpty(date=now(), seq=0)
         new_messages = [u.message for u in changes if isinstance(u, types.UpdateNewMessage)]
         others = [u for u in changes if not isinstance(u, types.UpdateNewMessage)]
         return types.updates.Difference(
             new_messages=new_messages,
             new_encrypted_messages=[],
-            other_updates=others,
-            chats=[g.as_chat() for g in self.groups.values() if user_id in g.members],
+            other_updates=[*others, *forums],
+            chats=[g.as_chat() for g in self.groups.values() if user_id in g.members]
+            + self.member_channels(user_id),
             users=[a.as_user(viewer=user_id) for a in self.accounts.values()],
             state=self.state(user_id),
         )
 
     def visible_to(self, user_id: int, peer: types.TypePeer) -> list[Visible]:
+        if isinstance(peer, types.PeerChannel):
+            return self.forum_messages(peer.channel_id)
         return [m for m in self.boxes[user_id] if m.peer == peer]
 
     # -- internals ---------------------------------------------------------------------------
@@ -310,7 +354,8 @@ class World:
         return types.Updates(
             updates=updates,
             users=[a.as_user(viewer=owner) for a in self.accounts.values()],
-            chats=[g.as_chat() for g in self.groups.values() if owner in g.members],
+            chats=[g.as_chat() for g in self.groups.values() if owner in g.members]
+            + self.member_channels(owner),
             date=now(),
             seq=0,
         )
