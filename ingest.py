@@ -256,13 +256,12 @@ async def _sweep_unflushed(rt: Runtime, listener: TelegramListener) -> None:
     forgot."""
     every = rt.settings.unflushed_sweep_seconds
     older_than = timedelta(seconds=rt.settings.max_wait_seconds + every)
-    # A live run finishes or fails a burst within its generation's and its send's outage
-    # windows (and the max wait of a typing hold): a burst unfinished past that was
-    # stranded by a run lost mid-burst.
-    stranded_after = timedelta(
-        minutes=2 * rt.settings.outage_window_minutes,
-        seconds=rt.settings.max_wait_seconds + every,
-    )
+    # A burst unfinished that long may have been stranded by a run lost mid-burst. The
+    # sweep asks the chat's run before it resends anything (a live run answering the
+    # burst has its ids, and is sent nothing), so it need not wait out the outage windows
+    # a live run may spend on it: a lost run's burst is answered about as soon as a lost
+    # signal's message.
+    stranded_after = older_than
     while True:
         await asyncio.sleep(every)
         try:

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.queries.messages import messages_in
 from db.queries.rows import BurstRow, BurstToAnswerRow, FinishedBurstRow
-from db.tables import account, burst, conversation, message, reply
+from db.tables import account, burst, conversation, delivery, message, reply, send_attempt
 
 
 async def insert_burst(
@@ -76,18 +76,35 @@ async def assign_messages(
     which no burst the workflow knows of can be while a later one is flushed: its messages
     move to the new burst, and a burst left with no live message is dropped as superseded.
 
+    A message may also belong to a burst stranded by a run Temporal lost mid-burst: the
+    ingest's sweep signalled its messages to a new run, which flushed them with others
+    (so under another key). A live run never flushes a message twice (it remembers the
+    ids it took; a supersede marks the burst it discards first), so an earlier burst
+    still 'replied' whose reply has no chunk delivered or attempted is such a burst: its
+    messages move too, and it is superseded by the new burst (its reply never sent: the
+    send refuses a superseded burst). A reply whose sending began keeps its messages.
+
     "Earlier" is by flush time, the workflow's clock (its task's start), not by row id: a
     stale local activity that runs late, its task long timed out, inserts the newest row
     but carries the older flush time, and must not rob the burst in use.
     """
     mine_row = burst.alias("mine_row")
     my_flush = select(mine_row.c.flushed_at).where(mine_row.c.id == burst_id).scalar_subquery()
+    its_reply = select(reply.c.id).where(reply.c.burst_id == burst.c.id)
+    sending_began = (
+        select(reply.c.id)
+        .where(reply.c.burst_id == burst.c.id)
+        .where(
+            select(delivery.c.id).where(delivery.c.reply_id == reply.c.id).exists()
+            | select(send_attempt.c.reply_id).where(send_attempt.c.reply_id == reply.c.id).exists()
+        )
+    )
     orphans = select(burst.c.id).where(
         burst.c.conversation_id == conversation_id,
-        burst.c.status == "persisted",
         burst.c.id != burst_id,
         burst.c.flushed_at < my_flush,
-        ~select(reply.c.id).where(reply.c.burst_id == burst.c.id).exists(),
+        ((burst.c.status == "persisted") & ~its_reply.exists())
+        | ((burst.c.status == "replied") & ~sending_began.exists()),
     )
     mine = messages_in(conversation_id, message_ids)
     robbed = set(
@@ -110,6 +127,13 @@ async def assign_messages(
             update(burst)
             .where(burst.c.id == orphan, burst.c.status == "persisted", ~live.exists())
             .values(status="dropped", error_type="superseded")
+        )
+        # A stranded burst's reply is discarded, as a supersede discards one, once its
+        # messages have all moved (the new run may split them over two bursts).
+        await session.execute(
+            update(burst)
+            .where(burst.c.id == orphan, burst.c.status == "replied", ~live.exists())
+            .values(status="superseded", superseded_by=burst_id)
         )
     stmt = select(func.count()).where(
         message.c.burst_id == burst_id, message.c.deleted_at.is_(None)

@@ -486,16 +486,44 @@ async def owners(sm: async_sessionmaker[AsyncSession], conv: int) -> set[int]:
         return set(rows.scalars())
 
 
-async def test_a_burst_with_a_reply_keeps_its_messages(
+async def test_a_replied_burst_gives_its_messages_up_only_if_its_sending_never_began(
     sessionmaker: async_sessionmaker[AsyncSession], account_id: int
 ) -> None:
+    """A burst stranded by a run Temporal lost mid-burst: its reply made, never sent. The
+    sweep signals its messages to a new run, which flushes them with a newer message under
+    another key: the new burst takes them and the stranded one is superseded (its reply is
+    never sent). A reply whose sending began (a chunk attempted) keeps its messages."""
+    from db.tables import send_attempt
+
+    acts, env = BurstActivities(sessionmaker), ActivityEnvironment()
+    replies = ReplyActivities(sessionmaker, CountingProvider(), OPTIONS)
+    later = NOW + timedelta(minutes=2)
+
     conv, ids = await seed(sessionmaker, account_id, ["a", "b"], chat=9)
-    env = ActivityEnvironment()
-    first = await env.run(BurstActivities(sessionmaker).persist_burst, persist_input(conv, ids[:1]))
-    key = persist_input(conv, ids[:1]).burst_key
+    stranded = await env.run(acts.persist_burst, persist_input(conv, ids[:1]))
     await env.run(
-        ReplyActivities(sessionmaker, CountingProvider(), OPTIONS).generate_reply,
-        GenerateReplyInput(key),
+        replies.generate_reply, GenerateReplyInput(persist_input(conv, ids[:1]).burst_key)
     )
-    second = await env.run(BurstActivities(sessionmaker).persist_burst, persist_input(conv, ids))
+    taking = await env.run(acts.persist_burst, persist_input(conv, ids, later))
+    assert taking.message_count == 2
+    assert await owners(sessionmaker, conv) == {taking.burst_id}
+    async with sessionmaker() as session:
+        row = (
+            await session.execute(
+                select(burst.c.status, burst.c.superseded_by).where(burst.c.id == stranded.burst_id)
+            )
+        ).one()
+    assert (row.status, row.superseded_by) == ("superseded", taking.burst_id)
+
+    conv, ids = await seed(sessionmaker, account_id, ["c", "d"], chat=11)
+    first = await env.run(acts.persist_burst, persist_input(conv, ids[:1]))
+    made = await env.run(
+        replies.generate_reply, GenerateReplyInput(persist_input(conv, ids[:1]).burst_key)
+    )
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            send_attempt.insert().values(reply_id=made.reply_id, chunk_index=0, in_flight_since=NOW)
+        )
+    second = await env.run(acts.persist_burst, persist_input(conv, ids, later))
     assert (first.message_count, second.message_count) == (1, 1)
+    assert (await statuses(sessionmaker, conv))[first.burst_id] == ("replied", None)
