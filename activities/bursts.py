@@ -83,6 +83,12 @@ class BurstActivities(ActivityHost):
                 await db_bursts.set_burst_status(
                     session, burst_id, "dropped", only_from=("persisted",), error_type=drop_as
                 )
+            elif count and await db_bursts.reopen_if_found(session, burst_id):
+                log.warning(
+                    "burst %s had lost its messages (reported LOST) and has them again; "
+                    "answering it",
+                    input.burst_key,
+                )
         return PersistBurstResult(burst_id=burst_id, message_count=count)
 
     @activity.defn(name="record_mid_reply")

@@ -178,7 +178,15 @@ class ReplyActivities(ActivityHost):
                     stored = await db_replies.load_reply(session, job.burst_id) if replied else None
                 if stored is not None:
                     return GenerateReplyResult(stored.id, len(stored.text), reused=True)
-                if lapsed or replied:
+                if replied:
+                    # It moved on with no reply to take (dropped or failed meanwhile):
+                    # starting over would wait on it again, heartbeating forever.
+                    raise ApplicationError(
+                        f"burst {job.burst_key} moved on without a reply; nothing to generate",
+                        type=ErrorType.BURST_CLOSED,
+                        non_retryable=True,
+                    )
+                if lapsed:
                     break
         return await self.generate_reply(GenerateReplyInput(job.burst_key))
 

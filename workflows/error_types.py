@@ -27,3 +27,5 @@ class ErrorType(StrEnum):
     RETRY_FAILED = "RetryFailed"
     # A step asked of a burst its author superseded: its reply is never made or sent.
     BURST_SUPERSEDED = "BurstSuperseded"
+    # A reply asked of a burst that moved on with none (dropped, failed): not retried.
+    BURST_CLOSED = "BurstClosed"

@@ -8,7 +8,10 @@ from temporalio.exceptions import ActivityError, ApplicationError, RetryState, T
 from workflows.error_types import ErrorType
 
 # Telegram itself cannot deliver to this chat (or at all): an error notice would fail too.
-SILENT_FAILURES = frozenset({ErrorType.TELEGRAM_ACCOUNT_FATAL, ErrorType.TELEGRAM_REJECTED})
+# A burst that had already moved on (dropped, failed) said what it had to when it did.
+SILENT_FAILURES = frozenset(
+    {ErrorType.TELEGRAM_ACCOUNT_FATAL, ErrorType.TELEGRAM_REJECTED, ErrorType.BURST_CLOSED}
+)
 
 
 def error_type_of(err: ActivityError) -> str:

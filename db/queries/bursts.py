@@ -194,6 +194,19 @@ async def burst_to_answer(session: AsyncSession, burst_key: str) -> BurstToAnswe
     return cast(BurstToAnswerRow | None, (await session.execute(stmt)).one_or_none())
 
 
+async def reopen_if_found(session: AsyncSession, burst_id: int) -> bool:
+    """A burst dropped because its messages' rows had vanished (reported LOST) whose
+    messages are back (the listener recorded them again from Telegram, and the sweep
+    signalled them): it is to be answered after all. Returns whether it was reopened."""
+    reopened = await session.execute(
+        update(burst)
+        .where(burst.c.id == burst_id, burst.c.status == "dropped", burst.c.error_type == "missing")
+        .values(status="persisted", error_type=None)
+        .returning(burst.c.id)
+    )
+    return reopened.scalar_one_or_none() is not None
+
+
 async def set_burst_status(
     session: AsyncSession, burst_id: int, status: str, *, only_from: Sequence[str], **values: Any
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -312,6 +313,56 @@ async def test_signalled_messages_postgres_has_no_row_of_are_reported_never_sile
     async with sessionmaker() as session:
         row = (await session.execute(select(burst).where(burst.c.id == result.burst_id))).one()
     assert (row.status, row.error_type) == ("dropped", "missing")
+
+
+async def test_a_burst_dropped_as_missing_is_answered_once_its_messages_are_back(
+    sessionmaker: async_sessionmaker[AsyncSession], account_id: int
+) -> None:
+    """The rows came back: the listener recorded the message again from Telegram (a
+    catch-up after the failover), and the sweep signalled it to a new run, which flushes
+    it under the same key. The burst reported LOST is reopened and answered, not left
+    dropped with its message in it (seen in the 20-minute chaos run as a lost message, and
+    a generate_reply that heartbeat forever waiting for a reply that could not come)."""
+    conv, ids = await seed(sessionmaker, account_id, ["came back"], chat=12)
+    async with sessionmaker() as session, session.begin():
+        await session.execute(delete(message).where(message.c.conversation_id == conv))
+    env, acts = ActivityEnvironment(), BurstActivities(sessionmaker)
+    dropped = await env.run(acts.persist_burst, persist_input(conv, ids))
+    assert dropped.message_count == 0
+    await seed(sessionmaker, account_id, ["came back"], chat=12)  # recorded again
+    again = await env.run(acts.persist_burst, persist_input(conv, ids))
+    assert (again.burst_id, again.message_count) == (dropped.burst_id, 1)
+    assert (await statuses(sessionmaker, conv))[again.burst_id] == ("persisted", None)
+    replies = ReplyActivities(sessionmaker, CountingProvider(), OPTIONS)
+    made = await env.run(
+        replies.generate_reply, GenerateReplyInput(persist_input(conv, ids).burst_key)
+    )
+    assert made.chars > 0 and not made.reused
+
+
+async def test_a_reply_asked_of_a_burst_that_moved_on_without_one_fails_at_once(
+    sessionmaker: async_sessionmaker[AsyncSession], account_id: int
+) -> None:
+    """Another attempt held the call's claim, then the burst was dropped (or failed) with
+    no reply: the waiting attempt fails, not retried, instead of waiting forever."""
+    from db.queries import bursts as db_bursts
+    from workflows.error_types import ErrorType
+
+    conv, ids = await seed(sessionmaker, account_id, ["hello"], chat=13)
+    env = ActivityEnvironment()
+    persisted = await env.run(BurstActivities(sessionmaker).persist_burst, persist_input(conv, ids))
+    async with sessionmaker() as session, session.begin():
+        assert await db_bursts.claim_generation(session, persisted.burst_id, seconds=60)
+        await session.execute(
+            update(burst).where(burst.c.id == persisted.burst_id).values(status="dropped")
+        )
+    provider = CountingProvider()
+    replies = ReplyActivities(sessionmaker, provider, OPTIONS)
+    key = persist_input(conv, ids).burst_key
+    with pytest.raises(ApplicationError) as refused:
+        await asyncio.wait_for(env.run(replies.generate_reply, GenerateReplyInput(key)), 10)
+    assert refused.value.type == ErrorType.BURST_CLOSED and refused.value.non_retryable
+    assert provider.prompts == []
 
 
 async def test_builtin_commands_are_answered_without_the_llm(
