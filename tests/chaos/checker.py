@@ -25,17 +25,25 @@ import contextlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telethon.tl import types
 from temporalio.client import Client
 
 from db.tables import account, burst, conversation, delivery, message, reply
-from tests.chaos.cluster import BOT, Cluster
-from tests.chaos.load import GROUP_CHAT, IN_GROUP, Accepted
+from tests.chaos.cluster import BOT, FORUM, HANDOFF_MINUTES, OWNER, Cluster
+from tests.chaos.load import (
+    GROUP_CHAT,
+    IN_GROUP,
+    OWNER_NOTE,
+    TOPIC_KEY_BASE,
+    Accepted,
+    topic_of_key,
+)
 from workflows.commands import REFRESH_REPLY
 from workflows.ids import conversation_workflow_id
 
@@ -80,6 +88,10 @@ class Report:
     superseded: int = 0
     discarded_answers: int = 0
     stale_sent: list[str] = field(default_factory=list)
+    # Messages to the user account recorded unanswered while its owner had the chat
+    # (a handoff), and handoffs its owner made.
+    paused_by_handoff: int = 0
+    handoffs: int = 0
     # For a run that is not clean: what Temporal says of each conversation with an
     # unfinished burst or an unanswered message (the post-mortem's first page).
     diagnosis: list[str] = field(default_factory=list)
@@ -136,6 +148,8 @@ class Report:
             ("bursts superseded (author wrote mid-reply)", self.superseded),
             ("replies generated then discarded by a supersede", self.discarded_answers),
             ("stale replies sent (of superseded bursts)", len(self.stale_sent)),
+            ("handoffs (the user account's owner wrote from their phone)", self.handoffs),
+            ("messages recorded unanswered during a handoff", self.paused_by_handoff),
             ("LLM requests per burst (all attempts)", f"{per_burst:.2f}"),
             ("LLM answers per burst (200s)", f"{done:.2f}"),
         ]
@@ -186,7 +200,9 @@ async def check(
     )
     if temporal is not None:
         await _check_temporal(temporal, report)
-    recorded = await _recorded(sessionmaker, cluster.account_key)
+    keys = [cluster.account_key, *([cluster.owner_key] if hasattr(cluster, "owner_key") else [])]
+    recorded = await _recorded(sessionmaker, keys)
+    report.handoffs = sum(len(times) for times in accepted.handoffs.values())
     unfinished = _unfinished_conversations(recorded)
     bursts_of_message: Counter[tuple[int, int]] = Counter()
     owners = {r.burst_key for r in recorded["messages"]}
@@ -203,6 +219,10 @@ async def check(
         if row.status == "dropped" and row.error_type == "superseded":
             # Flushed by a workflow task that then timed out; its messages moved to the
             # burst the retried task flushed, so it holds none of them any more.
+            continue
+        if row.status == "dropped" and row.error_type == "missing":
+            # Flushed when its messages' rows had vanished (reported LOST): it held none.
+            # A message the listener recorded again is answered by a later burst.
             continue
         bursts_of_message.update((row.chat_id, mid) for mid in row.message_ids)
         if row.status == "failed" and row.error_type == "SendInDoubt" and row.burst_key in retried:
@@ -255,6 +275,11 @@ async def check(
                 report.unsent_in_doubt += 1  # failed loudly, `lull retry --resend-in-doubt`
             elif row is not None and row.status in ("persisted", "replied"):
                 report.in_doubt.append(f"{word}: burst still {row.status}")
+            elif row is not None and row.error_type == "paused":
+                if _during_handoff(accepted.handoffs.get(chat, []), row.received_at):
+                    report.paused_by_handoff += 1
+                else:
+                    report.lost.append(f"{word}: paused with no handoff near it")
             elif word in accepted.deleted:
                 continue  # deleted before its flush: rightly never answered
             elif row is None and (chat, word) in vanished:
@@ -357,13 +382,19 @@ def _check_replies(
 ) -> Counter[str]:
     """What the chat's replies answered, word by word; checks their order, that they
     answer nothing never sent (nor chatter), and that each command got one answer."""
-    peer = IN_GROUP if chat == GROUP_CHAT else types.PeerUser(chat)
+    world = cluster.telegram.world
+    topic = topic_of_key(chat)
+    me = OWNER if chat in accepted.owner_chats else BOT
+    if topic is not None:
+        shown = world.forum_messages(FORUM, topic)
+    else:
+        shown = world.visible_to(me, IN_GROUP if chat == GROUP_CHAT else types.PeerUser(chat))
     answered: Counter[str] = Counter()
     commands: Counter[str] = Counter()
     order = {word: i for i, word in enumerate(words)}
     last_seen = -1
-    for seen in cluster.telegram.world.visible_to(BOT, peer):
-        if seen.sender_id != BOT:
+    for seen in shown:
+        if seen.sender_id != me or (me == OWNER and seen.text == OWNER_NOTE):
             continue
         if seen.text == REFRESH_REPLY or HELP_MARK in seen.text:
             commands["refresh" if seen.text == REFRESH_REPLY else "help"] += 1
@@ -496,15 +527,41 @@ async def _check_temporal(client: Client, report: Report) -> None:
         report.stuck.append(f"{wf.id}: retry still running")
 
 
-async def _recorded(sessionmaker: async_sessionmaker[AsyncSession], key: str) -> dict[str, Any]:
+def _chat_key(chat_id: Any) -> Any:
+    """The chat's key in ``Accepted`` (load.chat_key): a forum topic is a chat of its own."""
+    topic = conversation.c.topic_id
+    return case((topic.is_(None), chat_id), else_=literal(TOPIC_KEY_BASE) - topic).label("chat_id")
+
+
+# A message recorded this long before its chat's handoff may still be flushed after it
+# (quiet period, typing, a backlog); one this long after the handoff's end may be flushed
+# while the pause is still on (the workflow resumes at its next wake-up).
+HANDOFF_BEFORE_SLACK = timedelta(seconds=30)
+HANDOFF_AFTER_SLACK = timedelta(seconds=30)
+
+
+def _during_handoff(handoffs: Sequence[datetime], received_at: datetime) -> bool:
+    """Whether a message recorded at ``received_at`` may rightly have come in while its
+    chat was handed over: near one of the owner's messages, within the handoff's length."""
+    length = timedelta(minutes=HANDOFF_MINUTES)
+    return any(
+        at - HANDOFF_BEFORE_SLACK <= received_at <= at + length + HANDOFF_AFTER_SLACK
+        for at in handoffs
+    )
+
+
+async def _recorded(
+    sessionmaker: async_sessionmaker[AsyncSession], keys: Sequence[str]
+) -> dict[str, Any]:
     async with sessionmaker() as session:
         messages = await session.execute(
             select(
-                message.c.chat_id,
+                _chat_key(message.c.chat_id),
                 message.c.text,
                 message.c.message_id,
                 message.c.unanswered_reason,
                 message.c.deleted_at,
+                message.c.received_at,
                 burst.c.status,
                 burst.c.burst_key,
                 burst.c.error_type,
@@ -513,7 +570,7 @@ async def _recorded(sessionmaker: async_sessionmaker[AsyncSession], key: str) ->
             .join(account, account.c.id == message.c.account_id)
             .join(conversation, conversation.c.id == message.c.conversation_id)
             .outerjoin(burst, burst.c.id == message.c.burst_id)
-            .where(account.c.key == key)
+            .where(account.c.key.in_(keys))
         )
         bursts = await session.execute(
             select(
@@ -521,18 +578,18 @@ async def _recorded(sessionmaker: async_sessionmaker[AsyncSession], key: str) ->
                 burst.c.message_ids,
                 burst.c.status,
                 burst.c.error_type,
-                conversation.c.chat_id,
+                _chat_key(conversation.c.chat_id),
                 conversation.c.chat_ref,
             )
             .join(conversation, conversation.c.id == burst.c.conversation_id)
             .join(account, account.c.id == conversation.c.account_id)
-            .where(account.c.key == key)
+            .where(account.c.key.in_(keys))
         )
         mine = (
             select(burst.c.id)
             .join(conversation, conversation.c.id == burst.c.conversation_id)
             .join(account, account.c.id == conversation.c.account_id)
-            .where(account.c.key == key, burst.c.status == "superseded")
+            .where(account.c.key.in_(keys), burst.c.status == "superseded")
         )
         stale = await session.execute(
             select(burst.c.burst_key)

@@ -2,8 +2,10 @@
 
 - Postgres: an embedded server of its own (restarted with ``pg_ctl -m immediate``, a crash).
 - Temporal: the dev server with SQLite state on disk (restarted on the same file).
-- Two `lull worker` processes and one `lull ingest` listener, kept running by a supervisor
-  loop as Kubernetes would (a killed process is started again a second later).
+- Two `lull worker` processes and two `lull ingest` listeners (the bot's, and a user
+  account's whose owner writes from their phone now and then, handing the chat over), kept
+  running by a supervisor loop as Kubernetes would (a killed process is started again a
+  second later).
 - At the edge: the project's MTProto server (users, the bot, visible messages) and a fake
   OpenAI-compatible LLM, both in this process so faults can be switched on and off.
 - Links the suite can partition or slow: workers reach Postgres and Temporal, and the
@@ -35,9 +37,16 @@ from tests.faults.tcp_proxy import FaultProxy, postgres_proxy, tcp_proxy
 from workflows import attributes
 
 BOT = 100
+# A user account (not a bot): its owner also writes from their phone, handing chats over.
+OWNER = 101
+# How long a handoff pauses a chat, in minutes (LULL_HANDOFF_MINUTES).
+HANDOFF_MINUTES = 0.25
 FIRST_USER = 1000
 # The basic group every user and the bot are in.
 GROUP = 500
+# A forum (a supergroup with topics, a channel to Telegram) and its topics' ids.
+FORUM = 600
+TOPICS = (2, 3)
 LLM_TIMEOUT_SECONDS = 2.0
 # Longer than a send's retry after a lost answer (the 15 s heartbeat timeout, a backoff).
 RANDOM_ID_WINDOW_SECONDS = 60.0
@@ -49,6 +58,7 @@ class Cluster:
         self.users = [FIRST_USER + i for i in range(users)]
         self.debounce = debounce
         self.account_key = f"chaos-{uuid.uuid4().hex[:6]}"
+        self.owner_key = f"chaos-owner-{uuid.uuid4().hex[:6]}"
         self.temporal_port = free_port()
         self.telegram = FakeTelegramServer()
         self.llm = FakeOpenAI()
@@ -110,9 +120,11 @@ class Cluster:
         # first shows as a second message, so the checker cannot miss a late duplicate.
         world.random_id_window = RANDOM_ID_WINDOW_SECONDS
         world.add_account(BOT, "Lull", bot=True, username="lullbot")
+        world.add_account(OWNER, "Owner", username="chaosowner")
         for user in self.users:
             world.add_account(user, f"User {user}")
         world.add_group(GROUP, "chaos", [BOT, *self.users])
+        world.add_forum(FORUM, "chaos forum", [BOT, *self.users], topics=len(TOPICS))
         await self._seed_session()
         env = self._env()
         pg_link, worker_db = await postgres_proxy(self.database_url)
@@ -131,10 +143,16 @@ class Cluster:
             "LULL_TG_SERVER": f"127.0.0.1:{self.links['listener-telegram'].port}",
         }
         self.env = env
+        owner_env = {
+            **listener_env,
+            "LULL_TG_ACCOUNT": self.owner_key,
+            "LULL_HEALTH_PORT": str(free_port()),
+        }
         self.processes = [
             Process("worker-1", "worker", worker_env, self.root),
             Process("worker-2", "worker", worker_env, self.root),
             Process("listener", "ingest", listener_env, self.root),
+            Process("owner-listener", "ingest", owner_env, self.root),
         ]
         for proc in self.processes:
             await proc.start()
@@ -195,6 +213,8 @@ class Cluster:
             # A recorded message whose signal was lost is signalled again after 25 s.
             LULL_MAX_WAIT_SECONDS="20",
             LULL_UNFLUSHED_SWEEP_SECONDS="5",
+            # A handoff (the user account's owner writing) pauses a chat for 15 s.
+            LULL_HANDOFF_MINUTES=str(HANDOFF_MINUTES),
             # Inside the fake Telegram's de-duplication window, as it must be in production.
             LULL_TG_RANDOM_ID_TRUST_SECONDS=str(RANDOM_ID_WINDOW_SECONDS - 15),
             PYTHONUNBUFFERED="1",
@@ -205,11 +225,10 @@ class Cluster:
     async def _seed_session(self) -> None:
         engine = make_engine(self.database_url, pool_size=1)
         try:
-            session = await PostgresSession.load(
-                make_sessionmaker(engine), self.account_key, box=TEST_BOX
-            )
-            self.telegram.seed(session, BOT)
-            await session.save()
+            for key, user_id in ((self.account_key, BOT), (self.owner_key, OWNER)):
+                session = await PostgresSession.load(make_sessionmaker(engine), key, box=TEST_BOX)
+                self.telegram.seed(session, user_id)
+                await session.save()
         finally:
             await engine.dispose()
 

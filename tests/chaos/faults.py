@@ -23,8 +23,10 @@ from temporalio.service import RPCError
 from db.engine import make_engine
 from testkit.fake_llm import Answer
 from tests.chaos.cluster import BOT, LLM_TIMEOUT_SECONDS, Cluster
+from tests.chaos.load import chat_key_sql
 from tests.e2e.helpers import ROOT, Process, lull_command
 from workflows.conversation import ConversationWorkflow
+from workflows.payloads import ConversationState
 
 Fault = Callable[[Cluster, random.Random], Awaitable[str]]
 
@@ -273,6 +275,39 @@ async def temporal_loses_a_run(cluster: Cluster, rng: random.Random) -> str:
     """Temporal forgets a conversation still collecting a burst (as a server that lost its
     last commits forgets the signals it took): the messages are recorded, no run holds
     them, and the listener's sweep must signal them again."""
+
+    def collecting(state: ConversationState) -> bool:
+        # Only a run that will not flush before the terminate lands: a run lost mid-burst
+        # is the other kind (a persisted burst no run answers).
+        soon = datetime.now(UTC) + timedelta(seconds=0.25)
+        unhurried = state.deadline is not None and state.deadline > soon
+        return bool(state.buffered) and state.phase == "collecting" and unhurried
+
+    return await _lose_a_run(cluster, rng, collecting, "collecting a burst")
+
+
+# Phases of a burst whose reply is stored or not yet asked for: a run lost while its LLM
+# call is in flight may pay the call twice (it is aborted, then made again), which is the
+# worker kill's fault, counted there.
+MID_BURST_PHASES = ("persisting", "sending", "holding")
+
+
+async def temporal_loses_a_run_mid_burst(cluster: Cluster, rng: random.Random) -> str:
+    """Temporal forgets a conversation between its burst's flush and its reply: the burst
+    is recorded (persisted or replied) and no run will finish it. The sweep finds it
+    unfinished, asks the chat's run (gone, or a newer one that never had those messages),
+    and signals them again; the new run flushes them under the same key, so the stranded
+    row and a reply already made are taken up, and the reply goes out once."""
+
+    def mid_burst(state: ConversationState) -> bool:
+        return state.phase in MID_BURST_PHASES
+
+    return await _lose_a_run(cluster, rng, mid_burst, "mid-burst")
+
+
+async def _lose_a_run(
+    cluster: Cluster, rng: random.Random, wanted: Callable[[ConversationState], bool], what: str
+) -> str:
     assert cluster.temporal is not None
     client = cluster.temporal.client
     running = "WorkflowType = 'ConversationWorkflow' AND ExecutionStatus = 'Running'"
@@ -289,28 +324,30 @@ async def temporal_loses_a_run(cluster: Cluster, rng: random.Random) -> str:
                 handle = client.get_workflow_handle(wf_id)
                 state = await handle.query(ConversationWorkflow.state)
                 seen[f"{state.phase} {bool(state.buffered)} {state.deadline_rule}"] += 1
-                # Only a run that will not flush before the terminate lands: a run lost
-                # mid-burst is another fault (a persisted burst no run answers).
-                soon = datetime.now(UTC) + timedelta(seconds=0.25)
-                unhurried = state.deadline is not None and state.deadline > soon
-                if state.buffered and state.phase == "collecting" and unhurried:
+                if wanted(state):
                     await handle.terminate("chaos: Temporal lost this run")
                     await _note_orphans(cluster, wf_id.rsplit("/c-", 1)[-1])
-                    return f"Temporal lost a run with {state.buffered} messages buffered"
+                    return (
+                        f"Temporal lost a run {what} ({state.phase}, "
+                        f"{state.buffered} messages buffered)"
+                    )
             await asyncio.sleep(0.2)
     except RPCError as exc:
         return f"(missed: Temporal answered {exc.status.name})"
-    return f"(missed: no run was collecting: {dict(seen)})"
+    return f"(missed: no run was {what}: {dict(seen)})"
 
 
 async def _note_orphans(cluster: Cluster, chat_ref: str) -> None:
-    """The lost run's messages: answered once the sweep signals them again, so later than
-    the chat's newer messages (the checker lets them come out of order)."""
+    """The lost run's messages (buffered, or in a burst it left unfinished): answered once
+    the sweep signals them again, so later than the chat's newer messages (the checker
+    lets them come out of order)."""
     rows = await _sql(
         cluster,
-        "select m.chat_id, m.text from message m join conversation c"
-        " on c.id = m.conversation_id where c.chat_ref = :ref"
-        " and m.burst_id is null and m.unanswered_reason is null",
+        f"select {chat_key_sql('m.chat_id', 'c.topic_id')} as chat_id, m.text"
+        " from message m join conversation c"
+        " on c.id = m.conversation_id left join burst b on b.id = m.burst_id"
+        " where c.chat_ref = :ref and m.unanswered_reason is null"
+        " and (m.burst_id is null or b.status in ('persisted', 'replied'))",
         ref=chat_ref,
     )
     cluster.orphaned.update((row.chat_id, row.text) for row in rows)
@@ -333,10 +370,12 @@ async def postgres_loses_its_last_commits(cluster: Cluster, rng: random.Random) 
     try:
         gone = await _sql(
             cluster,
-            "delete from message where id in (select id from message"
+            "delete from message m using conversation c where c.id = m.conversation_id"
+            " and m.id in (select id from message"
             " where burst_id is null and unanswered_reason is null"
             " and deleted_at is null and received_at > now() - interval '3 seconds'"
-            " order by id desc limit 3) returning chat_id, message_id, text",
+            " order by id desc limit 3) returning"
+            f" {chat_key_sql('m.chat_id', 'c.topic_id')} as chat_id, m.message_id, m.text",
         )
     except (OSError, DBAPIError):
         return "(missed: Postgres is down)"
@@ -364,8 +403,12 @@ ALL: tuple[Fault, ...] = (
     flood_wait_beyond_the_outage_window,
     revoke_the_session,
     temporal_loses_a_run,
+    temporal_loses_a_run_mid_burst,
     postgres_loses_its_last_commits,
 )
+# Losing a run needs one in the right phase, which a backlog can take away for a while:
+# these hunt all through the load, beside the others, instead of holding up their turns.
+HUNTED = (temporal_loses_a_run, temporal_loses_a_run_mid_burst)
 FAILING_BURSTS = (flood_wait_beyond_the_outage_window, revoke_the_session)
 # An hour: beyond the 30-minute outage window the chaos cluster runs with.
 FLOOD_BEYOND_WINDOW = 3600
@@ -388,28 +431,34 @@ async def inject(
     loop = asyncio.get_running_loop()
     start = loop.time()
     until = start + seconds
-    order = [f for f in ALL if f is not temporal_loses_a_run]
+    order = [f for f in ALL if f not in HUNTED]
     rng.shuffle(order)
-    # Losing a run needs one collecting a burst, which a backlog can take away for a while:
-    # it hunts all through the load, beside the others, instead of holding up their turns.
-    hunt = asyncio.create_task(_hunt_a_run_to_lose(cluster, rng, until + overtime, log, start))
+    hunts = [
+        asyncio.create_task(_hunt(fault, cluster, rng, until + overtime, log, start))
+        for fault in HUNTED
+    ]
     try:
         await _one_at_a_time(cluster, rng, order, every, (until, until + overtime), log, start)
     finally:
-        await hunt
+        await asyncio.gather(*hunts)
 
 
-async def _hunt_a_run_to_lose(
-    cluster: Cluster, rng: random.Random, until: float, log: FaultLog, start: float
+async def _hunt(
+    fault: Fault,
+    cluster: Cluster,
+    rng: random.Random,
+    until: float,
+    log: FaultLog,
+    start: float,
 ) -> None:
     loop = asyncio.get_running_loop()
     while loop.time() < until:
-        what = await temporal_loses_a_run(cluster, rng)
+        what = await fault(cluster, rng)
         log.lines.append(f"{loop.time() - start:6.1f} s  {what}")
         if "(missed" not in what:
-            log.hit.add(temporal_loses_a_run.__name__)
+            log.hit.add(fault.__name__)
             return
-        log.missed.append(temporal_loses_a_run.__name__)
+        log.missed.append(fault.__name__)
         await asyncio.sleep(2)
 
 
@@ -424,7 +473,7 @@ async def _one_at_a_time(
 ) -> None:
     """``until``: when the load ends, and the latest the faults may go on to hit every kind."""
     loop = asyncio.get_running_loop()
-    kinds = [f for f in ALL if f is not temporal_loses_a_run]
+    kinds = [f for f in ALL if f not in HUNTED]
     while True:
         await asyncio.sleep(rng.uniform(*every))
         now = loop.time()
