@@ -17,6 +17,7 @@ What differs from a basic group, as documented and as Telethon relies on it:
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from telethon.tl import types
 
@@ -84,17 +85,7 @@ class ForumWorld:
         old = next((m for m in forum.messages if m.id == message_id), None)
         if old is None or old.sender_id != sender_id:
             raise RpcRefusal(400, "MESSAGE_ID_INVALID")
-        new = Visible(
-            0,
-            old.id,
-            old.sender_id,
-            old.peer,
-            text,
-            old.reply_to,
-            old.photo,
-            old.grouped_id,
-            old.topic,
-        )
+        new = replace(old, text=text)
         forum.messages = [new if m.id == message_id else m for m in forum.messages]
         self._forum_record(
             forum,

@@ -19,6 +19,7 @@ No IO here; `server.py` speaks MTProto and calls into this.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from time import monotonic
 
 from telethon.tl import types
@@ -181,16 +182,7 @@ class World(ForumWorld):
         global_id = self._global_of(sender_id, message_id)
         for owner, box_id in self._copies[global_id].items():
             old = next(m for m in self.boxes[owner] if m.id == box_id)
-            new = Visible(
-                owner,
-                box_id,
-                old.sender_id,
-                old.peer,
-                text,
-                old.reply_to,
-                old.photo,
-                old.grouped_id,
-            )
+            new = replace(old, text=text)
             self.boxes[owner] = [new if m.id == box_id else m for m in self.boxes[owner]]
             message = self._tl_message(new, edited=True)
             self._record(owner, types.UpdateEditMessage(message, pts=0, pts_count=1))
