@@ -91,13 +91,9 @@ async def assign_messages(
     mine_row = burst.alias("mine_row")
     my_flush = select(mine_row.c.flushed_at).where(mine_row.c.id == burst_id).scalar_subquery()
     its_reply = select(reply.c.id).where(reply.c.burst_id == burst.c.id)
-    sending_began = (
-        select(reply.c.id)
-        .where(reply.c.burst_id == burst.c.id)
-        .where(
-            select(delivery.c.id).where(delivery.c.reply_id == reply.c.id).exists()
-            | select(send_attempt.c.reply_id).where(send_attempt.c.reply_id == reply.c.id).exists()
-        )
+    sending_began = its_reply.where(
+        select(delivery.c.id).where(delivery.c.reply_id == reply.c.id).exists()
+        | select(send_attempt.c.reply_id).where(send_attempt.c.reply_id == reply.c.id).exists()
     )
     orphans = select(burst.c.id).where(
         burst.c.conversation_id == conversation_id,
