@@ -79,6 +79,8 @@ class Cluster:
         self.vanished: dict[tuple[int, str], int] = {}
         # (chat, text) of messages a lost run held: answered late, once swept up.
         self.orphaned: set[tuple[int, str]] = set()
+        # Two faults at once may restart the same server: they take turns.
+        self._restarting = {"postgres": asyncio.Lock(), "temporal": asyncio.Lock()}
 
     def pid_of_port(self, port: int) -> int | None:
         """The pid of our process whose TCP socket has local ``port`` (Linux /proc): which
@@ -247,21 +249,24 @@ class Cluster:
 
     async def restart_temporal(self, down_for: float) -> None:
         assert self.temporal is not None
-        await self.temporal.shutdown()
-        await asyncio.sleep(down_for)
-        await self.start_temporal()
+        async with self._restarting["temporal"]:
+            await self.temporal.shutdown()
+            await asyncio.sleep(down_for)
+            await self.start_temporal()
 
     async def restart_postgres(self, down_for: float) -> None:
-        """Crash Postgres (immediate shutdown: no checkpoint, clients cut) and start it."""
+        """Crash Postgres (immediate shutdown: no checkpoint, clients cut) and start it.
+        Two faults restarting it at once take turns (a second stop would find none)."""
         assert self._pg is not None
         pgdata = self._pg.pgdata
         # The package makes its command functions at import time, so mypy cannot see them.
         pg_ctl = pg_commands.pg_ctl  # type: ignore[attr-defined]
-        await asyncio.to_thread(
-            pg_ctl,
-            ["-w", "-m", "immediate", "stop"],
-            pgdata=pgdata,
-            user=self._pg.system_user,
-        )
-        await asyncio.sleep(down_for)
-        await asyncio.to_thread(self._pg.ensure_postgres_running)
+        async with self._restarting["postgres"]:
+            await asyncio.to_thread(
+                pg_ctl,
+                ["-w", "-m", "immediate", "stop"],
+                pgdata=pgdata,
+                user=self._pg.system_user,
+            )
+            await asyncio.sleep(down_for)
+            await asyncio.to_thread(self._pg.ensure_postgres_running)
