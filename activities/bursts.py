@@ -39,7 +39,7 @@ class BurstActivities(ActivityHost):
         """Store the burst under its key and point its messages at it; safe to repeat."""
         async with self._sessionmaker() as session, session.begin():
             epoch = await db_conversations.context_epoch(session, input.conversation_id)
-            burst_id = await db_bursts.insert_burst(
+            burst_id, created = await db_bursts.insert_burst(
                 session,
                 burst_key=input.burst_key,
                 conversation_id=input.conversation_id,
@@ -83,7 +83,7 @@ class BurstActivities(ActivityHost):
                 await db_bursts.set_burst_status(
                     session, burst_id, "dropped", only_from=("persisted",), error_type=drop_as
                 )
-            elif count and await db_bursts.reopen_if_found(session, burst_id):
+            elif count and not created and await db_bursts.reopen_if_found(session, burst_id):
                 log.warning(
                     "burst %s had lost its messages (reported LOST) and has them again; "
                     "answering it",

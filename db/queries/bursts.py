@@ -39,7 +39,9 @@ async def insert_burst(
     last_message_at: datetime,
     flushed_at: datetime,
     command: str | None = None,
-) -> int:
+) -> tuple[int, bool]:
+    """The burst's id, and whether this call created it (False: its key was stored
+    before, by an earlier attempt or an earlier run flushing the same messages)."""
     stmt = (
         insert(burst)
         .values(
@@ -58,10 +60,9 @@ async def insert_burst(
     )
     new_id = (await session.execute(stmt)).scalar_one_or_none()
     if new_id is not None:
-        return new_id
-    return (
-        await session.execute(select(burst.c.id).where(burst.c.burst_key == burst_key))
-    ).scalar_one()
+        return new_id, True
+    existing = select(burst.c.id).where(burst.c.burst_key == burst_key)
+    return (await session.execute(existing)).scalar_one(), False
 
 
 async def assign_messages(

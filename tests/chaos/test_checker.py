@@ -88,7 +88,7 @@ class Scene:
                 chat_ref=f"ref{user}",
             )
             key = f"b-{uuid.uuid4().hex}"
-            burst_id = await db_bursts.insert_burst(
+            burst_id, _ = await db_bursts.insert_burst(
                 session,
                 burst_key=key,
                 conversation_id=conv,

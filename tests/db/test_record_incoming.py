@@ -49,7 +49,7 @@ async def test_a_message_is_stored_once_and_its_burst_reported(
             select(func.count(), func.max(message.c.text)).where(message.c.account_id == account_id)
         )
         assert tuple(rows.one()) == (1, "m1")  # the first text stands
-        burst_id = await db_bursts.insert_burst(
+        burst_id, _ = await db_bursts.insert_burst(
             session,
             burst_key=f"b-{account_id}",
             conversation_id=conv,

@@ -397,7 +397,7 @@ async def test_a_burst_stranded_by_a_run_lost_mid_burst_is_taken_up_under_its_ke
             chat_ref=ingestor.address.chat_ref(78, None),
         )
         stranded = burst_key(ingestor.address.workflow_id(78, None), [11])
-        burst_id = await db_bursts.insert_burst(
+        burst_id, _ = await db_bursts.insert_burst(
             session,
             burst_key=stranded,
             conversation_id=conversation_id,
