@@ -20,8 +20,9 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
     func,
+    text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 # Stable constraint names, so migrations can refer to them.
 metadata = MetaData(
@@ -58,6 +59,17 @@ account = Table(
     Column("model", Text),
     Column("active", Boolean, nullable=False, server_default="true"),
     _created_at(),
+    # A bot's token, sealed with LULL_SECRET_KEY (db/sealed.py); never returned by the API.
+    Column("bot_token", LargeBinary),
+    # Per-bot settings (api/schemas.BotSettings): debounce overrides, access lists,
+    # commands. Empty: the process's LULL_ settings.
+    Column("settings", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    # The last error a listener met serving the account (shown by GET /bots).
+    Column("last_error", Text),
+    # Deleted through the API without a purge: the transcript stays, the bot is gone.
+    Column("deleted_at", DateTime(timezone=True)),
+    # Bumped by every change: listeners and conversations notice changes by it.
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     CheckConstraint(f"kind in {ACCOUNT_KINDS}", name="kind"),
 )
 
@@ -160,6 +172,8 @@ reply = Table(
     Column("cost", Numeric(14, 8), nullable=False, server_default="0"),
     # The call was cancelled mid-flight (its burst superseded): no text, spend estimated.
     Column("cancelled", Boolean, nullable=False, server_default=false()),
+    # The operator who wrote it (an admin send); None: the LLM.
+    Column("author", Text),
     _created_at(),
 )
 
@@ -262,3 +276,68 @@ Index("ix_message_burst", message.c.burst_id)
 # `lull failed` lists failed bursts without scanning every burst.
 Index("ix_burst_failed_at", burst.c.failed_at, postgresql_where=burst.c.status == "failed")
 Index("ix_message_conversation", message.c.conversation_id, message.c.message_id)
+# GET /chats: newest activity first (db/queries/chats.ACTIVITY), keyset-paginated.
+Index(
+    "ix_conversation_activity",
+    func.coalesce(conversation.c.last_message_at, conversation.c.created_at),
+    conversation.c.id,
+)
+
+OPERATOR_ROLES = ("admin", "viewer")
+
+# People and machines allowed to use the admin API (api/). Only hashes are stored.
+operator = Table(
+    "operator",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("username", Text, nullable=False, unique=True),
+    # argon2 (pwdlib).
+    Column("password_hash", Text, nullable=False),
+    Column("role", Text, nullable=False),
+    Column("active", Boolean, nullable=False, server_default="true"),
+    _created_at(),
+    CheckConstraint("role in ('admin', 'viewer')", name="role"),
+)
+
+operator_session = Table(
+    "operator_session",
+    metadata,
+    # sha256 of the cookie's token: a database read does not yield a usable cookie.
+    Column("token_hash", LargeBinary, primary_key=True),
+    Column("operator_id", BigInteger, ForeignKey("operator.id"), nullable=False),
+    _created_at(),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+)
+
+api_key = Table(
+    "api_key",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    # Shown in listings to tell keys apart; the rest of the key is only ever hashed.
+    Column("prefix", Text, nullable=False, unique=True),
+    Column("key_hash", LargeBinary, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("role", Text, nullable=False),
+    Column("created_by", Text, nullable=False),
+    _created_at(),
+    Column("last_used_at", DateTime(timezone=True)),
+    Column("revoked_at", DateTime(timezone=True)),
+    CheckConstraint("role in ('admin', 'viewer')", name="role"),
+)
+
+# Every change made through the API. Append-only: a trigger refuses UPDATE, DELETE and
+# TRUNCATE (migration 0011).
+audit = Table(
+    "audit",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("actor", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    # No foreign keys: a purged bot's audit rows outlive it.
+    Column("account_id", BigInteger),
+    Column("conversation_id", BigInteger),
+    Column("detail", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+)
+Index("ix_audit_at", audit.c.at)
