@@ -15,8 +15,10 @@ from pathlib import Path
 
 from temporalio.client import WorkflowUpdateFailedError
 
+from api.commands import API_COMMANDS
 from app import ops
-from app.cli_commands import CHAT_COMMANDS, COMMANDS
+from app.cli_commands import CHAT_COMMANDS
+from app.cli_commands import COMMANDS as CORE_COMMANDS
 from app.dev_stack import StackError
 from app.settings import ACCOUNT_KEY, Settings, SettingsError, load_settings
 from channels import replay
@@ -25,6 +27,9 @@ from db.locks import AccountLockedError
 from workflows.config_check import MAX_PAUSE_SECONDS, pause_seconds_ok
 
 log = logging.getLogger("lull")
+
+
+COMMANDS = {**CORE_COMMANDS, **API_COMMANDS}
 
 
 def _setup_logging(settings: Settings, *, to_file: Path | None = None) -> None:
@@ -171,6 +176,15 @@ def build_parser() -> argparse.ArgumentParser:
                 "--no-wait",
                 action="store_true",
                 help="start the retry and return; `lull failed` shows how it ended",
+            )
+        if name == "users":
+            p.add_argument("action", choices=["create"])
+            p.add_argument("username")
+            p.add_argument("--role", choices=["admin", "viewer"], default="admin")
+            p.add_argument(
+                "--password-stdin",
+                action="store_true",
+                help="read the password from standard input (scripts), not a prompt",
             )
     return parser
 

@@ -21,6 +21,7 @@ from activities.replies import ReplyActivities, ReplyOptions
 from activities.safe_errors import SafeErrors
 from app.settings import Settings, WorkflowModules
 from llm.base import LLMProvider
+from workflows.admin_send import AdminSendWorkflow
 from workflows.conversation import ConversationWorkflow
 from workflows.retry_burst import RetryBurstWorkflow
 
@@ -68,7 +69,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[ConversationWorkflow, RetryBurstWorkflow],
+        workflows=[ConversationWorkflow, RetryBurstWorkflow, AdminSendWorkflow],
         workflow_runner=workflow_runner(workflow_modules),
         activities=[*bursts.activities(), *replies.activities()],
         interceptors=[SafeErrors()],

@@ -159,6 +159,18 @@ class Settings(BaseSettings):
     health_port: int = Field(default=8080, ge=0, le=65535)
     # Prometheus metrics (the Temporal SDK's and Lull's) on this port; unset: none.
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    # The admin API (`lull api`). Loopback by default; put it behind an HTTPS proxy.
+    api_host: str = Field(default="127.0.0.1", min_length=1)
+    api_port: int = Field(default=8000, ge=0, le=65535)
+    # Secure (HTTPS-only) session cookies; unset: on, except on the embedded dev stack.
+    api_cookie_secure: bool | None = None
+    api_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    # Requests a minute per API key or session, per client IP, and logins per IP or user.
+    api_requests_per_minute: int = Field(default=600, ge=1, le=1_000_000)
+    api_ip_requests_per_minute: int = Field(default=1200, ge=1, le=1_000_000)
+    api_logins_per_minute: int = Field(default=10, ge=1, le=10_000)
+    # Proxies trusted to say the client's IP (X-Forwarded-For), comma-separated.
+    api_forwarded_allow_ips: str = "127.0.0.1"
     # On SIGTERM the listener finishes in-flight updates for at most this long.
     drain_seconds: float = Field(default=30.0, gt=0, le=3600)
 

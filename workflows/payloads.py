@@ -291,3 +291,13 @@ class RetryBurstResult:
     error_type: str | None = None
     # Why there was nothing to retry (status "nothing_to_retry").
     detail: str | None = None
+
+
+@dataclass(frozen=True)
+class AdminSendInput:
+    """An operator's message from the admin API: its burst and reply rows are stored (the
+    text stays in Postgres); the workflow sends it on the account's send queue."""
+
+    burst_key: str
+    send_task_queue: str
+    outage_window_seconds: float = 1800.0
