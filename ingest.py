@@ -19,7 +19,6 @@ from collections.abc import Callable
 from datetime import timedelta
 from getpass import getpass
 
-from sqlalchemy import text
 from telethon import TelegramClient
 
 from app.dev_stack import StackError
@@ -169,26 +168,13 @@ async def _serve_connected(
     s = rt.settings
     stopping = False
 
-    async def temporal_ok() -> bool:
-        return bool(await rt.client.service_client.check_health())
-
-    async def postgres_ok() -> bool:
-        async with rt.engine.connect() as conn:
-            await conn.execute(text("select 1"))
-        return True
-
     async def telegram_ok() -> bool:
         return client.is_connected() and not stopping
 
     async def backlog_ok() -> bool:
         return listener.healthy_backlog
 
-    checks = {
-        "telegram": telegram_ok,
-        "temporal": temporal_ok,
-        "postgres": postgres_ok,
-        "updates": backlog_ok,
-    }
+    checks = {"telegram": telegram_ok, **rt.dependency_checks(), "updates": backlog_ok}
     dead_session: list[Exception] = []
 
     def session_dead(exc: Exception) -> None:

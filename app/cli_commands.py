@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 import uuid
@@ -16,6 +17,7 @@ from temporalio.client import Client
 
 from app import ops
 from app.dev_stack import StackError, dev_stack_running, running_stack, wait_for_temporal
+from app.health import HealthServer
 from app.settings import Settings
 from app.wiring import banner, database_only, lull_runtime, secret_box, stop_on_signals
 from channels import console, replay
@@ -70,7 +72,19 @@ async def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
 async def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     stop = stop_on_signals()
     # Unset servers mean the embedded ones of a running `lull dev`: join, don't start.
-    async with lull_runtime(settings, run_migrations=False, attach=True) as rt, rt.build_worker():
+    async with (
+        lull_runtime(settings, run_migrations=False, attach=True) as rt,
+        rt.build_worker(),
+        contextlib.AsyncExitStack() as stack,
+    ):
+        if settings.worker_health_port is not None:
+            await stack.enter_async_context(
+                HealthServer(
+                    rt.dependency_checks(),
+                    host=settings.health_host,
+                    port=settings.worker_health_port,
+                )
+            )
         log.info("worker up on %s, queue %s", rt.stack.temporal_address, settings.task_queue)
         await stop.wait()
     return 0

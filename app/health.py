@@ -1,8 +1,11 @@
-"""`/healthz` and `/readyz` for a listener pod, on a small asyncio HTTP server (no framework).
+"""`/healthz` and `/readyz` for a listener or worker pod, on a small asyncio HTTP server
+(no framework).
 
-- ``/healthz``: the process is alive and its event loop answers.
+- ``/healthz`` (or ``/health``): the process is alive and its event loop answers.
 - ``/readyz``: every readiness check passes (Telegram connected, Temporal and Postgres
   reachable, no accepted update stuck retrying). 503 with the failing checks otherwise.
+- ``/health/db``, ``/health/temporal`` (any check by name): that one check, as the admin
+  API answers them.
 
 Probes can come often and from anywhere the port is reachable, so the checks run at most
 once a ``CACHE_SECONDS`` (requests meanwhile share the result, or the run in flight) and
@@ -24,6 +27,8 @@ Check = Callable[[], Awaitable[bool]]
 CHECK_TIMEOUT_SECONDS = 2.0
 CACHE_SECONDS = 1.0
 MAX_REQUEST_LINE = 4096
+# /health/<name> names a check as the admin API does.
+ALIASES = {"db": "postgres"}
 
 
 class HealthServer:
@@ -94,8 +99,19 @@ class HealthServer:
             body: dict[str, object]
             if path is None:
                 status, body = 431, {"error": "request line too long"}
-            elif path == "/healthz":
-                status, body = 200, {"alive": True}
+            elif path in ("/healthz", "/health"):
+                status, body = 200, {"alive": True, "status": "ok"}
+            elif path.startswith("/health/"):
+                # One dependency, in the admin API's words: /health/db, /health/temporal.
+                name = path.removeprefix("/health/")
+                name = ALIASES.get(name, name)
+                if name not in self._checks:
+                    status, body = 404, {"error": "not found"}
+                else:
+                    ok = (await self.readiness())[name]
+                    status, body = (
+                        (200, {"status": "ok"}) if ok else (503, {"status": "unavailable"})
+                    )
             elif path == "/readyz":
                 checks = await self.readiness()
                 status, body = (200 if all(checks.values()) else 503), dict(checks)

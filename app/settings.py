@@ -157,6 +157,9 @@ class Settings(BaseSettings):
     # kubelet's probes reach it.
     health_host: str = Field(default="127.0.0.1", min_length=1)
     health_port: int = Field(default=8080, ge=0, le=65535)
+    # `lull worker`'s /health, /health/db, /health/temporal and /readyz (on LULL_HEALTH_HOST);
+    # unset: none (a worker shares its host with listeners in development).
+    worker_health_port: int | None = Field(default=None, ge=0, le=65535)
     # Prometheus metrics (the Temporal SDK's and Lull's) on this port; unset: none.
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     # The admin API (`lull api`). Loopback by default; put it behind an HTTPS proxy.

@@ -20,6 +20,7 @@ from temporalio.worker import Worker
 
 import worker as worker_module
 from app.dev_stack import Stack, StackError, dev_stack_running, running_stack, wait_for_temporal
+from app.health import Check
 from app.llm_factory import build_provider
 from app.masking import mask_url
 from app.send_worker import build_send_worker
@@ -67,6 +68,19 @@ class Runtime:
             max_supersedes=s.max_supersedes,
             hold_reply_while_typing=s.hold_reply_while_typing,
         )
+
+    def dependency_checks(self) -> dict[str, Check]:
+        """Readiness checks of the servers every process needs (health servers)."""
+
+        async def temporal() -> bool:
+            return bool(await self.client.service_client.check_health())
+
+        async def postgres() -> bool:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("select 1"))
+            return True
+
+        return {"temporal": temporal, "postgres": postgres}
 
     def build_ingestor(self, account: Account) -> Ingestor:
         return Ingestor(

@@ -56,3 +56,31 @@ async def test_an_oversized_request_line_gets_431_and_logs_no_traceback(
         assert status == 431 and "too long" in str(body)
         assert (await request(health.port, b"GET /healthz HTTP/1.1"))[0] == 200
     assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+
+
+async def test_each_dependency_answers_on_its_own_path_as_the_admin_api_does() -> None:
+    temporal_up = True
+
+    async def temporal() -> bool:
+        return temporal_up
+
+    async def postgres() -> bool:
+        raise ConnectionError("down")
+
+    async with HealthServer({"temporal": temporal, "postgres": postgres}, port=0) as health:
+        assert await request(health.port, b"GET /health HTTP/1.1") == (
+            200,
+            {"alive": True, "status": "ok"},
+        )
+        assert await request(health.port, b"GET /health/temporal HTTP/1.1") == (
+            200,
+            {"status": "ok"},
+        )
+        assert await request(health.port, b"GET /health/db HTTP/1.1") == (
+            503,
+            {"status": "unavailable"},
+        )
+        assert (await request(health.port, b"GET /health/redis HTTP/1.1"))[0] == 404
+        temporal_up = False
+        health._last_at -= 5
+        assert (await request(health.port, b"GET /health/temporal HTTP/1.1"))[0] == 503
