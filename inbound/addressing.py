@@ -23,6 +23,10 @@ class ConversationAddress:
         self._task_queue = task_queue
         self._hash_key = hash_key
 
+    def use_config(self, config: ConversationConfig) -> None:
+        """The account's settings changed (Ingestor.reconfigure)."""
+        self._config = config
+
     def chat_ref(self, chat_id: int, topic_id: int | None) -> str:
         return chat_reference(self._hash_key, self._account.key, chat_id, topic_id)
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -45,6 +47,8 @@ TYPING_SIGNAL_LEAD_SECONDS = 1.0
 
 # The most messages one signal carries (a sweep or a backlog is sent in several).
 MAX_MESSAGES_PER_SIGNAL = 50
+# Conversations whose settings version the ingest remembers (about 100 bytes each).
+MAX_CONVERSATIONS_TOLD = 100_000
 
 log = logging.getLogger("lull.ingest")
 
@@ -78,8 +82,14 @@ class Ingestor(ChatChanges):
         self._clock = clock
         # Stamps when a message was accepted; its quiet period runs from then.
         self._wall_clock = wall_clock
+        # Which conversations were sent the current settings (version) on a message: each
+        # conversation's first message from this process, and its first after a change,
+        # carries them, so a run started under older settings takes the new ones.
+        self._config_version = 0
+        self._told: OrderedDict[str, int] = OrderedDict()
+        self._gate = TypingGate(config, lead=TYPING_SIGNAL_LEAD_SECONDS)
         self._typing = TypingSignals(
-            TypingGate(config, lead=TYPING_SIGNAL_LEAD_SECONDS),
+            self._gate,
             self._signal_typing,
             clock=clock,
             schedule=schedule,
@@ -103,6 +113,21 @@ class Ingestor(ChatChanges):
     @property
     def commands(self) -> frozenset[str]:
         return self._commands
+
+    @property
+    def config(self) -> ConversationConfig:
+        return self._config
+
+    def reconfigure(self, config: ConversationConfig, commands: frozenset[str]) -> None:
+        """The account's settings changed (the admin API): new runs start with them, and
+        each open one is sent them on its next message."""
+        self._commands = commands
+        if config == self._config:
+            return
+        self._config = config
+        for part in (self._address, self._linger, self._gate):
+            part.use_config(config)
+        self._config_version += 1
 
     def workflow_id_for(self, chat_id: int, topic_id: int | None = None) -> str:
         """The workflow id of this account's conversation in a chat (and topic)."""
@@ -226,6 +251,10 @@ class Ingestor(ChatChanges):
         # In signals of at most MAX_MESSAGES_PER_SIGNAL: a workflow task decodes every
         # signal it takes, and one that outlasts the SDK's deadlock timeout fails, and
         # fails again on every retry.
+        options = self._address.start_options(ref)
+        workflow_id, version = options["id"], self._config_version
+        if self._told.get(workflow_id) != version:
+            received[0] = replace(received[0], config=self._config)
         for start in range(0, len(received), MAX_MESSAGES_PER_SIGNAL):
             part = received[start : start + MAX_MESSAGES_PER_SIGNAL]
             signal, arg = (
@@ -238,9 +267,14 @@ class Ingestor(ChatChanges):
                 self._address.input(ref),
                 start_signal=signal,
                 start_signal_args=[arg],
-                **self._address.start_options(ref),
+                **options,
             )
             run_id = handle.result_run_id
+        self._told[workflow_id] = version
+        self._told.move_to_end(workflow_id)
+        if len(self._told) > MAX_CONVERSATIONS_TOLD:
+            # The oldest is told again on its next message: one extra field, no harm.
+            self._told.popitem(last=False)
         return run_id
 
     async def resend_unflushed(

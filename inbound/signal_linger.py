@@ -42,6 +42,10 @@ class SignalLinger:
         self._margin = landing_room(config)
         self._runs: dict[ChatKey, _Run] = {}
 
+    def use_config(self, config: ConversationConfig) -> None:
+        """The account's settings changed (Ingestor.reconfigure)."""
+        self._config = config
+
     @property
     def linger(self) -> float:
         return self._linger

@@ -69,6 +69,10 @@ class TypingGate:
         self._chats: dict[ChatKey, _Chat] = {}
         self._held: dict[tuple[ChatKey, int], _Held] = {}
 
+    def use_config(self, config: ConversationConfig) -> None:
+        """The account's settings changed (Ingestor.reconfigure)."""
+        self._config = config
+
     def message(self, chat: ChatKey, sender_id: int, now: float) -> None:
         """A message was signalled: its author's held action is moot."""
         entry = self._chats.get(chat)

@@ -70,6 +70,8 @@ class ConversationWorkflow(ConversationInbox):
             if s.paused and s.resume_at and workflow.now() >= s.resume_at:
                 s.paused, s.resume_at = False, None
                 self._board.show(paused=False)
+            # Settings that changed while a burst was being answered apply from now on.
+            self._take_pending_config(answering=False)
             decision = self._decision()
             if decision is None:
                 self._enter("idle")

@@ -10,7 +10,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from workflows import buffer
-    from workflows.config_check import MAX_PAUSE_SECONDS, pause_seconds_ok
+    from workflows.config_check import MAX_PAUSE_SECONDS, checked_config, pause_seconds_ok
     from workflows.mid_reply import Flight
     from workflows.payloads import (
         CarriedState,
@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         head_burst,
     )
     from workflows.versions import (
+        PATCH_ACCOUNT_SETTINGS,
         PATCH_PROMISES,
         since,
     )
@@ -45,6 +46,9 @@ MAX_PAUSE_MINUTES = MAX_PAUSE_SECONDS / 60
 
 # A held chat action's age is trusted up to this; a lease from longer ago is long over.
 MAX_TYPING_AGE_SECONDS = 120.0
+
+# What a run is doing while it answers a burst (workflows/answering.py).
+ANSWERING_PHASES = frozenset({"persisting", "generating", "holding", "sending"})
 
 # Message ids remembered for de-duplication (listener retries, catch-up replays).
 SEEN_IDS_KEPT = 1000
@@ -118,6 +122,8 @@ class ConversationInbox:
 
     def _receive(self, msg: MessageReceived) -> None:
         s = self._s
+        if msg.config is not None and since(PATCH_ACCOUNT_SETTINGS):
+            self._offer_config(msg.config)
         if msg.message_id in self._seen:
             return
         if msg.resent:
@@ -142,6 +148,29 @@ class ConversationInbox:
         )
         if self._flight is not None:
             self._flight.wrote(msg.sender_id)
+
+    def _offer_config(self, config: ConversationConfig) -> None:
+        """The account's settings as they are now: taken at once unless a burst is being
+        answered, else when it is (the conversation's loop takes them)."""
+        checked, problems = checked_config(config)
+        if problems:
+            workflow.logger.warning("account settings out of bounds: %s", "; ".join(problems))
+        if checked == self._config:
+            self._s.pending_config = None
+            return
+        self._s.pending_config = checked
+        self._take_pending_config()
+
+    def _take_pending_config(self, *, answering: bool | None = None) -> None:
+        """Use the held settings unless a burst is being answered: the bursts still
+        buffered are then decided under them (their due times are pure functions of the
+        config and the buffer). A burst in flight finishes under the settings it had."""
+        s = self._s
+        if answering is None:
+            answering = self._board.phase in ANSWERING_PHASES
+        if s.pending_config is None or answering:
+            return
+        self._config, s.pending_config = s.pending_config, None
 
     @workflow.signal
     def message_edited(self, edit: MessageEdited) -> None:

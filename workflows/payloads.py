@@ -117,6 +117,8 @@ class CarriedState:
     supersedes_in_row: int = 0
     superseded: SupersededBurst | None = None
     bursts_superseded: int = 0
+    # The account's changed settings, taken at the next burst (account-settings release).
+    pending_config: ConversationConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,10 @@ class MessageReceived:
     # Sent again by the ingest's sweep: recorded long ago and never flushed (its first
     # signal may have been lost). A seen id is ignored as always; an unseen one is warned of.
     resent: bool = False
+    # The account's settings as the ingest knows them now, on the first message it sends
+    # a conversation and after they change (account-settings release): a run started
+    # under older ones takes them at its next burst. Older workers ignore the field.
+    config: ConversationConfig | None = None
 
 
 @dataclass(frozen=True)

@@ -37,8 +37,19 @@ PATCH_NO_EMPTY_TASKS = "lull-2026-12-no-empty-tasks"
 # "supersede", a message from a burst's author before its reply goes out supersedes the
 # reply (workflows/mid_reply.py), and a ready reply waits while its author types.
 PATCH_SUPERSEDE = "lull-2026-12-supersede"
+# The account-settings release, implying lull-2026-12-supersede: a message may carry its
+# account's current settings (``MessageReceived.config``); a run takes changed ones at
+# once, or once the burst being answered is (workflows/inbox._take_pending_config).
+PATCH_ACCOUNT_SETTINGS = "lull-2026-12-account-settings"
 # Newest first: a run asks each until one answers.
-RELEASES = (PATCH_SUPERSEDE, PATCH_NO_EMPTY_TASKS, PATCH_PROMISES, PATCH_TIMERS, PATCH_2026_12)
+RELEASES = (
+    PATCH_ACCOUNT_SETTINGS,
+    PATCH_SUPERSEDE,
+    PATCH_NO_EMPTY_TASKS,
+    PATCH_PROMISES,
+    PATCH_TIMERS,
+    PATCH_2026_12,
+)
 
 
 def since(patch: str = PATCH_2026_12) -> bool:

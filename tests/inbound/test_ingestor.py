@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select, update
@@ -510,3 +511,43 @@ async def test_the_sweep_sends_a_held_backlog_nothing_and_a_lost_one_in_signals_
         await until_sent(dev_env, rec, bursts=13)
     assert [i for b in rec.bursts() for i in b] == list(range(1, 122))
     assert len(rec.sent) == len(rec.persisted) == 13
+
+
+async def test_a_conversation_is_told_the_settings_once_and_again_after_a_change(
+    dev_env: WorkflowEnvironment, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """The first message of a conversation from this process carries the settings, later
+    ones do not, and the first after a reconfigure carries the new ones. On the dev
+    server: skipped time would close the run between messages."""
+    from temporalio.api.enums.v1 import EventType
+
+    from workflows.payloads import MessageReceived
+
+    tq = task_queue()
+    ingestor = await make_ingestor(dev_env, sessionmaker, tq, ConversationConfig(30, 10, 60))
+    async with new_worker(dev_env.client, Recorder(), tq):
+        for message_id in (1, 2):
+            await ingestor.message(IncomingMessage(88, 5, message_id, "hi", NOW))
+        slower = ConversationConfig(45, 3, 60)
+        ingestor.reconfigure(slower, frozenset({"start", "help", "refresh", "book"}))
+        ingestor.reconfigure(slower, frozenset({"start", "help", "refresh", "book"}))
+        for message_id in (3, 4):
+            await ingestor.message(IncomingMessage(88, 5, message_id, "hi", NOW))
+        handle = dev_env.client.get_workflow_handle(ingestor.workflow_id_for(88))
+        signals: list[Any] = []
+        # A signal that lands during a workflow task is written to the history after it.
+        async with asyncio.timeout(10):
+            while len(signals) < 4:
+                signals = [
+                    event.workflow_execution_signaled_event_attributes
+                    for event in (await handle.fetch_history()).events
+                    if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+                ]
+    converter = dev_env.client.data_converter
+    carried = []
+    for attrs in signals:
+        assert attrs.signal_name == "message_received"  # each awaited: never batched
+        (received,) = await converter.decode(attrs.input.payloads, [MessageReceived])
+        carried.append(received.config)
+    assert carried == [ConversationConfig(30, 10, 60), None, slower, None]
+    assert ingestor.config == slower and "book" in ingestor.commands

@@ -335,6 +335,36 @@ async def supersede(env: WorkflowEnvironment, tq: str, rec: Recorder):  # type: 
     return handle
 
 
+async def account_settings(env: WorkflowEnvironment, tq: str, rec: Recorder):  # type: ignore[no-untyped-def]
+    """lull-2026-12-account-settings: new settings on a message while a burst is answered
+    are held, then taken (a cap of 2, a 30 s quiet period); the same settings again are
+    no change."""
+    import dataclasses
+
+    from workflows.payloads import MessageReceived
+
+    async def until(check) -> None:  # type: ignore[no-untyped-def]
+        for _ in range(200):
+            if check():
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError("the slow LLM was never called")
+
+    rec.slow_llm = gate = asyncio.Event()
+    inp = conversation_input(tq, debounce=5, idle_close=60, mid_reply="queue")
+    new = dataclasses.replace(inp.config, debounce_seconds=30, max_burst_messages=2)
+    handle = await signal_message(env.client, inp, tq, 1)
+    await env.sleep(6)
+    await until(lambda: len(rec.generating) == 1)
+    await handle.signal("message_received", MessageReceived(2, 7, 5, config=new))
+    await asyncio.sleep(0.5)
+    gate.set()
+    await until(lambda: len(rec.sent) == 1)
+    for message_id in (3, 4):
+        await handle.signal("message_received", MessageReceived(message_id, 7, 5, config=new))
+    return handle
+
+
 SCENARIOS = (
     burst_then_lull,
     capped_and_duplicates,
@@ -353,6 +383,7 @@ SCENARIOS = (
     no_empty_tasks,
     retry_outcomes,
     supersede,
+    account_settings,
 )
 
 
