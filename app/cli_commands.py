@@ -333,7 +333,8 @@ COMMANDS = {
     "worker": (cmd_worker, "a worker: conversation workflows plus the DB and LLM activities"),
     "ingest": (
         cmd_ingest,
-        "the Telegram listener of one account (LULL_TG_ACCOUNT); hosts its sends",
+        "the Telegram listener of one account (LULL_TG_ACCOUNT), or of every enabled "
+        "account shared between replicas; hosts their sends",
     ),
     "login": (cmd_login, "log a Telegram user account in and store its session in Postgres"),
     "migrate": (cmd_migrate, "upgrade the database to the latest schema"),

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
 
 log = logging.getLogger("lull.health")
@@ -33,7 +33,7 @@ ALIASES = {"db": "postgres"}
 
 class HealthServer:
     def __init__(self, checks: Mapping[str, Check], *, host: str = "127.0.0.1", port: int) -> None:
-        self._checks = checks
+        self._checks = dict(checks)
         self._host = host
         self._port = port
         self._server: asyncio.Server | None = None
@@ -64,6 +64,18 @@ class HealthServer:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+
+    @property
+    def check_names(self) -> set[str]:
+        return set(self._checks)
+
+    def add_checks(self, checks: Mapping[str, Check]) -> None:
+        """Checks of a part that came up (a fleet's account), until ``remove_checks``."""
+        self._checks.update(checks)
+
+    def remove_checks(self, names: Iterable[str]) -> None:
+        for name in names:
+            self._checks.pop(name, None)
 
     async def readiness(self) -> dict[str, bool]:
         """The checks' results, run at most once a ``CACHE_SECONDS``."""
@@ -99,8 +111,10 @@ class HealthServer:
             body: dict[str, object]
             if path is None:
                 status, body = 431, {"error": "request line too long"}
-            elif path in ("/healthz", "/health"):
-                status, body = 200, {"alive": True, "status": "ok"}
+            elif path == "/healthz":
+                status, body = 200, {"alive": True}
+            elif path == "/health":
+                status, body = 200, {"status": "ok"}
             elif path.startswith("/health/"):
                 # One dependency, in the admin API's words: /health/db, /health/temporal.
                 name = path.removeprefix("/health/")

@@ -36,6 +36,8 @@ MAX_PAUSE_MINUTES = MAX_PAUSE_SECONDS / 60
 MAX_PRICE_PER_1K = 100.0
 # The chat-hash key of the embedded dev stack: public, so refused anywhere else.
 DEV_CHAT_HASH_KEY = "lull-default-chat-hash-key"
+# The account of a listener given a bot token and no LULL_TG_ACCOUNT (and of `lull login`).
+DEFAULT_ACCOUNT = "telegram"
 # What an account key is made of (it appears in task queue names and queries).
 ACCOUNT_KEY = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
@@ -137,8 +139,14 @@ class Settings(BaseSettings):
     tg_api_id: int | None = None
     tg_api_hash: SecretStr | None = None
     tg_bot_token: SecretStr | None = None
-    # The account key this listener serves (one listener per account at a time).
-    tg_account: str = Field(default="telegram", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    # The account key this listener serves (one listener per account at a time). Unset
+    # with no LULL_TG_BOT_TOKEN: `lull ingest` serves every enabled account (a fleet).
+    tg_account: str | None = Field(default=None, min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    # A listener fleet (no LULL_TG_ACCOUNT) looks for accounts to serve this often, and
+    # takes an account no replica serves after this long even beyond its fair share
+    # (how soon a dead replica's accounts are served again).
+    fleet_poll_seconds: float = Field(default=2.0, gt=0, le=300)
+    fleet_claim_after_seconds: float = Field(default=6.0, ge=0, le=3600)
     # host:port of an MTProto server to use instead of Telegram's (tests, proxies).
     tg_server: str | None = Field(default=None, pattern=r"^[^:]+:[0-9]+$")
     # Comma-separated ids; deny wins over allow; an empty allow-list allows everyone.
@@ -310,6 +318,14 @@ class Settings(BaseSettings):
     def id_list(self, name: str) -> frozenset[int]:
         raw: str = getattr(self, name)
         return frozenset(int(part) for part in raw.split(",") if part.strip())
+
+    @property
+    def listener_account(self) -> str | None:
+        """The one account `lull ingest` serves; None: every enabled one (a fleet). A bot
+        token alone keeps the key it always had."""
+        if self.tg_account is not None:
+            return self.tg_account
+        return DEFAULT_ACCOUNT if self.tg_bot_token is not None else None
 
     @property
     def dev_mode(self) -> bool:

@@ -82,15 +82,23 @@ class Runtime:
 
         return {"temporal": temporal, "postgres": postgres}
 
-    def build_ingestor(self, account: Account) -> Ingestor:
+    def build_ingestor(
+        self,
+        account: Account,
+        *,
+        config: ConversationConfig | None = None,
+        commands: frozenset[str] | None = None,
+    ) -> Ingestor:
+        """The account's ingest seam; ``config`` and ``commands`` are the account's own
+        (app/bot_settings.py), else the process's."""
         return Ingestor(
             self.client,
             self.sessionmaker,
             account,
-            config=self.conversation_config(),
+            config=config or self.conversation_config(),
             task_queue=self.settings.task_queue,
             chat_hash_key=self.settings.chat_key,
-            commands=self.settings.command_names,
+            commands=self.settings.command_names if commands is None else commands,
             batch_signals=self.settings.ingest_batch_signals,
             signal_linger=self.settings.ingest_signal_linger_seconds,
         )

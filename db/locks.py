@@ -59,13 +59,18 @@ async def account_listener_lock(
     engine: AsyncEngine,
     account_id: int,
     *,
+    owner: str | None = None,
     ping_every: float = PING_EVERY_SECONDS,
     ping_timeout: float = PING_TIMEOUT_SECONDS,
 ) -> AsyncIterator[HeldLock]:
+    """``owner`` names the holder in pg_stat_activity (a fleet replica), so every replica
+    can see how many accounts each serves (``lock_census``)."""
     key = listener_lock_key(account_id)
     conn = await engine.connect()
     watcher: asyncio.Task[None] | None = None
     try:
+        if owner is not None:
+            await _name_session(conn, owner)
         got = (await conn.execute(text("select pg_try_advisory_lock(:key)"), {"key": key})).scalar()
         if not got:
             await conn.commit()
@@ -92,6 +97,11 @@ async def account_listener_lock(
         # cancellation mid-way must not leave the account locked until the pool recycles).
         await conn.invalidate()
         await conn.close()
+
+
+async def _name_session(conn: AsyncConnection, name: str) -> None:
+    await conn.execute(text("select set_config('application_name', :n, false)"), {"n": name})
+    await conn.commit()
 
 
 def _mark_lost(held: HeldLock, why: str) -> None:
@@ -125,3 +135,78 @@ async def _ping(conn: AsyncConnection) -> None:
 def _retrieve(task: asyncio.Future[None]) -> None:
     if not task.cancelled():
         task.exception()
+
+
+# A listener replica holds one of these while it runs, so every replica can count the
+# live ones (the accounts' fair share) from pg_locks ("LUR").
+_REPLICA_SLOT_BASE = 0x4C5552 << 40
+MAX_REPLICAS = 1024
+REPLICA_NAME = "lull listener replica {slot}"
+
+
+@contextlib.asynccontextmanager
+async def replica_slot(engine: AsyncEngine) -> AsyncIterator[int]:
+    """Hold the lowest free replica slot for the block; yields its number. Like an
+    account's lock it dies with the process's connection."""
+    conn = await engine.connect()
+    try:
+        for slot in range(MAX_REPLICAS):
+            key = _REPLICA_SLOT_BASE | slot
+            got = (await conn.execute(text("select pg_try_advisory_lock(:k)"), {"k": key})).scalar()
+            await conn.commit()
+            if got:
+                await _name_session(conn, REPLICA_NAME.format(slot=slot))
+                yield slot
+                return
+        raise RuntimeError(f"more than {MAX_REPLICAS} listener replicas")
+    finally:
+        await conn.invalidate()
+        await conn.close()
+
+
+@dataclass(frozen=True)
+class LockCensus:
+    """Who holds what right now, from pg_locks: the accounts some listener serves, and
+    how many accounts each live fleet replica serves (by its name)."""
+
+    served_accounts: frozenset[int]
+    load: dict[str, int]
+
+    @property
+    def replicas(self) -> int:
+        return len(self.load)
+
+
+def _split(key: int) -> tuple[int, int]:
+    """A bigint advisory key as pg_locks shows it: (classid, objid)."""
+    return key >> 32, key & 0xFFFFFFFF
+
+
+async def lock_census(conn: AsyncConnection) -> LockCensus:
+    account_class, _ = _split(_LISTENER_LOCK_BASE)
+    replica_class, _ = _split(_REPLICA_SLOT_BASE)
+    rows = await conn.execute(
+        text(
+            "select l.classid::bigint as classid, l.objid::bigint as objid, "
+            "a.application_name as holder from pg_locks l "
+            "left join pg_stat_activity a on a.pid = l.pid "
+            "where l.locktype = 'advisory' and l.granted and l.objsubid = 1 "
+            "and l.database = (select oid from pg_database where datname = current_database()) "
+            "and l.classid::bigint in (:accounts, :replicas)"
+        ),
+        {"accounts": account_class, "replicas": replica_class},
+    )
+    served: set[int] = set()
+    load: dict[str, int] = {}
+    accounts_by_holder: dict[str, int] = {}
+    for row in rows:
+        if row.classid == replica_class:
+            load.setdefault(row.holder or f"replica {row.objid}", 0)
+        else:
+            # Account ids above 2**32 carry their high bits in classid; none here do.
+            served.add(row.objid)
+            holder = row.holder or ""
+            accounts_by_holder[holder] = accounts_by_holder.get(holder, 0) + 1
+    for holder in load:
+        load[holder] = accounts_by_holder.get(holder, 0)
+    return LockCensus(frozenset(served), load)

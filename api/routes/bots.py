@@ -15,14 +15,10 @@ from api import schemas
 from api.security import Principal, admin, context, principal
 from db.queries import audit as db_audit
 from db.queries import bots as db_bots
+from db.queries.bots import token_context
 from db.sealed import SecretBox
 
 router = APIRouter(tags=["bots"])
-
-
-def token_context(key: str) -> str:
-    """What a sealed token is bound to: opened under another account's key, it fails."""
-    return f"account:{key}:bot_token"
 
 
 def _not_found(bot_id: int) -> HTTPException:

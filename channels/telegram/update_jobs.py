@@ -63,6 +63,10 @@ class UpdateJobs:
     _flows: FlowOwnership
     _own: OwnMessages
 
+    def use_access(self, access: AccessLists) -> None:
+        """The account's allow and deny lists changed (the admin API): from the next update."""
+        self._options = replace(self._options, access=access)
+
     async def _typing(self, action: ChatAction) -> None:
         if action.sender_id == self._self_id:
             # The owner typing from another session of a user account: hand over before

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -41,6 +41,14 @@ BOT_COLUMNS = (
     account.c.updated_at,
     (account.c.bot_token.is_not(None)).label("has_token"),
 )
+
+
+# What a sealed bot token is bound to: opened under another account's key, it fails.
+def token_context(key: str) -> str:
+    return f"account:{key}:bot_token"
+
+
+LISTENED_KINDS = ("telegram_bot", "telegram_user")
 
 
 def _live() -> Any:
@@ -116,3 +124,40 @@ async def purge(session: AsyncSession, account_id: int, account_key: str) -> dic
     )
     await run("account", delete(account).where(account.c.id == account_id))
     return counts
+
+
+async def listenable_accounts(session: AsyncSession) -> list[Any]:
+    """The accounts a listener fleet serves: enabled, not deleted, Telegram, and able to
+    log in (a sealed bot token, or a session stored by `lull login`)."""
+    has_session = exists().where(telegram_session.c.account_key == account.c.key)
+    stmt = (
+        select(account.c.id, account.c.key, account.c.kind, account.c.updated_at)
+        .where(
+            _live(),
+            account.c.active,
+            account.c.kind.in_(LISTENED_KINDS),
+            or_(account.c.bot_token.is_not(None), has_session),
+        )
+        .order_by(account.c.id)
+    )
+    return list(await session.execute(stmt))
+
+
+async def serving_state(session: AsyncSession, account_id: int) -> Any:
+    """What a listener follows while it serves an account: whether it is still enabled
+    (and not deleted), when it last changed, its settings and sealed token."""
+    stmt = select(
+        (account.c.active & account.c.deleted_at.is_(None)).label("enabled"),
+        account.c.updated_at,
+        account.c.settings,
+        account.c.bot_token,
+    ).where(account.c.id == account_id)
+    return (await session.execute(stmt)).one()
+
+
+async def set_last_error(session: AsyncSession, account_id: int, error: str | None) -> None:
+    """What stopped a listener serving the account (None: serving again). Not a change
+    of the account: ``updated_at`` stays."""
+    await session.execute(
+        update(account).where(account.c.id == account_id).values(last_error=error)
+    )

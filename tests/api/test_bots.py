@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from api.routes.bots import token_context
+from db.queries.bots import token_context
 from db.tables import account, audit, conversation, message
 from tests.api.conftest import Deployment, new_bot
 from tests.api.conftest import message as incoming
