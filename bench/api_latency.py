@@ -20,6 +20,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import uvicorn
@@ -166,7 +167,7 @@ async def main(chats: int, requests: int, sends: int) -> int:
         ):
             await http.post("/auth/login", json={"username": "bench", "password": PASSWORD})
 
-            async def timed(path: str, **params: object) -> tuple[float, dict]:  # type: ignore[type-arg]
+            async def timed(path: str, **params: Any) -> tuple[float, dict]:  # type: ignore[type-arg]
                 t0 = time.perf_counter()
                 answer = await http.get(path, params=params)
                 elapsed = (time.perf_counter() - t0) * 1000
@@ -177,9 +178,10 @@ async def main(chats: int, requests: int, sends: int) -> int:
                 await timed("/chats")
             first = [(await timed("/chats"))[0] for _ in range(requests)]
             by_bot = [(await timed("/chats", bot=bot_id))[0] for _ in range(requests)]
-            deep, cursor = [], None
+            deep: list[float] = []
+            cursor = None
             while len(deep) < requests:
-                params: dict[str, object] = {"limit": 50}
+                params: dict[str, Any] = {"limit": 50}
                 if cursor:
                     params["cursor"] = cursor
                 elapsed, page = await timed("/chats", **params)
