@@ -160,7 +160,9 @@ async def test_the_controls_drive_the_conversation_and_the_state_shows_it(
     detail = (await admin.get(f"/chats/{chat}")).json()
     assert detail["phase"] == "active" and detail["state"]["buffered"] == 1
     assert detail["workflow_id"].startswith(f"conversation/{bot['key']}/c-")
-    assert "401" not in detail["workflow_id"]
+    # Named by the chat's keyed hash, never its Telegram id.
+    assert detail["workflow_id"].split("/")[-1] == "c-" + detail["chat_ref"]
+    assert detail["chat_ref"] != "401" and len(detail["chat_ref"]) == 16
 
     flushed = await admin.post(f"/chats/{chat}/flush")
     assert flushed.status_code == 200

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import signal
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -31,9 +33,10 @@ from db.engine import make_engine, make_sessionmaker
 from db.queries import bots as db_bots
 from db.tables import account, burst, conversation, message
 from testkit.keys import TEST_BOX, TEST_SECRET_KEY
-from testkit.servers import task_queue
+from testkit.servers import free_port, task_queue
 from testkit.telegram_server.server import FakeTelegramServer
 from tests.conftest import scratch_database
+from tests.e2e.helpers import ROOT, lull_command, lull_env, new_data_dir
 
 BOTS = (500, 501, 502)
 USERS = (600, 601, 602, 603)
@@ -58,6 +61,7 @@ class FleetWorld:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     server: FakeTelegramServer
+    database_url: str = ""
     tq: str = field(default_factory=task_queue)
     keys: dict[int, str] = field(default_factory=dict)
     replicas: list[Replica] = field(default_factory=list)
@@ -188,7 +192,7 @@ async def fleet_world(dev_env: WorkflowEnvironment, server_url: str) -> AsyncIte
     server = await FakeTelegramServer().start()
     for user in USERS:
         server.world.add_account(user, f"User {user}")
-    world = FleetWorld(dev_env, engine, make_sessionmaker(engine), server)
+    world = FleetWorld(dev_env, engine, make_sessionmaker(engine), server, url)
     try:
         yield world
     finally:
@@ -293,3 +297,98 @@ async def test_a_bot_disabled_mid_burst_is_answered_then_dropped_and_re_enabled(
         assert "anyone there?" in w.replies(user, bot)[1]
         replica.stop.set()
         assert await asyncio.wait_for(replica.task, 30) == 0
+
+
+async def readiness(port: int) -> dict[str, bool]:
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return {}
+    writer.write(b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n")
+    raw = await reader.read()
+    writer.close()
+    return dict(json.loads(raw.partition(b"\r\n\r\n")[2]))
+
+
+@pytest.mark.e2e
+async def test_a_replica_killed_with_sigkill_leaves_its_bots_to_the_other(
+    fleet_world: FleetWorld,
+) -> None:
+    """Two `lull ingest` processes (no LULL_TG_ACCOUNT); the one with two bots is killed
+    with SIGKILL mid-burst: its locks die with its connections, the other serves all
+    three within seconds, and every message is answered exactly once."""
+    w = fleet_world
+    for bot in BOTS:
+        await w.add_bot(bot)
+    ports = [free_port(), free_port()]
+    procs = []
+    for port in ports:
+        env = lull_env(
+            new_data_dir(),
+            LULL_DATABASE_URL=w.database_url,
+            LULL_TEMPORAL_ADDRESS=w.env.client.service_client.config.target_host,
+            LULL_TASK_QUEUE=w.tq,
+            LULL_TG_API_ID="1",
+            LULL_TG_API_HASH="x",
+            LULL_TG_SERVER=f"127.0.0.1:{w.server.port}",
+            LULL_DEBOUNCE_SECONDS="1",
+            LULL_HEALTH_PORT=str(port),
+            LULL_FLEET_POLL_SECONDS="0.5",
+            LULL_FLEET_CLAIM_AFTER_SECONDS="2",
+            LULL_MAX_WAIT_SECONDS="5",
+            LULL_UNFLUSHED_SWEEP_SECONDS="2",
+        )
+        procs.append(
+            await asyncio.create_subprocess_exec(
+                *lull_command("ingest"),
+                cwd=ROOT,
+                env=env,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
+        )
+    try:
+        async with w.runtime().build_worker():
+
+            async def serving() -> list[set[int]]:
+                found = []
+                for port in ports:
+                    checks = await readiness(port)
+                    found.append({b for b in BOTS if checks.get(f"telegram:{w.keys[b]}")})
+                return found
+
+            async def split() -> bool:
+                return sorted(len(s) for s in await serving()) == [1, 2]
+
+            await until(split, "two processes serving 2 and 1 bots", within=60)
+            for n, bot in enumerate(BOTS):
+                w.server.world.send(USERS[n], types.PeerUser(bot), f"hello bot {bot}")
+            for n, bot in enumerate(BOTS):
+                await until(lambda n=n, bot=bot: w.replies(USERS[n], bot), f"a reply from {bot}")
+
+            loads = await serving()
+            doomed = max(range(2), key=lambda i: len(loads[i]))
+            for n, bot in enumerate(BOTS):
+                w.server.world.send(USERS[n], types.PeerUser(bot), "one more thing")
+            procs[doomed].send_signal(signal.SIGKILL)
+            await procs[doomed].wait()
+
+            async def taken_over() -> bool:
+                return len((await serving())[1 - doomed]) == 3
+
+            failover = await until(taken_over, "the survivor serving all three", within=60)
+            for n, bot in enumerate(BOTS):
+                w.server.world.send(USERS[n], types.PeerUser(bot), "after the takeover")
+            await until(w.all_answered, "every message answered", within=90)
+            for n, bot in enumerate(BOTS):
+                said = w.replies(USERS[n], bot)
+                assert len(said) == await w.sent_bursts(bot, USERS[n]), (bot, said)
+                assert len(said) == len(set(said)), (bot, said)
+                for text in (f"hello bot {bot}", "one more thing", "after the takeover"):
+                    assert text in " ".join(said), (bot, said)
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+                await asyncio.wait_for(proc.wait(), 60)
+    print(f"fleet failover after SIGKILL: {failover:.1f} s until the survivor served all three")
