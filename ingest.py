@@ -86,6 +86,7 @@ def listener_options(settings: Settings, bot: BotSettings | None = None) -> List
     bot = bot or BotSettings()
     return ListenerOptions(
         access=bot.access_lists(settings),
+        buttons=bot.callback_buttons(),
         placeholders=Placeholders({**DEFAULT_PLACEHOLDERS, **settings.tg_placeholders}),
         handoff=settings.handoff_enabled,
         # 0 means until `lull resume`.
@@ -145,10 +146,16 @@ async def serve(
         raise StackError(
             f"account {account.key!r} is disabled (account.active is false); enable it to serve it"
         )
+
     # The lock first: a second listener must not even connect with the same auth key.
+    async def not_yet() -> bool:
+        return False
+
+    # Not ready until connected: the listener's own checks replace this one then.
+    checks = {**rt.dependency_checks(), "telegram": not_yet}
     async with (
         account_listener_lock(rt.engine, account.id) as lock,
-        HealthServer(rt.dependency_checks(), host=s.health_host, port=s.health_port) as health,
+        HealthServer(checks, host=s.health_host, port=s.health_port) as health,
     ):
         return await serve_account(
             rt, account, lock, stop, health, on_ready=on_ready, checks_suffix=""
@@ -399,7 +406,7 @@ async def _follow_account(
             listener.ingestor.reconfigure(
                 bot.conversation_config(rt.conversation_config()), bot.command_names(s)
             )
-            listener.use_access(bot.access_lists(s))
+            listener.use_bot_options(bot.access_lists(s), bot.callback_buttons())
             log.info("account %s: settings changed; applied", account.key)
 
 

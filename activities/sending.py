@@ -12,7 +12,7 @@ from temporalio.exceptions import ApplicationError
 from activities.errors import missing, telegram_answered
 from activities.heartbeat import heartbeating
 from activities.host import ActivityHost
-from channels.base import ChannelSender, SendTarget
+from channels.base import ChannelSender, SendTarget, reply_target
 from channels.chunking import split_message
 from db.queries import accounts as db_accounts
 from db.queries import bursts as db_bursts
@@ -83,7 +83,7 @@ class SendActivities(ActivityHost):
             if burst.notice_sent_at is not None:
                 return False
             acct = await db_accounts.load_account(session, burst.account_id)
-        target = SendTarget(burst.chat_id, burst.topic_id, max(burst.message_ids, default=None))
+        target = SendTarget(burst.chat_id, burst.topic_id, reply_target(burst.message_ids))
         random_id = delivery_random_id(input.burst_key, NOTICE_CHUNK)
         async with heartbeating():
             await self._sender.send(target, acct.error_text, random_id=random_id)
@@ -99,8 +99,9 @@ class SendActivities(ActivityHost):
             if index in done:
                 continue
             random_id = delivery_random_id(input.burst_key, index)
-            # An operator's message (an admin send) answers no message of the chat.
-            reply_to = max(burst.message_ids, default=None) if index == 0 else None
+            # An operator's message (an admin send) answers no message of the chat, nor
+            # does a reply to button presses alone.
+            reply_to = reply_target(burst.message_ids) if index == 0 else None
             target = SendTarget(burst.chat_id, burst.topic_id, reply_to)
             async with self._sessionmaker() as session, session.begin():
                 unknown_for = await db_replies.begin_send_attempt(

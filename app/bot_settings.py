@@ -16,11 +16,24 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.settings import MAX_TYPING_WINDOW_SECONDS, MAX_WAIT_SECONDS, Settings
 from channels.telegram.filters import AccessLists
+from channels.telegram.update_jobs import CallbackButton
 from workflows.payloads import ConversationConfig
 
 # Telegram ids are 64-bit signed (chats carry the -100 prefix).
 TelegramId = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 COMMAND_NAME = re.compile(r"[A-Za-z0-9_]{1,32}")
+
+
+class Button(BaseModel):
+    """A pressed inline button: ``text`` joins the burst as that text; ``answer`` is shown
+    to the user at once (``alert``: as a dialog). With neither, the press is recorded and
+    answered with nothing (the spinner stops)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    answer: str | None = Field(default=None, min_length=1, max_length=200)
+    alert: bool = False
+    text: str | None = Field(default=None, min_length=1, max_length=4096)
 
 
 class BotSettings(BaseModel):
@@ -38,6 +51,8 @@ class BotSettings(BaseModel):
     deny_users: list[TelegramId] = Field(default_factory=list, max_length=10_000)
     allow_chats: list[TelegramId] = Field(default_factory=list, max_length=10_000)
     deny_chats: list[TelegramId] = Field(default_factory=list, max_length=10_000)
+    # Inline buttons by their callback data (at most 64 bytes, as Telegram allows).
+    buttons: dict[str, Button] = Field(default_factory=dict, max_length=1000)
     # Extra commands (without "/") answered alone and at once, besides /start, /help and
     # /refresh; None keeps LULL_COMMANDS.
     commands: list[str] | None = Field(default=None, max_length=100)
@@ -54,6 +69,17 @@ class BotSettings(BaseModel):
                 raise ValueError(f"a command is 1-32 letters, digits or _, got {raw!r}")
             names.append(name.lower())
         return sorted(set(names))
+
+    @field_validator("buttons")
+    @classmethod
+    def _button_data(cls, value: dict[str, Button]) -> dict[str, Button]:
+        for data in value:
+            if not 1 <= len(data.encode()) <= 64:
+                raise ValueError(f"button data is 1-64 bytes, got {data!r}")
+        return value
+
+    def callback_buttons(self) -> dict[str, CallbackButton]:
+        return {data: CallbackButton(b.answer, b.alert, b.text) for data, b in self.buttons.items()}
 
     @classmethod
     def stored(cls, raw: dict[str, Any] | None) -> BotSettings:

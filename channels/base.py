@@ -14,6 +14,21 @@ class SendTarget:
     reply_to: int | None
 
 
+# A button press (a Telegram callback query) is recorded as a message of its chat with an
+# id from here up, derived from the query's id: never a real message id (those stay far
+# below 2**31), so it is never replied to and never hit by an edit or a delete.
+CALLBACK_MESSAGE_ID_BASE = 2**62
+
+
+def callback_message_id(query_id: int) -> int:
+    return CALLBACK_MESSAGE_ID_BASE + query_id % 2**61
+
+
+def reply_target(message_ids: list[int]) -> int | None:
+    """The message a reply's first chunk answers: the burst's last real message."""
+    return max((i for i in message_ids if i < CALLBACK_MESSAGE_ID_BASE), default=None)
+
+
 class ChannelSender(Protocol):
     """Delivers one chunk. ``random_id`` is stable across retries so the channel de-duplicates."""
 

@@ -112,6 +112,7 @@ class TelegramListener(UpdateJobs):
         add(self._on_message, events.NewMessage())
         add(self._on_album, events.Album())
         add(self._on_edit, events.MessageEdited())
+        add(self._on_callback, events.CallbackQuery())
         add(self._on_delete, events.MessageDeleted())
         add(self._on_user_update, events.UserUpdate())
         self._checkpoints.start()
@@ -209,6 +210,13 @@ class TelegramListener(UpdateJobs):
             place(folded)
         else:
             self._jobs.submit_in_line(first.chat_id, f"album {grouped_id} items", folded)
+
+    async def _on_callback(self, event: events.CallbackQuery.Event) -> None:
+        # In line with the chat's messages: a press after a message joins its burst after it.
+        label = f"button press {event.query.query_id} in {event.chat_id}"
+        self._jobs.submit_in_line(
+            event.chat_id, label, lambda recorded: self._callback(event, recorded)
+        )
 
     async def _on_edit(self, event: events.MessageEdited.Event) -> None:
         label = f"edit of {event.id} in {event.chat_id}"

@@ -6,13 +6,15 @@ deletes. TelegramListener (channels/telegram/listener.py) inherits these jobs.""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telethon import events
 
+from channels.base import callback_message_id
 from channels.telegram.chat_jobs import HandOver
 from channels.telegram.events import (
     ChatAction,
@@ -28,11 +30,23 @@ from channels.telegram.filters import AccessLists, Verdict, verdict
 from channels.telegram.flows import FlowOwnership
 from channels.telegram.own_messages import OwnMessages
 from db.queries import deliveries as db_deliveries
+from inbound.incoming import IncomingMessage
 from inbound.ingestor import Ingestor
 from inbound.input_rules import valid_message_ids
 from workflows.commands import parse_command
 
 log = logging.getLogger("lull.telegram")
+
+
+@dataclass(frozen=True)
+class CallbackButton:
+    """What pressing an inline button whose data is configured does (app/bot_settings):
+    ``text`` joins the chat's burst as that text; ``answer`` is shown to the user at once
+    (a toast, or an ``alert``). Either way the press is recorded and answered once."""
+
+    answer: str | None = None
+    alert: bool = False
+    text: str | None = None
 
 
 @dataclass(frozen=True)
@@ -44,6 +58,8 @@ class ListenerOptions:
     # How long a handoff lasts; None: until `lull resume`.
     handoff_minutes: float | None = 60.0
     flow_ttl: timedelta = timedelta(hours=72)
+    # Inline buttons by their callback data.
+    buttons: Mapping[str, CallbackButton] = field(default_factory=dict)
     retry_initial_seconds: float = 0.2
     retry_max_seconds: float = 30.0
 
@@ -63,9 +79,43 @@ class UpdateJobs:
     _flows: FlowOwnership
     _own: OwnMessages
 
-    def use_access(self, access: AccessLists) -> None:
-        """The account's allow and deny lists changed (the admin API): from the next update."""
-        self._options = replace(self._options, access=access)
+    def use_bot_options(self, access: AccessLists, buttons: Mapping[str, CallbackButton]) -> None:
+        """The account's lists or buttons changed (the admin API): from the next update."""
+        self._options = replace(self._options, access=access, buttons=buttons)
+
+    async def _callback(self, event: Any, recorded: HandOver) -> None:
+        """A button press: recorded as a message of its chat (joining the burst when its
+        button says so), then answered, so the user's spinner stops. Telegram takes one
+        answer per query: a retried job's second answer is refused and ignored."""
+        data = event.data.decode("utf-8", errors="replace")
+        button = self._options.buttons.get(data)
+        if not self._options.access.permits(event.chat_id, event.sender_id):
+            await self._answer(event, None)
+            recorded()
+            return
+        joins = button is not None and button.text is not None
+        incoming = IncomingMessage(
+            chat_id=event.chat_id,
+            sender_id=event.sender_id,
+            message_id=callback_message_id(event.query.query_id),
+            text=button.text if button is not None and button.text else f"[button {data}]",
+            sent_at=datetime.now(UTC),
+            kind="callback",
+        )
+        reason = None if joins else ("button_answered" if button else "unknown_button")
+        await self._ingestor.message(incoming, unanswered_reason=reason, on_recorded=recorded)
+        await self._answer(event, button)
+
+    async def _answer(self, event: Any, button: CallbackButton | None) -> None:
+        from telethon import errors
+
+        try:
+            if button is not None and button.answer:
+                await event.answer(button.answer, alert=button.alert)
+            else:
+                await event.answer()
+        except errors.QueryIdInvalidError:
+            log.info("callback query %s was answered already (or expired)", event.query.query_id)
 
     async def _typing(self, action: ChatAction) -> None:
         if action.sender_id == self._self_id:

@@ -236,6 +236,9 @@ class FakeTelegramServer:
                     date=now(),
                     out=True,
                 )
+            case functions.messages.SetBotCallbackAnswerRequest(query_id=query_id):
+                world.answer_callback(user_id, query_id, request.message, bool(request.alert))
+                return True
             case functions.messages.SetTypingRequest(peer=peer, action=action):
                 world.typing(user_id, _peer_of(peer), action, topic=request.top_msg_id)
                 return True

@@ -68,6 +68,11 @@ class World(ForumWorld):
         # Messages per global id: each participant's own id for it.
         self._copies: dict[int, dict[int, int]] = {}
         self._next_global = 1
+        # Inline button presses: query id → (bot, user), until answered; answers given
+        # per query id (Telegram takes one: a second gets QUERY_ID_INVALID).
+        self.open_queries: dict[int, tuple[int, int]] = {}
+        self.callback_answers: dict[int, list[tuple[str | None, bool]]] = {}
+        self._next_query = 7_000_000_000_001
 
     # -- set-up ---------------------------------------------------------------------------
     def add_account(self, user_id: int, first_name: str, **kwargs: object) -> Account:
@@ -227,6 +232,30 @@ class World(ForumWorld):
                 )
             # Typing carries no pts: pushed only, never in getDifference.
             self._deliver(owner, self._envelope(owner, [update]))
+
+    def press(self, user_id: int, bot_id: int, message_id: int, data: bytes) -> int:
+        """The user presses an inline button of the bot's message ``message_id`` in their
+        private chat; returns the query id. Pushed only (no pts): a bot that is offline
+        never gets it, as on Telegram."""
+        query_id = self._next_query
+        self._next_query += 1
+        self.open_queries[query_id] = (bot_id, user_id)
+        update = types.UpdateBotCallbackQuery(
+            query_id=query_id,
+            user_id=user_id,
+            peer=types.PeerUser(user_id),
+            msg_id=message_id,
+            chat_instance=user_id * 31 + bot_id,
+            data=data,
+        )
+        self._deliver(bot_id, self._envelope(bot_id, [update]))
+        return query_id
+
+    def answer_callback(self, bot_id: int, query_id: int, message: str | None, alert: bool) -> None:
+        if self.open_queries.get(query_id, (None,))[0] != bot_id:
+            raise RpcRefusal(400, "QUERY_ID_INVALID")
+        del self.open_queries[query_id]
+        self.callback_answers.setdefault(query_id, []).append((message, alert))
 
     def own_typing(self, user_id: int, group_id: int, action: types.TypeSendMessageAction) -> None:
         """A user account's own chat action in a group, from another of its sessions (the

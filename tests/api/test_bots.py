@@ -81,6 +81,8 @@ async def test_bad_bodies_are_422s_that_name_the_field_and_change_nothing(
         ({"settings": {"commands": ["book now"]}}, "commands"),
         ({"settings": {"allow_users": ["alice"]}}, "allow_users"),
         ({"start_text": ""}, "start_text"),
+        ({"settings": {"buttons": {"x" * 65: {"text": "a"}}}}, "button data"),
+        ({"settings": {"buttons": {"ok": {"colour": "red"}}}}, "colour"),
         ({"model": "x", "active": "maybe"}, "active"),
     ]
     for body, field in cases:
