@@ -19,6 +19,26 @@ pytestmark = pytest.mark.e2e
 PASSWORD = "a long enough password"
 
 
+async def start(command: str, env: dict[str, str]) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        *lull_command(command),
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+
+
+async def up(http: httpx.AsyncClient, within: float = 30) -> httpx.Response:
+    """GET /health once the process listens."""
+    for _ in range(int(within * 10)):
+        try:
+            return await http.get("/health")
+        except httpx.TransportError:
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"nothing listens after {within} s")
+
+
 async def test_the_api_serves_over_uvicorn_from_the_first_admin_to_a_bot(
     dev_env: WorkflowEnvironment, database_url: str
 ) -> None:
@@ -52,21 +72,10 @@ async def test_the_api_serves_over_uvicorn_from_the_first_admin_to_a_bot(
     short = await asyncio.to_thread(users, "shorty", password="short")
     assert short.returncode == 2 and "at least 12 characters" in short.stderr
 
-    proc = await asyncio.create_subprocess_exec(
-        *lull_command("api"),
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
+    proc = await start("api", env)
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-            for _ in range(200):
-                try:
-                    if (await http.get("/health")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.1)
+            assert (await up(http)).status_code == 200
             assert (await http.get("/health/db")).json() == {"status": "ok"}
             assert (await http.get("/health/temporal")).json() == {"status": "ok"}
             spec = (await http.get("/openapi.json")).json()
@@ -101,22 +110,10 @@ async def test_a_worker_answers_the_same_health_paths(
         LULL_TASK_QUEUE=task_queue(),
         LULL_WORKER_HEALTH_PORT=str(port),
     )
-    proc = await asyncio.create_subprocess_exec(
-        *lull_command("worker"),
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
+    proc = await start("worker", env)
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-            for _ in range(300):
-                try:
-                    alive = await http.get("/health")
-                    break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.1)
-            assert alive.status_code == 200
+            assert (await up(http)).status_code == 200
             assert (await http.get("/health/db")).json() == {"status": "ok"}
             assert (await http.get("/health/temporal")).json() == {"status": "ok"}
             assert (await http.get("/readyz")).json() == {"temporal": True, "postgres": True}
