@@ -509,12 +509,18 @@ async def _check_temporal(client: Client, report: Report) -> None:
     # idle close stays safe (workflows/conversation.py): the task runs again with it.
     expected = {WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND}
 
+    FORCE_CLOSE = WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_FORCE_CLOSE_COMMAND
     async for wf in client.list_workflows("WorkflowType = 'ConversationWorkflow'"):
         handle = client.get_workflow_handle(wf.id, run_id=wf.run_id)
+        terminated = wf.status is not None and wf.status.name == "TERMINATED"
         async for event in handle.fetch_history_events():
             if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
                 failed = event.workflow_task_failed_event_attributes
                 if failed.cause in expected:
+                    continue
+                if failed.cause == FORCE_CLOSE and terminated:
+                    # The fault that loses a run terminates it: a task in flight then
+                    # fails with FORCE_CLOSE_COMMAND, the server's doing, not the code's.
                     continue
                 cause = WorkflowTaskFailedCause.Name(failed.cause)
                 report.failed_tasks.append(f"{wf.id}: {cause} {failed.failure.message[:120]}")
