@@ -82,7 +82,8 @@ def build_client(
 
 
 def listener_options(settings: Settings, bot: BotSettings | None = None) -> ListenerOptions:
-    """The listener's options: the account's own allow and deny lists where it has them."""
+    """The listener's options: the account's own allow and deny lists where it has them,
+    and its inline buttons."""
     bot = bot or BotSettings()
     return ListenerOptions(
         access=bot.access_lists(settings),
