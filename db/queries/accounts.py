@@ -1,5 +1,5 @@
-"""Accounts: registration, the active flag, lookups. Each query takes a session and never
-commits: the caller owns the transaction."""
+"""Accounts: registration and lookups (whether one is enabled: bots.serving_state). Each
+query takes a session and never commits: the caller owns the transaction."""
 
 from __future__ import annotations
 
@@ -23,12 +23,6 @@ async def upsert_account(session: AsyncSession, *, key: str, kind: str, display_
         .returning(account.c.id)
     )
     return (await session.execute(stmt)).scalar_one()
-
-
-async def account_active(session: AsyncSession, account_id: int) -> bool:
-    """Whether the account is enabled (``account.active``): a disabled one is not served."""
-    stmt = select(account.c.active).where(account.c.id == account_id)
-    return bool((await session.execute(stmt)).scalar_one())
 
 
 async def account_of_conversation(session: AsyncSession, conversation_id: int) -> int:

@@ -22,6 +22,11 @@ ACTIVITY = func.coalesce(conversation.c.last_message_at, conversation.c.created_
 OPERATOR_REASON = "operator"
 
 
+def _has_failed() -> Any:
+    """The chat has a failed burst (a column of the list, and its phase=failed filter)."""
+    return exists().where(burst.c.conversation_id == conversation.c.id, burst.c.status == "failed")
+
+
 def _chat_columns() -> tuple[Any, ...]:
     return (
         conversation.c.id,
@@ -32,9 +37,7 @@ def _chat_columns() -> tuple[Any, ...]:
         conversation.c.chat_ref,
         conversation.c.created_at,
         ACTIVITY.label("last_activity"),
-        exists()
-        .where(burst.c.conversation_id == conversation.c.id, burst.c.status == "failed")
-        .label("has_failed"),
+        _has_failed().label("has_failed"),
     )
 
 
@@ -68,9 +71,7 @@ async def list_chats(
         )
         stmt = stmt.where(or_(conversation.c.chat_id == user_id, wrote))
     if failed:
-        stmt = stmt.where(
-            exists().where(burst.c.conversation_id == conversation.c.id, burst.c.status == "failed")
-        )
+        stmt = stmt.where(_has_failed())
     if chat_refs is not None:
         stmt = stmt.where(conversation.c.chat_ref.in_(list(chat_refs)))
     if active_since is not None:
