@@ -60,6 +60,8 @@ class _Served:
     stop: asyncio.Event
     updated_at: datetime
     since: float
+    # Set once the account's lock is held: until then another replica may hold it.
+    locked: bool = False
 
 
 @dataclass
@@ -86,8 +88,14 @@ class ListenerFleet:
 
     @property
     def serving(self) -> set[int]:
-        """The accounts this replica serves now (their listener is running)."""
-        return {account_id for account_id, s in self.served.items() if not s.task.done()}
+        """The accounts this replica serves now: their lock held, their listener running."""
+        return {
+            account_id for account_id, s in self.served.items() if s.locked and not s.task.done()
+        }
+
+    def _claimed(self) -> int:
+        """Accounts taken or being taken (a claim may still lose the lock's race)."""
+        return sum(1 for s in self.served.values() if not s.task.done())
 
     async def run(self, stop: asyncio.Event) -> None:
         async with replica_slot(self.engine) as slot:
@@ -129,7 +137,7 @@ class ListenerFleet:
                     continue  # revoked session: wait for a change of the account
                 if backoff.updated_at is None and now < backoff.until:
                     continue
-            if len(self.serving) >= share and now - since < self.claim_after_seconds:
+            if self._claimed() >= share and now - since < self.claim_after_seconds:
                 continue  # another replica's share, unless it stays unserved
             self._start(row)
 
@@ -164,6 +172,7 @@ class ListenerFleet:
 
     async def _serve_locked(self, row: Any, stop: asyncio.Event) -> int:
         async with account_listener_lock(self.engine, row.id, owner=self._name) as lock:
+            self.served[row.id].locked = True
             log.info("replica %s serves account %s", self.slot, row.key)
             return await self.serve_account(row, lock, stop)
 
